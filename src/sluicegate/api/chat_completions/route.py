@@ -1,0 +1,84 @@
+"""`POST /v1/chat/completions`: the OpenAI front door.
+
+Everything that can fail is tried before the first byte (auth, body, model, the provider's
+first event), so those failures are ordinary JSON errors with their HTTP status. Once the
+first byte is out, a failure becomes a `data: {"error": ...}` event and `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluicegate.api.chat_completions.chunks import ChunkEncoder
+from sluicegate.api.chat_completions.response import completion_body
+from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
+from sluicegate.api.json import json_response
+from sluicegate.core.events import Event
+from sluicegate.core.gateway import Gateway
+from sluicegate.errors import GatewayError
+from sluicegate.http.body import read_body
+from sluicegate.http.event_stream import EventStreamResponse
+from sluicegate.http.sse import DONE, encode_data
+
+log = logging.getLogger("sluicegate.chat")
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + secrets.token_urlsafe(18)
+
+
+async def chat_completions(request: Request) -> Response | EventStreamResponse:
+    gateway: Gateway = request.app.state.gateway
+    gateway.keys.authenticate(request.headers.get("authorization"))
+    raw = await read_body(request, gateway.settings.server.max_body_bytes)
+    chat = parse_chat_request(decode_json(raw))
+    provider = gateway.models.get(chat.model)
+    completion_id = new_completion_id()
+    created = int(time.time())
+    if not chat.stream:
+        completion = await provider.complete(chat)
+        return json_response(completion_body(completion, completion_id, created, chat.model))
+
+    events = provider.stream(chat)
+    first: Event | None
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await events.aclose()
+        raise
+    encoder = ChunkEncoder(completion_id, created, chat.model, chat.include_usage)
+    return EventStreamResponse(_sse_body(encoder, first, events))
+
+
+async def _sse_body(
+    encoder: ChunkEncoder, first: Event | None, events: AsyncGenerator[Event, None]
+) -> AsyncIterator[bytes]:
+    try:
+        head = encoder.start(0)
+        if first is not None:
+            head += encoder.encode(first)
+        yield head
+        async for event in events:
+            data = encoder.encode(event)
+            if data:
+                yield data
+        usage = encoder.usage_chunk()
+        if usage:
+            yield usage
+    except GatewayError as exc:
+        log.warning("stream failed after the first byte: %s", exc.message)
+        yield encode_data(exc.to_json())
+    except Exception as exc:
+        log.exception("stream failed after the first byte")
+        yield encode_data(GatewayError(f"The gateway failed mid-stream: {type(exc).__name__}").to_json())
+    finally:
+        await events.aclose()
+    yield DONE

@@ -1,0 +1,132 @@
+"""The request body of `POST /v1/chat/completions`, validated as strictly as OpenAI does.
+
+Unknown top-level fields are kept (`extra="allow"`) and forwarded to OpenAI-compatible
+upstreams. A validation failure names the offending field in `param`, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import InvalidRequestError
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    include_usage: bool | None = None
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: str
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str
+    function: FunctionDefinition | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[Message], Field(min_length=1)]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: int | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item.startswith(("function-", "list[", "str", "int", "float", "bool", "constrained")):
+            continue  # pydantic's union-branch labels are not field names
+        else:
+            parts.append(item)
+    return ".".join(parts)
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Validate a decoded JSON body into the canonical request, or raise a 400."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    try:
+        parsed = ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = _param(tuple(first["loc"]))
+        raise InvalidRequestError(
+            f"Invalid value for '{param}': {first['msg']}." if param else first["msg"],
+            param=param or None,
+            code="invalid_value" if first["type"] not in ("missing",) else "missing_required_parameter",
+        ) from None
+    if parsed.stream_options is not None and not parsed.stream:
+        raise InvalidRequestError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+            code="invalid_value",
+        )
+    stop = [parsed.stop] if isinstance(parsed.stop, str) else list(parsed.stop or [])
+    return ChatRequest(
+        model=parsed.model,
+        messages=body["messages"],
+        body=body,
+        stream=bool(parsed.stream),
+        include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
+        max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
+        temperature=parsed.temperature,
+        top_p=parsed.top_p,
+        stop=stop,
+        seed=parsed.seed,
+        n=parsed.n or 1,
+        tools=body.get("tools"),
+        tool_choice=parsed.tool_choice,
+        response_format=parsed.response_format,
+    )
+
+
+def decode_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't"
+            " using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was"
+            f" sent was not valid JSON: {exc})",
+            code="invalid_json",
+        ) from None

