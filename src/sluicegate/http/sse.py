@@ -42,6 +42,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Take the next bytes off the wire; return the events they complete."""
+        if not chunk:
+            return []  # an empty read must not forget a CR that may pair with the next LF
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._pending_cr = False

@@ -2,14 +2,27 @@
 
 Seen in the wild and handled here: `finish_reason` missing or sent together with content,
 usage on every chunk (the last one wins), chunks with empty `choices`, `reasoning_content` or
-`reasoning` beside the answer, tool-call fragments without an `index`, error objects mid-stream.
+`reasoning` beside the answer, tool-call fragments without an `index` (or repeating their `id`
+and `name` on every fragment), `content` as a list of typed parts (Mistral's thinking/text),
+finish reasons outside OpenAI's set, a `total_tokens` that also counts reasoning (xAI), error
+objects mid-stream.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+import orjson
+
+from sluicegate.core.events import (
+    FINISH_REASONS,
+    Event,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from sluicegate.errors import UpstreamError
 
 
@@ -18,21 +31,64 @@ def parse_usage(raw: Any) -> Usage | None:
         return None
     prompt = int(raw.get("prompt_tokens") or 0)
     completion = int(raw.get("completion_tokens") or 0)
-    details = {
+    details: dict[str, Any] = {
         key: value for key, value in raw.items() if key.endswith("_details") and isinstance(value, dict)
     }
+    total = raw.get("total_tokens")
+    if isinstance(total, int) and not isinstance(total, bool) and total != prompt + completion:
+        # Some upstreams (xAI) count reasoning in the total but not in completion_tokens:
+        # the client is billed on the upstream's total, so it is passed on as sent.
+        details["total_tokens"] = total
     return Usage(prompt_tokens=prompt, completion_tokens=completion, details=details)
+
+
+_FINISH_ALIASES = {
+    "eos": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_length": "length",
+    "tool_use": "tool_calls",
+}
+
+
+def finish_reason(raw: Any) -> str:
+    """OpenAI's enum only: SDKs and typed clients reject anything else."""
+    reason = str(raw)
+    if reason in FINISH_REASONS:
+        return reason
+    return _FINISH_ALIASES.get(reason.lower(), "stop")
+
+
+def _content_parts(content: list[Any], index: int, events: list[Event]) -> None:
+    """Mistral's `content: [{"type": "thinking", "thinking": [...]}, {"type": "text", ...}]`."""
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and isinstance(part.get("text"), str) and part["text"]:
+            events.append(TextDelta(part["text"], index))
+        elif part.get("type") == "thinking":
+            thinking = part.get("thinking")
+            if isinstance(thinking, list):
+                thinking = "".join(
+                    p["text"] for p in thinking if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            if isinstance(thinking, str) and thinking:
+                events.append(ReasoningDelta(thinking, index))
 
 
 class ChunkParser:
     """Stateful: remembers which choices started and finished, and the latest usage."""
 
-    __slots__ = ("finished", "seen", "usage")
+    __slots__ = ("_call_ids", "_call_names", "_last_call", "finished", "seen", "usage")
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
         self.finished: set[int] = set()
         self.usage: Usage | None = None
+        self._call_ids: dict[tuple[int, int], str] = {}  # (choice, call index) -> id sent
+        self._call_names: dict[tuple[int, int], str] = {}  # (choice, call index) -> name sent
+        self._last_call: dict[int, int] = {}  # choice -> index of its latest call
 
     def parse(self, chunk: Any) -> list[Event]:
         if not isinstance(chunk, dict):
@@ -46,7 +102,8 @@ class ChunkParser:
             self.usage = usage
         events: list[Event] = []
         for choice in chunk.get("choices") or ():
-            self._choice(choice, events)
+            if isinstance(choice, dict):
+                self._choice(choice, events)
         return events
 
     def _choice(self, choice: dict[str, Any], events: list[Event]) -> None:
@@ -57,30 +114,63 @@ class ChunkParser:
         if reasoning and isinstance(reasoning, str):
             events.append(ReasoningDelta(reasoning, index))
         content = delta.get("content")
-        if content:
+        if isinstance(content, str) and content:
             events.append(TextDelta(content, index))
-        for position, call in enumerate(delta.get("tool_calls") or ()):
-            function = call.get("function") or {}
-            events.append(
-                ToolCallDelta(
-                    index=int(call.get("index", position)),
-                    arguments=function.get("arguments") or "",
-                    id=call.get("id") or None,
-                    name=function.get("name") or None,
-                    choice=index,
-                )
-            )
+        elif isinstance(content, list):
+            _content_parts(content, index, events)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                self._tool_call(call, index, events)
         reason = choice.get("finish_reason")
         if reason and index not in self.finished:
             self.finished.add(index)
-            events.append(Finish(str(reason), index))
+            events.append(Finish(finish_reason(reason), index))
+
+    def _tool_call(self, call: dict[str, Any], choice: int, events: list[Event]) -> None:
+        function = call.get("function") or {}
+        call_id = call.get("id") or None
+        raw_index = call.get("index")
+        if isinstance(raw_index, int) and not isinstance(raw_index, bool):
+            position = raw_index
+        else:
+            # No index: a new id starts the next call, anything else continues the latest one.
+            last = self._last_call.get(choice)
+            known = call_id is not None and call_id in self._call_ids.values()
+            if last is None:
+                position = 0
+            elif call_id is not None and not known and (choice, last) in self._call_ids:
+                position = last + 1
+            else:
+                position = last
+        key = (choice, position)
+        self._last_call[choice] = max(position, self._last_call.get(choice, position))
+        if call_id is not None:
+            if self._call_ids.get(key) == call_id:
+                call_id = None  # repeated on every fragment by some servers: send it once
+            else:
+                self._call_ids[key] = call_id
+        name = function.get("name") or None
+        if name is not None:
+            if self._call_names.get(key) == name:
+                name = None  # a repeat, not a further piece of a name streamed in parts
+            else:
+                self._call_names[key] = self._call_names.get(key, "") + name
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = "" if arguments is None else orjson.dumps(arguments).decode()
+        if call_id is None and name is None and not arguments:
+            return
+        events.append(ToolCallDelta(position, arguments, call_id, name, choice))
 
     def close(self, saw_done: bool) -> list[Event]:
         """Events owed at the end: missing finishes (after [DONE]) and the usage."""
         unfinished = self.seen - self.finished
         if not saw_done and (unfinished or not self.seen):
             raise UpstreamError("The upstream closed the stream before it finished.")
-        events: list[Event] = [Finish("stop", index) for index in sorted(unfinished)]
+        called = {choice for choice, _ in self._call_ids} | {choice for choice, _ in self._call_names}
+        events: list[Event] = [
+            Finish("tool_calls" if index in called else "stop", index) for index in sorted(unfinished)
+        ]
         self.finished.update(unfinished)
         if self.usage is not None:
             events.append(self.usage)

@@ -7,6 +7,7 @@ One pooled aiohttp session per upstream; closing the event iterator closes the c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -21,6 +22,8 @@ from sluicegate.http.sse import SSEDecoder
 from sluicegate.providers.openai.chunks import ChunkParser, parse_usage
 from sluicegate.providers.openai.errors import upstream_error
 from sluicegate.settings import ModelConfig
+
+log = logging.getLogger("sluicegate.providers.openai")
 
 
 class OpenAIProvider:
@@ -70,7 +73,11 @@ class OpenAIProvider:
         except TimeoutError as exc:
             raise UpstreamTimeoutError(f"The upstream of `{self.name}` did not answer in time.") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"Could not reach the upstream of `{self.name}`: {exc}") from exc
+            # The details name the upstream's host and port: for the log, not for the client.
+            log.warning("could not reach the upstream of %s at %s: %s", self.name, self.url, exc)
+            raise UpstreamError(
+                f"Could not reach the upstream of `{self.name}` ({type(exc).__name__})."
+            ) from exc
         if response.status >= 400:
             try:
                 body = await response.read()
