@@ -29,8 +29,9 @@ class ModelConfig(BaseModel):
     api_key: str | None = None
     upstream_model: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = 600.0
+    timeout_s: float = 600.0  # a whole non-streamed answer
     connect_timeout_s: float = 10.0
+    read_timeout_s: float = 300.0  # the longest silence mid-answer
     max_connections: int = 1000
     # local: embedded llama.cpp
     path: str | None = None

@@ -183,3 +183,11 @@ def test_recorded_stream_with_crlf_and_odd_reads(shared_fixtures: Path) -> None:
     for size in (7, 13, 4096):
         reads = [crlf[i : i + size] for i in range(0, len(crlf), size)]
         assert decode(*reads) == expected
+
+
+def test_a_leading_utf8_bom_is_not_data_even_split_across_reads() -> None:
+    stream = b"\xef\xbb\xbfdata: first\n\ndata: second\n\n"
+    for cut in range(len(stream) + 1):
+        decoder = SSEDecoder()
+        events = decoder.feed(stream[:cut]) + decoder.feed(stream[cut:])
+        assert [event.data for event in events] == ["first", "second"], cut

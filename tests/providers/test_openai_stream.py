@@ -770,3 +770,60 @@ def test_non_streaming_n_choices_and_usage_details(client: OpenAI, clean_upstrea
     ]
     assert answer.usage is not None and answer.usage.completion_tokens_details is not None
     assert answer.usage.completion_tokens_details.reasoning_tokens == 2
+
+
+# upstream behaviour beyond the happy path ------------------------------------------------------
+
+
+def test_upstream_answering_json_to_a_stream_request_is_streamed(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    whole = completion_body(
+        [{"index": 0, "message": {"role": "assistant", "content": "all at once"}, "finish_reason": "stop"}],
+        usage={"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+    )
+    clean_upstream.enqueue(Reply(body=whole))
+    events = stream_events(gateway, stream_options={"include_usage": True})
+    assert_openai_shaped(events, include_usage=True)
+    assert text_of(events) == "all at once"
+    assert finishes(events) == {0: ["stop"]}
+    assert events[-1]["usage"]["total_tokens"] == 5
+
+
+def test_client_leaving_before_the_first_token_closes_the_upstream(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    clean_upstream.enqueue(Reply(chunks=[chunk("late"), chunk(finish="stop"), DONE], delay_s=3))
+    body = {"model": UPSTREAM_MODEL, "messages": MESSAGES, "stream": True}
+    headers = {"Authorization": f"Bearer {gateway.api_key}"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=0.5)
+    assert clean_upstream.wait_for_disconnects(1, timeout=2)
+
+
+def test_a_silent_upstream_times_out_with_an_error_event(
+    tmp_path: Path, clean_upstream: OpenAIUpstream
+) -> None:
+    config = {
+        "models": [
+            {
+                "name": "slow",
+                "provider": "openai",
+                "base_url": clean_upstream.base_url,
+                "read_timeout_s": 0.5,
+            }
+        ]
+    }
+    server = start_gateway(tmp_path, config)
+    try:
+        clean_upstream.enqueue(
+            Reply(chunks=[chunk(role="assistant", content=""), chunk("then silence")], hang_after=True)
+        )
+        events = stream_events(server, model="slow")
+        assert text_of(events[:-1]) == "then silence"
+        assert events[-1]["error"]["code"] == "upstream_timeout"
+        clean_upstream.enqueue(Reply(chunks=[], hang_after=True))
+        response = post(server, {"model": "slow", "stream": True})
+        assert_error_shape(response, 504)
+    finally:
+        server.stop()

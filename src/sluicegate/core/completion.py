@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,3 +74,17 @@ async def collect(events: AsyncIterator[Event]) -> Completion:
         if c.finish_reason is None:
             c.finish_reason = "stop"
     return Completion(choices=[choices[i] for i in sorted(choices)], usage=usage)
+
+
+async def completion_events(completion: Completion) -> AsyncGenerator[Event, None]:
+    """The canonical stream of a whole completion, for upstreams that answered at once."""
+    for choice in completion.choices:
+        if choice.reasoning:
+            yield ReasoningDelta(choice.reasoning, choice.index)
+        if choice.content:
+            yield TextDelta(choice.content, choice.index)
+        for position, call in enumerate(choice.tool_calls):
+            yield ToolCallDelta(position, call.arguments, call.id or None, call.name or None, choice.index)
+        yield Finish(choice.finish_reason or "stop", choice.index)
+    if completion.usage is not None:
+        yield completion.usage

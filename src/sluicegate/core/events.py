@@ -49,9 +49,12 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     details: dict[str, Any] = field(default_factory=dict)
+    reported_total: int | None = None  # an upstream's own total, when it counts more (reasoning)
 
     @property
     def total_tokens(self) -> int:
+        if self.reported_total is not None:
+            return self.reported_total
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,14 +20,32 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
 ]
 
 
+def watch_disconnect(receive: Receive) -> asyncio.Future[None]:
+    """A future that completes when the client goes away (the request body already read)."""
+    return asyncio.ensure_future(_wait_for_disconnect(receive))
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
 class EventStreamResponse:
-    def __init__(self, body: AsyncIterator[bytes], headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        headers: list[tuple[bytes, bytes]] | None = None,
+        disconnect: asyncio.Future[None] | None = None,
+    ) -> None:
         self.body = body
         self.headers = SSE_HEADERS + (headers or [])
+        self.disconnect = disconnect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producer = asyncio.ensure_future(self._produce(send))
-        watcher = asyncio.ensure_future(self._watch(receive))
+        watcher = self.disconnect or watch_disconnect(receive)
         try:
             await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -49,10 +67,3 @@ class EventStreamResponse:
             aclose = getattr(self.body, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    @staticmethod
-    async def _watch(receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return

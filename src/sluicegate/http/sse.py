@@ -30,10 +30,11 @@ def encode_event(event: str, payload: bytes) -> bytes:
 
 
 class SSEDecoder:
-    __slots__ = ("_buffer", "_data", "_event", "_id", "_pending_cr", "comments")
+    __slots__ = ("_at_start", "_buffer", "_data", "_event", "_id", "_pending_cr", "comments")
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._at_start = True
         self._pending_cr = False
         self._data: list[str] = []
         self._event = ""
@@ -44,6 +45,15 @@ class SSEDecoder:
         """Take the next bytes off the wire; return the events they complete."""
         if not chunk:
             return []  # an empty read must not forget a CR that may pair with the next LF
+        if self._at_start:
+            if len(chunk) < 3 and b"\xef\xbb\xbf".startswith(chunk):
+                self._buffer += chunk  # maybe the start of a BOM
+                return []
+            self._at_start = False
+            if self._buffer:
+                chunk, self._buffer = self._buffer + chunk, b""
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]  # a stream may open with a UTF-8 BOM, which is not data
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._pending_cr = False

@@ -7,6 +7,7 @@ first byte is out, a failure becomes a `data: {"error": ...}` event and `data: [
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -23,7 +24,7 @@ from sluicegate.core.events import Event
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import GatewayError
 from sluicegate.http.body import read_body
-from sluicegate.http.event_stream import EventStreamResponse
+from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
 from sluicegate.http.sse import DONE, encode_data
 
 log = logging.getLogger("sluicegate.chat")
@@ -46,16 +47,33 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
         return json_response(completion_body(completion, completion_id, created, chat.model))
 
     events = provider.stream(chat)
-    first: Event | None
+    disconnect = watch_disconnect(request.receive)
     try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        first = None
+        first = await _first_event(events, disconnect)
     except BaseException:
+        disconnect.cancel()
         await events.aclose()
         raise
+    if disconnect.done():
+        await events.aclose()
+        return Response(status_code=499)  # the client left before the answer began
     encoder = ChunkEncoder(completion_id, created, chat.model, chat.include_usage)
-    return EventStreamResponse(_sse_body(encoder, first, events))
+    return EventStreamResponse(_sse_body(encoder, first, events), disconnect=disconnect)
+
+
+async def _first_event(events: AsyncGenerator[Event, None], disconnect: asyncio.Future[None]) -> Event | None:
+    """The provider's first event, raised errors included; None if the client leaves first."""
+    first = asyncio.ensure_future(_next_or_none(events))
+    await asyncio.wait((first, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    if not first.done():
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        return None
+    return first.result()
+
+
+async def _next_or_none(events: AsyncGenerator[Event, None]) -> Event | None:
+    return await anext(events, None)
 
 
 async def _sse_body(

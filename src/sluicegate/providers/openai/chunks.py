@@ -35,11 +35,11 @@ def parse_usage(raw: Any) -> Usage | None:
         key: value for key, value in raw.items() if key.endswith("_details") and isinstance(value, dict)
     }
     total = raw.get("total_tokens")
-    if isinstance(total, int) and not isinstance(total, bool) and total != prompt + completion:
-        # Some upstreams (xAI) count reasoning in the total but not in completion_tokens:
-        # the client is billed on the upstream's total, so it is passed on as sent.
-        details["total_tokens"] = total
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, details=details)
+    # Some upstreams (xAI) count reasoning in the total but not in completion_tokens:
+    # the client is billed on the upstream's total, so it is passed on as sent.
+    valid = isinstance(total, int) and not isinstance(total, bool)
+    reported = total if valid and total != prompt + completion else None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, details=details, reported_total=reported)
 
 
 _FINISH_ALIASES = {

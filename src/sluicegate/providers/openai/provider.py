@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from sluicegate.core.completion import Choice, Completion, ToolCall
+from sluicegate.core.completion import Choice, Completion, ToolCall, completion_events
 from sluicegate.core.events import Event
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import UpstreamError, UpstreamTimeoutError
@@ -40,8 +40,14 @@ class OpenAIProvider:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
+        # Streams may last as long as they keep talking: no total, but a bound on silence.
         timeout = aiohttp.ClientTimeout(
-            total=self.config.timeout_s, sock_connect=self.config.connect_timeout_s
+            total=None, sock_connect=self.config.connect_timeout_s, sock_read=self.config.read_timeout_s
+        )
+        self._whole_answer_timeout = aiohttp.ClientTimeout(
+            total=self.config.timeout_s,
+            sock_connect=self.config.connect_timeout_s,
+            sock_read=self.config.read_timeout_s,
         )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode()
@@ -67,8 +73,10 @@ class OpenAIProvider:
         if self._session is None:
             raise UpstreamError(f"The provider for `{self.name}` is not started.")
         try:
+            # (passing timeout=None would switch the session's timeouts off: stream keeps them)
+            extra: dict[str, Any] = {} if stream else {"timeout": self._whole_answer_timeout}
             response = await self._session.post(
-                self.url, data=self._body(request, stream), headers=self._headers
+                self.url, data=self._body(request, stream), headers=self._headers, **extra
             )
         except TimeoutError as exc:
             raise UpstreamTimeoutError(f"The upstream of `{self.name}` did not answer in time.") from exc
@@ -88,6 +96,11 @@ class OpenAIProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         response = await self._post(request, stream=True)
+        if response.content_type == "application/json":
+            # Some servers ignore `stream: true` and answer whole; stream that answer.
+            async for event in completion_events(await self._read_completion(response)):
+                yield event
+            return
         decoder = SSEDecoder()
         parser = ChunkParser()
         saw_done = False
@@ -121,9 +134,13 @@ class OpenAIProvider:
                 response.close()
 
     async def complete(self, request: ChatRequest) -> Completion:
-        response = await self._post(request, stream=False)
+        return await self._read_completion(await self._post(request, stream=False))
+
+    async def _read_completion(self, response: aiohttp.ClientResponse) -> Completion:
         try:
             raw = await response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(f"The upstream of `{self.name}` did not answer in time.") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"The upstream of `{self.name}` broke the answer: {exc}") from exc
         finally:
