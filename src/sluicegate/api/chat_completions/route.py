@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +20,7 @@ from sluicegate.api.chat_completions.chunks import ChunkEncoder
 from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
+from sluicegate.core.completion import Completion
 from sluicegate.core.events import Event
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import GatewayError
@@ -43,7 +44,9 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     completion_id = new_completion_id()
     created = int(time.time())
     if not chat.stream:
-        completion = await provider.complete(chat)
+        completion = await _unless_client_leaves(provider.complete(chat), request)
+        if completion is None:
+            return Response(status_code=499)  # nobody is waiting; the model was stopped
         return json_response(completion_body(completion, completion_id, created, chat.model))
 
     events = provider.stream(chat)
@@ -59,6 +62,23 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
         return Response(status_code=499)  # the client left before the answer began
     encoder = ChunkEncoder(completion_id, created, chat.model, chat.include_usage)
     return EventStreamResponse(_sse_body(encoder, first, events), disconnect=disconnect)
+
+
+async def _unless_client_leaves(work: Awaitable[Completion], request: Request) -> Completion | None:
+    """The whole answer, or None if the client goes away first: then the work is cancelled, so a
+    client that gave up (a timeout, a closed tab) does not keep the model generating for nobody."""
+    task = asyncio.ensure_future(work)
+    disconnect = watch_disconnect(request.receive)
+    try:
+        await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnect.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, disconnect, return_exceptions=True)
+    if task.cancelled():
+        return None
+    return task.result()
 
 
 async def _first_event(events: AsyncGenerator[Event, None], disconnect: asyncio.Future[None]) -> Event | None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
@@ -69,16 +70,31 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
 
 
+_SCALAR_LABELS = frozenset({"str", "int", "float", "bool", "none"})
+
+
+def _is_branch_label(item: str) -> bool:
+    """Pydantic's union-branch labels (`str`, `list[str]`, `constrained-int`, `ContentPart`...),
+    which are not field names; real fields (`stream`, `stop`...) may start like one."""
+    return item in _SCALAR_LABELS or "[" in item or "-" in item or item[:1].isupper()
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item.startswith(("function-", "list[", "str", "int", "float", "bool", "constrained")):
-            continue  # pydantic's union-branch labels are not field names
-        else:
+        elif not _is_branch_label(item):
             parts.append(item)
     return ".".join(parts)
+
+
+def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The error to report: of the first failing field's errors (a union gives one per branch),
+    a real constraint or a missing field beats "wrong type for this branch", deeper beats shallower."""
+    field = errors[0]["loc"][:1]
+    same_field = [error for error in errors if error["loc"][:1] == field]
+    return min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
 
 
 def parse_chat_request(body: Any) -> ChatRequest:
@@ -88,12 +104,17 @@ def parse_chat_request(body: Any) -> ChatRequest:
     try:
         parsed = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        first = _most_specific(exc.errors(include_url=False))
         param = _param(tuple(first["loc"]))
+        missing = first["type"] == "missing"
+        if missing:
+            message = f"Missing required parameter: '{param}'."
+        else:
+            message = f"Invalid value for '{param}': {first['msg']}." if param else first["msg"]
         raise InvalidRequestError(
-            f"Invalid value for '{param}': {first['msg']}." if param else first["msg"],
+            message,
             param=param or None,
-            code="invalid_value" if first["type"] not in ("missing",) else "missing_required_parameter",
+            code="missing_required_parameter" if missing else "invalid_value",
         ) from None
     if parsed.stream_options is not None and not parsed.stream:
         raise InvalidRequestError(

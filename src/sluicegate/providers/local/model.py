@@ -21,7 +21,9 @@ from typing import Any
 from sluicegate.core.events import Event, Finish, TextDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 
-SAMPLING_DEFAULTS = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05}
+# repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
+# a moon's light...") on open prompts and never emits its end token, running to the context limit.
+SAMPLING_DEFAULTS = {"temperature": 0.2, "top_p": 0.95, "top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
 
 
 def bundled_model_path() -> Path:
@@ -122,15 +124,15 @@ class LocalModel:
         generated = 0
         reason = "length"
         hit_stop = False
-        if grammar is not None:
-            grammar.reset()
+        # No grammar reset between choices: `generate` builds a fresh grammar sampler from the
+        # LlamaGrammar (only its GBNF text) on every call; llama-cpp-python 0.3 has no `reset()`.
         for token in self.llama.generate(
             tokens,
             temp=temperature,
             top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
             top_k=int(SAMPLING_DEFAULTS["top_k"]),
             min_p=SAMPLING_DEFAULTS["min_p"],
-            repeat_penalty=1.0,
+            repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
             grammar=grammar,
         ):
             if job.cancelled.is_set():

@@ -1,0 +1,222 @@
+"""The embedded model behind a live gateway: disconnects, overload, UTF-8 and JSON mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.server import LOCAL_MODEL, Gateway, start_gateway
+
+LONG_STORY = [
+    {
+        "role": "user",
+        "content": "Write a very long story, at least two thousand words, about a lighthouse keeper"
+        " and the ships she saves. Describe every day of her life in detail.",
+    }
+]
+
+
+def headers(gateway: Gateway) -> dict[str, str]:
+    return {"Authorization": f"Bearer {gateway.api_key}"}
+
+
+def content_chunks(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """The parsed chunks of an event stream that carry content, as they arrive."""
+    for line in lines:
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        chunk = json.loads(line[len("data: ") :])
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            yield chunk
+
+
+def stream_chat(gateway: Gateway, **fields: Any) -> tuple[str, str | None]:
+    """Streams a chat completion; the concatenated text and the finish reason."""
+    body = {"model": gateway.model, "stream": True, **fields}
+    pieces: list[str] = []
+    finish: str | None = None
+    with httpx.stream(
+        "POST", gateway.v1 + "/chat/completions", json=body, headers=headers(gateway), timeout=60
+    ) as response:
+        assert response.status_code == 200, response.read()
+        raw = response.read()
+    text = raw.decode("utf-8")  # strict: the wire itself must be valid UTF-8
+    for line in text.split("\n"):
+        if line.startswith("data: {"):
+            choice = json.loads(line[len("data: ") :])["choices"][0]
+            pieces.append(choice["delta"].get("content") or "")
+            finish = choice["finish_reason"] or finish
+    return "".join(pieces), finish
+
+
+def test_client_disconnect_stops_the_model(gateway: Gateway) -> None:
+    body = {
+        "model": gateway.model,
+        "messages": LONG_STORY,
+        "stream": True,
+        "max_tokens": 1500,
+        "temperature": 1,
+    }
+    with httpx.stream(
+        "POST", gateway.v1 + "/chat/completions", json=body, headers=headers(gateway), timeout=60
+    ) as response:
+        assert response.status_code == 200
+        received = content_chunks(response.iter_lines())
+        for _ in range(3):
+            next(received)
+    # The connection is closed here, with ~1500 tokens (~15 s of the single worker) still to go.
+    waited = first_content_delay(gateway)
+    assert waited < 2, f"the next request waited {waited:.1f}s: the abandoned generation went on"
+
+
+def first_content_delay(gateway: Gateway) -> float:
+    """Seconds until a short streamed answer's first content chunk arrives."""
+    short = {
+        "model": gateway.model,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "stream": True,
+        "max_tokens": 5,
+    }
+    started = time.monotonic()
+    with httpx.stream(
+        "POST", gateway.v1 + "/chat/completions", json=short, headers=headers(gateway), timeout=60
+    ) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        next(content_chunks(lines))
+        waited = time.monotonic() - started
+        rest = [line for line in lines if line]
+    assert rest[-1] == "data: [DONE]"
+    return waited
+
+
+def test_non_streaming_client_giving_up_stops_the_model(gateway: Gateway) -> None:
+    body = {"model": gateway.model, "messages": LONG_STORY, "max_tokens": 1500, "temperature": 1}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers(gateway), timeout=1)
+    waited = first_content_delay(gateway)
+    assert waited < 2, f"the next request waited {waited:.1f}s: the abandoned generation went on"
+
+
+def test_client_leaving_while_queued_does_not_hold_the_worker(gateway: Gateway) -> None:
+    running = {"model": gateway.model, "messages": LONG_STORY, "stream": True, "max_tokens": 1500}
+    queued = orjson.dumps({**running, "temperature": 1})
+    with httpx.stream(
+        "POST", gateway.v1 + "/chat/completions", json=running, headers=headers(gateway), timeout=60
+    ) as response:
+        next(content_chunks(response.iter_lines()))  # the worker is busy with this one
+        # A raw client sends a request that has to wait in the queue, then hangs up before a byte.
+        host, port = gateway.base_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Authorization: Bearer {gateway.api_key}\r\nContent-Length: {len(queued)}\r\n\r\n".encode()
+                + queued
+            )
+            time.sleep(0.5)
+    # The running one is closed too. Had the queued job run, it would hold the worker ~15 s.
+    waited = first_content_delay(gateway)
+    assert waited < 2, f"the next request waited {waited:.1f}s: the abandoned queued job ran"
+
+
+def test_vietnamese_answer_is_whole_utf8(gateway: Gateway) -> None:
+    text, _ = stream_chat(
+        gateway,
+        messages=[{"role": "user", "content": "Viết một câu chào bằng tiếng Việt"}],
+        max_tokens=60,
+        seed=5,
+    )
+    assert text.strip()
+    assert "\ufffd" not in text
+    assert any(ord(character) > 127 for character in text), text  # multi-byte characters did occur
+
+
+def test_json_object_response_format_gives_json(gateway: Gateway) -> None:
+    text, finish = stream_chat(
+        gateway,
+        messages=[
+            {
+                "role": "user",
+                "content": "Reply with a JSON object with two keys: name (a cat's name) and age (a number).",
+            }
+        ],
+        max_tokens=64,
+        temperature=0,
+        response_format={"type": "json_object"},
+    )
+    assert text.lstrip().startswith("{"), text
+    if finish == "length":
+        pytest.skip("the JSON answer was cut by max_tokens; only its start could be checked")
+    assert finish == "stop"
+    assert isinstance(json.loads(text), dict)
+
+
+def test_json_schema_response_format_follows_the_schema(gateway: Gateway) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+    text, finish = stream_chat(
+        gateway,
+        messages=[{"role": "user", "content": "What is 2 + 2? Answer in JSON."}],
+        max_tokens=32,
+        temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "sum", "schema": schema}},
+    )
+    assert finish == "stop", text
+    parsed = json.loads(text)
+    assert set(parsed) == {"answer"} and isinstance(parsed["answer"], int)
+
+
+@pytest.fixture
+def tiny_queue_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    server = start_gateway(
+        tmp_path, {"models": [{"name": LOCAL_MODEL, "provider": "local", "queue_size": 1}]}
+    )
+    yield server
+    server.stop()
+
+
+async def test_overload_is_turned_away_with_429_and_retry_after(tiny_queue_gateway: Gateway) -> None:
+    gateway = tiny_queue_gateway
+    body = {"model": gateway.model, "messages": LONG_STORY, "stream": True, "max_tokens": 60, "seed": 1}
+
+    async def one(client: httpx.AsyncClient) -> tuple[int, dict[str, str], bytes]:
+        async with client.stream("POST", "/chat/completions", json=body) as response:
+            return response.status_code, dict(response.headers), await response.aread()
+
+    async with httpx.AsyncClient(base_url=gateway.v1, headers=headers(gateway), timeout=60) as client:
+        results = await asyncio.gather(*(one(client) for _ in range(6)))
+        statuses = sorted(status for status, _, _ in results)
+        # One runs, one waits in the queue of 1, the rest are turned away at once.
+        assert statuses.count(200) >= 2, statuses
+        assert statuses.count(429) >= 1, statuses
+        assert statuses.count(200) + statuses.count(429) == 6, statuses
+        for status, response_headers, raw in results:
+            if status == 200:
+                assert raw.endswith(b"data: [DONE]\n\n")
+                assert b'"finish_reason":"length"' in raw or b'"finish_reason":"stop"' in raw
+                continue
+            assert int(response_headers["retry-after"]) >= 1
+            assert response_headers["content-type"].startswith("application/json")
+            error = json.loads(raw)["error"]
+            assert set(error) >= {"message", "type", "code", "param"}
+            assert error["code"]
+            assert error["type"] == "rate_limit_error"
+        # Once the burst is over, the model takes work again.
+        after = await client.post(
+            "/chat/completions",
+            json={"model": gateway.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2},
+        )
+        assert after.status_code == 200, after.text
