@@ -18,9 +18,17 @@ right status; after the first byte the same error becomes a `data: {"error": ...
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from enum import Enum
+from typing import Any, ClassVar, Final, Literal
 
 import orjson
+
+
+class _Default(Enum):
+    CODE = "default"
+
+
+DEFAULT_CODE: Final = _Default.CODE
 
 
 class GatewayError(Exception):
@@ -32,7 +40,7 @@ class GatewayError(Exception):
         self,
         message: str,
         *,
-        code: str | None = None,
+        code: str | Literal[_Default.CODE] | None = DEFAULT_CODE,
         param: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
@@ -40,7 +48,7 @@ class GatewayError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code if code is not None else self.default_code
+        self.code = self.default_code if code is DEFAULT_CODE else code  # None means JSON null
         self.param = param
         self.http_status = status if status is not None else self.status
         self.retry_after = retry_after

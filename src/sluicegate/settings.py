@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+log = logging.getLogger("sluicegate.settings")
 DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -84,14 +86,26 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(user_data_dir("sluicegate", appauthor=False))
 
 
-def interpolate(value: Any, environ: dict[str, str] | os._Environ[str] = os.environ) -> Any:
-    """Replace `${VAR}` and `${VAR:-default}` in every string of the parsed YAML."""
+def interpolate(
+    value: Any, environ: dict[str, str] | os._Environ[str] = os.environ, missing: set[str] | None = None
+) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of the parsed YAML.
+
+    Unset variables without a default become empty strings and are added to `missing`.
+    """
+
+    def lookup(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name not in environ and default is None and missing is not None:
+            missing.add(name)
+        return environ.get(name, default or "")
+
     if isinstance(value, str):
-        return _ENV_PATTERN.sub(lambda m: environ.get(m.group(1), m.group(2) or ""), value)
+        return _ENV_PATTERN.sub(lookup, value)
     if isinstance(value, list):
-        return [interpolate(item, environ) for item in value]
+        return [interpolate(item, environ, missing) for item in value]
     if isinstance(value, dict):
-        return {key: interpolate(item, environ) for key, item in value.items()}
+        return {key: interpolate(item, environ, missing) for key, item in value.items()}
     return value
 
 
@@ -107,7 +121,10 @@ def load_settings(config_file: str | Path | None = None, data_dir: str | Path | 
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"config {path}: the top level must be a mapping")
-        raw = interpolate(loaded)
+        missing: set[str] = set()
+        raw = interpolate(loaded, missing=missing)
+        for name in sorted(missing):
+            log.warning("config %s: environment variable %s is not set; using an empty value", path, name)
     if data_dir is not None:
         raw["data_dir"] = str(data_dir)
     try:

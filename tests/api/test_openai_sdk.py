@@ -169,3 +169,15 @@ def test_tools_on_the_local_model_are_a_clear_400(client: OpenAI, gateway: Gatew
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=gateway.model, messages=PROMPT, tools=[tool])  # type: ignore[list-item]
     assert info.value.param == "tools"
+
+
+def test_frequency_and_presence_penalties_change_the_local_answer(client: OpenAI, gateway: Gateway) -> None:
+    def run(**penalties: float) -> str:
+        answer = client.chat.completions.create(
+            model=gateway.model, messages=PROMPT, max_tokens=40, temperature=0, **penalties
+        )
+        return answer.choices[0].message.content or ""
+
+    plain = run()
+    assert run(frequency_penalty=2.0) != plain
+    assert run(presence_penalty=2.0) != plain

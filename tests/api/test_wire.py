@@ -257,6 +257,7 @@ def test_unknown_route_is_a_404_in_openai_shape(gateway: Gateway, method: str, p
     assert set(payload["error"]) == ERROR_KEYS
     assert path in payload["error"]["message"]
     assert payload["error"]["type"] == "invalid_request_error"
+    assert payload["error"]["code"] is None  # as OpenAI answers an unknown URL
 
 
 def test_wrong_method_is_an_error_in_openai_shape(gateway: Gateway) -> None:

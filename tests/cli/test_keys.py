@@ -166,6 +166,21 @@ def test_config_interpolates_environment_variables(tmp_path: Path, monkeypatch: 
     assert settings.data_dir == tmp_path / "data"
 
 
+def test_an_unset_variable_is_empty_and_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "sluicegate.yaml"
+    config.write_text(
+        "models:\n  - name: hosted\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n"
+        "    api_key: ${SG_TEST_UNSET_KEY}\n"
+    )
+    monkeypatch.delenv("SG_TEST_UNSET_KEY", raising=False)
+    with caplog.at_level("WARNING", logger="sluicegate.settings"):
+        settings = load_settings(config, tmp_path / "data")
+    assert settings.models[0].api_key == ""
+    assert "SG_TEST_UNSET_KEY" in caplog.text
+
+
 def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("server:\n  max_body_bytes: ${SG_TEST_LIMIT:-1024}\n")

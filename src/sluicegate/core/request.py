@@ -22,6 +22,8 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     n: int = 1

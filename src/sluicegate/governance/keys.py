@@ -82,8 +82,7 @@ class KeyStore:
         if not authorization:
             raise AuthenticationError(
                 "You didn't provide an API key. You need to provide your API key in an Authorization"
-                " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                code=None,
+                " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             )
         scheme, _, secret = authorization.partition(" ")
         secret = secret.strip()

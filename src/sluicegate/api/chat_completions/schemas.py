@@ -62,6 +62,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     seed: int | None = None
     n: Annotated[int, Field(ge=1, le=128)] | None = None
@@ -132,6 +134,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
         temperature=parsed.temperature,
         top_p=parsed.top_p,
+        frequency_penalty=parsed.frequency_penalty,
+        presence_penalty=parsed.presence_penalty,
         stop=stop,
         seed=parsed.seed,
         n=parsed.n or 1,

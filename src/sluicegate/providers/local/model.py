@@ -45,6 +45,8 @@ class Job:
     max_tokens: int | None
     temperature: float | None
     top_p: float | None
+    frequency_penalty: float | None
+    presence_penalty: float | None
     stop: list[str]
     seed: int | None
     n: int
@@ -133,6 +135,8 @@ class LocalModel:
             top_k=int(SAMPLING_DEFAULTS["top_k"]),
             min_p=SAMPLING_DEFAULTS["min_p"],
             repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
+            frequency_penalty=job.frequency_penalty or 0.0,
+            presence_penalty=job.presence_penalty or 0.0,
             grammar=grammar,
         ):
             if job.cancelled.is_set():

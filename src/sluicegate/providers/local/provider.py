@@ -73,6 +73,8 @@ class LocalProvider:
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
+            frequency_penalty=request.frequency_penalty,
+            presence_penalty=request.presence_penalty,
             stop=request.stop,
             seed=request.seed,
             n=request.n,
