@@ -1,0 +1,173 @@
+"""The three targets under test: the mock upstream itself (direct), sluicegate and LiteLLM proxy.
+
+Each starter returns a ``Target``; a target that cannot be started carries the reason in ``error``
+so the report can show it as failed instead of the whole benchmark crashing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench import litellm_env
+from bench.processes import Managed, free_port, spawn, stop, wait_http_ok
+
+DIRECT, SLUICEGATE, LITELLM = "direct", "sluicegate", "litellm"
+ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM)
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    procs: list[Managed] = field(default_factory=list)
+    error: str | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def root_pid(self) -> int:
+        """The process tree whose memory and CPU are reported for this target (the server under test)."""
+        return self.procs[0].pid
+
+    def stop(self) -> None:
+        for managed in reversed(self.procs):
+            stop(managed)
+
+
+def start_mock(workdir: Path, port: int | None = None) -> Target:
+    port = port or free_port()
+    managed = spawn(
+        "mock",
+        [sys.executable, "-m", "bench.mock_upstream", "--host", "127.0.0.1", "--port", str(port)],
+        workdir / "mock.log",
+    )
+    target = Target(DIRECT, base_url=f"http://127.0.0.1:{port}/v1", procs=[managed])
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=20)
+    except RuntimeError as exc:
+        target.error = str(exc)
+    return target
+
+
+def _mock_models(models: Sequence[str]) -> list[str]:
+    return sorted(set(models))
+
+
+def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, object]:
+    return {
+        "models": [
+            {
+                "name": m,
+                "provider": "openai",
+                "base_url": mock_base_url,
+                "api_key": "dummy",
+                "upstream_model": m,
+            }
+            for m in _mock_models(models)
+        ]
+    }
+
+
+def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], workers: int) -> Target:
+    """Start sluicegate as deployed: auth on, a real data dir, a key created through its own CLI."""
+    target = Target(SLUICEGATE)
+    exe = shutil.which("sluicegate")
+    if exe is None:
+        target.error = "`sluicegate` is not installed on PATH (pip install -e .)"
+        return target
+    data_dir = workdir / "sluicegate-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "sluicegate.yaml"
+    config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models), sort_keys=False))
+    try:
+        created = subprocess.run(
+            [exe, "keys", "create", "--name", "bench", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        target.error = f"`sluicegate keys create` failed: {exc} {detail[-500:]}"
+        return target
+    lines = [line.strip() for line in created.stdout.splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("sk-"):
+        target.error = (
+            f"`sluicegate keys create` printed no sk- key on its last line: {created.stdout[-300:]!r}"
+        )
+        return target
+    port = free_port()
+    cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    cmd += ["--config", str(config), "--workers", str(workers)]
+    managed = spawn("sluicegate", cmd, workdir / "sluicegate.log")
+    target.procs.append(managed)
+    target.base_url = f"http://127.0.0.1:{port}/v1"
+    target.headers = {"Authorization": f"Bearer {lines[-1]}"}
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=60)
+    except RuntimeError as exc:
+        target.error = str(exc)
+    return target
+
+
+def litellm_config(mock_base_url: str, models: Sequence[str], master_key: str) -> dict[str, object]:
+    return {
+        "model_list": [
+            {
+                "model_name": m,
+                "litellm_params": {"model": f"openai/{m}", "api_base": mock_base_url, "api_key": "dummy"},
+            }
+            for m in _mock_models(models)
+        ],
+        "general_settings": {"master_key": master_key},
+        "litellm_settings": {"drop_params": True, "telemetry": False},
+    }
+
+
+def start_litellm(workdir: Path, mock_base_url: str, models: Sequence[str], workers: int) -> Target:
+    """Install (once) and start LiteLLM proxy with a master key, i.e. auth on like sluicegate."""
+    target = Target(LITELLM)
+    try:
+        exe = litellm_env.ensure_litellm()
+    except litellm_env.LiteLLMUnavailable as exc:
+        target.error = str(exc)
+        return target
+    target.info["version"] = litellm_env.litellm_spec()
+    master_key = f"sk-bench-{secrets.token_hex(12)}"
+    config = workdir / "litellm.yaml"
+    config.write_text(yaml.safe_dump(litellm_config(mock_base_url, models, master_key), sort_keys=False))
+    port = free_port()
+    cmd = [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--num_workers", str(workers)]
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no network fetch of the price list at start-up
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_SCHEMA_UPDATE": "True",
+    }
+    managed = spawn("litellm", cmd, workdir / "litellm.log", env=env)
+    target.procs.append(managed)
+    target.base_url = f"http://127.0.0.1:{port}/v1"
+    target.headers = {"Authorization": f"Bearer {master_key}"}
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health/liveliness", managed, timeout_s=180)
+    except RuntimeError as exc:
+        target.error = str(exc)
+    return target
