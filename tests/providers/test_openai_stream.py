@@ -6,6 +6,7 @@ Raw httpx where the bytes matter, the official SDK where a client's view matters
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -591,9 +592,34 @@ def test_upstream_unreachable_is_a_502(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_upstream_closing_before_any_chunk_is_a_502(gateway: Gateway, clean_upstream: OpenAIUpstream) -> None:
+def test_upstream_closing_after_accepting_gives_an_error_event(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    # The upstream said 200, so the stream has begun (role chunk sent): the failure is an event.
     clean_upstream.enqueue(Reply(chunks=[b": keep-alive\n\n"]))
-    assert_error_shape(post(gateway, {"stream": True}), 502)
+    events = stream_events(gateway)
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert events[-1]["error"]["type"] == "upstream_error"
+    assert "closed the stream" in events[-1]["error"]["message"]
+
+
+def test_first_bytes_leave_when_the_upstream_accepts_not_at_its_first_token(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    clean_upstream.enqueue(Reply(chunks=[chunk("slow"), chunk(finish="stop"), DONE], delay_s=1.0))
+    body = {"model": UPSTREAM_MODEL, "messages": MESSAGES, "stream": True}
+    headers = {"Authorization": f"Bearer {gateway.api_key}"}
+    started = time.monotonic()
+    with httpx.stream("POST", gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=15) as r:
+        lines = r.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        first_byte_s = time.monotonic() - started
+        rest = [line for line in lines if line.startswith("data: ")]
+    assert json.loads(first[6:])["choices"][0]["delta"]["role"] == "assistant"
+    assert first_byte_s < 0.5, first_byte_s
+    assert time.monotonic() - started > 1.0
+    assert rest[-1] == "data: [DONE]"
+    assert '"slow"' in rest[0]
 
 
 def test_upstream_closing_mid_stream_gives_an_error_event_then_done(
@@ -823,7 +849,10 @@ def test_a_silent_upstream_times_out_with_an_error_event(
         assert text_of(events[:-1]) == "then silence"
         assert events[-1]["error"]["code"] == "upstream_timeout"
         clean_upstream.enqueue(Reply(chunks=[], hang_after=True))
-        response = post(server, {"model": "slow", "stream": True})
+        events = stream_events(server, model="slow")
+        assert events[-1]["error"]["code"] == "upstream_timeout"
+        clean_upstream.enqueue(Reply(chunks=[], hang_after=True))
+        response = post(server, {"model": "slow", "stream": False})
         assert_error_shape(response, 504)
     finally:
         server.stop()

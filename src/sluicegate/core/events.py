@@ -67,6 +67,13 @@ class Usage:
         return out
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
+@dataclass(slots=True)
+class Started:
+    """The provider has committed to an answer (the upstream said 200, the local job passed
+    its checks). Failures before it are plain HTTP errors; once it arrives the front door
+    sends its first bytes, without waiting for the first token."""
+
+
+Event = Started | TextDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
 
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})

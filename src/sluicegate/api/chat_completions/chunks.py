@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from sluicegate.core.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from sluicegate.core.events import Event, Finish, ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage
 
 
 class ChunkEncoder:
@@ -41,6 +41,8 @@ class ChunkEncoder:
         if isinstance(event, Usage):
             self.usage = event
             return b""
+        if isinstance(event, Started):
+            return b""  # the role chunk that opens choice 0 is already out
         opening = self.start(event.choice)
         if isinstance(event, TextDelta):
             return opening + self._chunk(event.choice, {"content": event.text})

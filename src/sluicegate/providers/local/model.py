@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, TextDelta, Usage
+from sluicegate.core.events import Event, Finish, Started, TextDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
@@ -104,6 +104,7 @@ class LocalModel:
             )
         limit = min(job.max_tokens or room, room)
         grammar = _grammar(job.response_format)
+        job.emit(Started())
         completion_tokens = 0
         for choice in range(job.n):
             if job.seed is not None:

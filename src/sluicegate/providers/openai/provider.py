@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 
 from sluicegate.core.completion import Choice, Completion, ToolCall, completion_events
-from sluicegate.core.events import Event
+from sluicegate.core.events import Event, Started
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import UpstreamError, UpstreamTimeoutError
 from sluicegate.http.sse import SSEDecoder
@@ -96,6 +96,7 @@ class OpenAIProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         response = await self._post(request, stream=True)
+        yield Started()
         if response.content_type == "application/json":
             # Some servers ignore `stream: true` and answer whole; stream that answer.
             async for event in completion_events(await self._read_completion(response)):
