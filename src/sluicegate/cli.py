@@ -25,8 +25,6 @@ def _key_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings = _settings(args)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
@@ -50,19 +48,9 @@ def serve(args: argparse.Namespace) -> int:
     models = ", ".join(model.name for model in settings.models)
     print(f"sluicegate on http://{host}:{port}/v1 (playground: http://{host}:{port}/) serving: {models}")
     print(f"data dir: {settings.data_dir}", flush=True)
-    uvicorn.run(
-        "sluicegate.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    return 0
+    from sluicegate.server import run
+
+    return run(host, port, workers, args.log_level)
 
 
 def keys_create(args: argparse.Namespace) -> int:
