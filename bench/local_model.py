@@ -27,6 +27,7 @@ from typing import Any
 from bench import litellm_env
 from bench.processes import free_port, spawn, stop, wait_http_ok
 from bench.scenarios import REPO_ROOT
+from sluicegate.providers.local.model import SAMPLING_DEFAULTS
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = "Write a short paragraph about why lighthouses were important for ships."
@@ -73,6 +74,8 @@ def run_direct(llm: Any, max_tokens: int) -> Sample:
         temperature=0.0,
         seed=SEED,
         max_tokens=max_tokens,
+        # the gateway's own default (the model loops without it); the same sampling on both paths
+        repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
     ):
         content = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
         if content:

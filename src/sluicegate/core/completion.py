@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from sluicegate.core.events import Batch, Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 
 @dataclass(slots=True)
@@ -33,58 +33,74 @@ class Completion:
     system_fingerprint: str | None = None
 
 
-async def collect(events: AsyncIterator[Event]) -> Completion:
-    """Fold a canonical stream into one completion (used where an upstream only streams)."""
-    choices: dict[int, Choice] = {}
-    texts: dict[int, list[str]] = {}
-    reasoning: dict[int, list[str]] = {}
-    calls: dict[int, dict[int, list[Any]]] = {}
-    usage: Usage | None = None
+class _Fold:
+    """Accumulates events per choice into whole messages."""
 
-    def choice(i: int) -> Choice:
-        if i not in choices:
-            choices[i] = Choice(index=i)
-        return choices[i]
+    def __init__(self) -> None:
+        self.choices: dict[int, Choice] = {}
+        self.texts: dict[int, list[str]] = {}
+        self.reasoning: dict[int, list[str]] = {}
+        self.calls: dict[int, dict[int, list[Any]]] = {}
+        self.usage: Usage | None = None
 
-    async for event in events:
+    def _choice(self, i: int) -> Choice:
+        if i not in self.choices:
+            self.choices[i] = Choice(index=i)
+        return self.choices[i]
+
+    def add(self, event: Event) -> None:
         if isinstance(event, TextDelta):
-            choice(event.choice)
-            texts.setdefault(event.choice, []).append(event.text)
+            self._choice(event.choice)
+            self.texts.setdefault(event.choice, []).append(event.text)
         elif isinstance(event, ReasoningDelta):
-            choice(event.choice)
-            reasoning.setdefault(event.choice, []).append(event.text)
+            self._choice(event.choice)
+            self.reasoning.setdefault(event.choice, []).append(event.text)
         elif isinstance(event, ToolCallDelta):
-            choice(event.choice)
-            slot = calls.setdefault(event.choice, {}).setdefault(event.index, ["", "", []])
+            self._choice(event.choice)
+            slot = self.calls.setdefault(event.choice, {}).setdefault(event.index, ["", "", []])
             slot[0] = event.id or slot[0]
             slot[1] = event.name or slot[1]
             slot[2].append(event.arguments)
         elif isinstance(event, Finish):
-            choice(event.choice).finish_reason = event.reason
+            self._choice(event.choice).finish_reason = event.reason
         elif isinstance(event, Usage):
-            usage = event
+            self.usage = event
 
-    for i, c in choices.items():
-        if i in texts:
-            c.content = "".join(texts[i])
-        if i in reasoning:
-            c.reasoning = "".join(reasoning[i])
-        for _, (call_id, name, parts) in sorted(calls.get(i, {}).items()):
-            c.tool_calls.append(ToolCall(id=call_id, name=name, arguments="".join(parts)))
-        if c.finish_reason is None:
-            c.finish_reason = "stop"
-    return Completion(choices=[choices[i] for i in sorted(choices)], usage=usage)
+    def completion(self) -> Completion:
+        for i, c in self.choices.items():
+            if i in self.texts:
+                c.content = "".join(self.texts[i])
+            if i in self.reasoning:
+                c.reasoning = "".join(self.reasoning[i])
+            for _, (call_id, name, parts) in sorted(self.calls.get(i, {}).items()):
+                c.tool_calls.append(ToolCall(id=call_id, name=name, arguments="".join(parts)))
+            if c.finish_reason is None:
+                c.finish_reason = "stop"
+        return Completion(choices=[self.choices[i] for i in sorted(self.choices)], usage=self.usage)
 
 
-async def completion_events(completion: Completion) -> AsyncGenerator[Event, None]:
-    """The canonical stream of a whole completion, for upstreams that answered at once."""
+async def collect(batches: AsyncIterator[Batch]) -> Completion:
+    """Fold a canonical stream into one completion (used where an upstream only streams)."""
+    fold = _Fold()
+    async for batch in batches:
+        for event in batch:
+            fold.add(event)
+    return fold.completion()
+
+
+def completion_events(completion: Completion) -> Batch:
+    """The canonical events of a whole completion, for upstreams that answered at once."""
+    events: Batch = []
     for choice in completion.choices:
         if choice.reasoning:
-            yield ReasoningDelta(choice.reasoning, choice.index)
+            events.append(ReasoningDelta(choice.reasoning, choice.index))
         if choice.content:
-            yield TextDelta(choice.content, choice.index)
+            events.append(TextDelta(choice.content, choice.index))
         for position, call in enumerate(choice.tool_calls):
-            yield ToolCallDelta(position, call.arguments, call.id or None, call.name or None, choice.index)
-        yield Finish(choice.finish_reason or "stop", choice.index)
+            events.append(
+                ToolCallDelta(position, call.arguments, call.id or None, call.name or None, choice.index)
+            )
+        events.append(Finish(choice.finish_reason or "stop", choice.index))
     if completion.usage is not None:
-        yield completion.usage
+        events.append(completion.usage)
+    return events

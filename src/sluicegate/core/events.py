@@ -76,4 +76,9 @@ class Started:
 
 Event = Started | TextDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
 
+# Providers yield events in batches: those that arrived together (one network read, or the
+# tokens a busy loop found waiting). A front door writes each batch to the client at once, so
+# a burst costs one write instead of one per event.
+Batch = list[Event]
+
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})

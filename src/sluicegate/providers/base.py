@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from typing import Protocol
 
 from sluicegate.core.completion import Completion
-from sluicegate.core.events import Event
+from sluicegate.core.events import Batch
 from sluicegate.core.request import ChatRequest
 
 
@@ -25,8 +25,8 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release it; called once at shutdown."""
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
-        """Canonical events as they arrive; closing the iterator cancels the upstream work."""
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
+        """Canonical events in batches as they arrive; closing the iterator cancels the upstream work."""
         ...
 
     async def complete(self, request: ChatRequest) -> Completion:

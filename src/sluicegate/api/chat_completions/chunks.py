@@ -10,7 +10,16 @@ from typing import Any
 
 import orjson
 
-from sluicegate.core.events import Event, Finish, ReasoningDelta, Started, TextDelta, ToolCallDelta, Usage
+from sluicegate.core.events import (
+    Batch,
+    Event,
+    Finish,
+    ReasoningDelta,
+    Started,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 
 class ChunkEncoder:
@@ -62,6 +71,11 @@ class ChunkEncoder:
         if isinstance(event, ReasoningDelta):
             return opening + self._chunk(event.choice, {"reasoning_content": event.text})
         return opening
+
+    def encode_batch(self, batch: Batch) -> bytes:
+        if len(batch) == 1:
+            return self.encode(batch[0])
+        return b"".join([self.encode(event) for event in batch])
 
     def usage_chunk(self) -> bytes:
         """The closing `choices: []` chunk with usage, when the client asked for it."""

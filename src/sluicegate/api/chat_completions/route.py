@@ -21,7 +21,7 @@ from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
 from sluicegate.core.completion import Completion
-from sluicegate.core.events import Event
+from sluicegate.core.events import Batch
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import GatewayError
 from sluicegate.http.body import read_body
@@ -52,7 +52,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     events = provider.stream(chat)
     disconnect = watch_disconnect(request.receive)
     try:
-        first = await _first_event(events, disconnect)
+        first = await _first_batch(events, disconnect)
     except BaseException:
         disconnect.cancel()
         await events.aclose()
@@ -81,8 +81,8 @@ async def _unless_client_leaves(work: Awaitable[Completion], request: Request) -
     return task.result()
 
 
-async def _first_event(events: AsyncGenerator[Event, None], disconnect: asyncio.Future[None]) -> Event | None:
-    """The provider's first event, raised errors included; None if the client leaves first."""
+async def _first_batch(events: AsyncGenerator[Batch, None], disconnect: asyncio.Future[None]) -> Batch | None:
+    """The provider's first events, raised errors included; None if the client leaves first."""
     first = asyncio.ensure_future(_next_or_none(events))
     await asyncio.wait((first, disconnect), return_when=asyncio.FIRST_COMPLETED)
     if not first.done():
@@ -92,20 +92,17 @@ async def _first_event(events: AsyncGenerator[Event, None], disconnect: asyncio.
     return first.result()
 
 
-async def _next_or_none(events: AsyncGenerator[Event, None]) -> Event | None:
+async def _next_or_none(events: AsyncGenerator[Batch, None]) -> Batch | None:
     return await anext(events, None)
 
 
 async def _sse_body(
-    encoder: ChunkEncoder, first: Event | None, events: AsyncGenerator[Event, None]
+    encoder: ChunkEncoder, first: Batch | None, events: AsyncGenerator[Batch, None]
 ) -> AsyncIterator[bytes]:
     try:
-        head = encoder.start(0)
-        if first is not None:
-            head += encoder.encode(first)
-        yield head
-        async for event in events:
-            data = encoder.encode(event)
+        yield encoder.start(0) + encoder.encode_batch(first or [])
+        async for batch in events:
+            data = encoder.encode_batch(batch)
             if data:
                 yield data
         usage = encoder.usage_chunk()

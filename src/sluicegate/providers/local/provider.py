@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sluicegate.core.completion import Completion, collect
-from sluicegate.core.events import Event
+from sluicegate.core.events import Batch, Event
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
@@ -63,7 +63,7 @@ class LocalProvider:
             )
         return self._model
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
         messages = flatten_messages(request.messages, self.name)
         loop = asyncio.get_running_loop()
@@ -86,12 +86,21 @@ class LocalProvider:
         future = loop.run_in_executor(self._executor, model.run, job)
         try:
             while True:
+                batch: Batch = []
                 item = await queue.get()
+                while True:  # take every token already waiting, not one per wake-up
+                    if item is None or isinstance(item, BaseException):
+                        break
+                    batch.append(item)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                if batch:
+                    yield batch
                 if item is None:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield item
         finally:
             job.cancelled.set()
             self._admitted -= 1

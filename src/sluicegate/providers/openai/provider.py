@@ -15,10 +15,10 @@ import aiohttp
 import orjson
 
 from sluicegate.core.completion import Choice, Completion, ToolCall, completion_events
-from sluicegate.core.events import Event, Started
+from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest
-from sluicegate.errors import UpstreamError, UpstreamTimeoutError
-from sluicegate.http.sse import SSEDecoder
+from sluicegate.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from sluicegate.http.sse import SSEDecoder, SSEEvent
 from sluicegate.providers.openai.chunks import ChunkParser, parse_usage
 from sluicegate.providers.openai.errors import upstream_error
 from sluicegate.settings import ModelConfig
@@ -94,36 +94,34 @@ class OpenAIProvider:
             raise upstream_error(response.status, body, response.headers.get("Retry-After"), self.name)
         return response
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         response = await self._post(request, stream=True)
-        yield Started()
+        yield [Started()]
         if response.content_type == "application/json":
             # Some servers ignore `stream: true` and answer whole; stream that answer.
-            async for event in completion_events(await self._read_completion(response)):
-                yield event
+            yield completion_events(await self._read_completion(response))
             return
         decoder = SSEDecoder()
         parser = ChunkParser()
         saw_done = False
         try:
             async for data in response.content.iter_any():
-                for sse in decoder.feed(data):
-                    if sse.data == "[DONE]":
-                        saw_done = True
-                        break
-                    for event in parser.parse(_loads(sse.data)):
-                        yield event
+                batch, saw_done, error = _parse(decoder.feed(data), parser)
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
                 if saw_done:
                     break
             if not saw_done:
-                for sse in decoder.flush():
-                    if sse.data == "[DONE]":
-                        saw_done = True
-                    else:
-                        for event in parser.parse(_loads(sse.data)):
-                            yield event
-            for event in parser.close(saw_done):
-                yield event
+                batch, saw_done, error = _parse(decoder.flush(), parser)
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+            batch = parser.close(saw_done)
+            if batch:
+                yield batch
         except TimeoutError as exc:
             raise UpstreamTimeoutError(f"The upstream of `{self.name}` stopped sending in time.") from exc
         except aiohttp.ClientError as exc:
@@ -147,6 +145,20 @@ class OpenAIProvider:
         finally:
             response.release()
         return parse_completion(_loads(raw.decode("utf-8", errors="replace")))
+
+
+def _parse(events: list[SSEEvent], parser: ChunkParser) -> tuple[Batch, bool, GatewayError | None]:
+    """The canonical events of one network read, whether it held `[DONE]`, and the error
+    that interrupted it (returned, so the events before it still reach the client)."""
+    batch: Batch = []
+    for sse in events:
+        if sse.data == "[DONE]":
+            return batch, True, None
+        try:
+            batch += parser.parse(_loads(sse.data))
+        except GatewayError as exc:
+            return batch, False, exc
+    return batch, False, None
 
 
 def _loads(data: str) -> Any:

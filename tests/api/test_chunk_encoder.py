@@ -1,0 +1,72 @@
+"""The OpenAI chunk encoder, event by event and batch by batch."""
+
+from __future__ import annotations
+
+import json
+
+from sluicegate.api.chat_completions.chunks import ChunkEncoder
+from sluicegate.core.events import Finish, Started, TextDelta, ToolCallDelta, Usage
+
+
+def frames(data: bytes) -> list[dict[str, object]]:
+    assert data.endswith(b"\n\n")
+    return [json.loads(block.removeprefix(b"data: ")) for block in data[:-2].split(b"\n\n")]
+
+
+def test_a_batch_encodes_as_its_events_one_after_another() -> None:
+    events = [Started(), TextDelta("Hel"), TextDelta("lo"), Finish("stop"), Usage(3, 2)]
+    one_by_one = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=True)
+    batched = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=True)
+    expected = b"".join(one_by_one.encode(event) for event in events) + one_by_one.usage_chunk()
+    assert batched.encode_batch(events) + batched.usage_chunk() == expected
+    chunks = frames(expected)
+    assert [c["choices"][0]["delta"] for c in chunks[:-1]] == [  # type: ignore[index]
+        {"role": "assistant", "content": ""},
+        {"content": "Hel"},
+        {"content": "lo"},
+        {},
+    ]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == {
+        "prompt_tokens": 3,
+        "completion_tokens": 2,
+        "total_tokens": 5,
+    }
+
+
+def test_each_choice_opens_with_one_role_chunk() -> None:
+    encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
+    data = encoder.encode_batch(
+        [TextDelta("a", 0), TextDelta("b", 1), TextDelta("c", 0), Finish("length", 1)]
+    )
+    chunks = frames(data)
+    roles = [(c["choices"][0]["index"], c["choices"][0]["delta"]) for c in chunks]  # type: ignore[index]
+    assert roles == [
+        (0, {"role": "assistant", "content": ""}),
+        (0, {"content": "a"}),
+        (1, {"role": "assistant", "content": ""}),
+        (1, {"content": "b"}),
+        (0, {"content": "c"}),
+        (1, {}),
+    ]
+    assert all("usage" not in c for c in chunks)
+    assert encoder.usage_chunk() == b""
+
+
+def test_tool_call_fragments_carry_id_and_name_only_when_given() -> None:
+    encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
+    encoder.start(0)
+    first = frames(encoder.encode(ToolCallDelta(0, "", id="call_1", name="get_weather")))[0]
+    later = frames(encoder.encode(ToolCallDelta(0, '{"city"')))[0]
+    assert first["choices"][0]["delta"] == {  # type: ignore[index]
+        "tool_calls": [
+            {
+                "index": 0,
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": ""},
+            }
+        ]
+    }
+    assert later["choices"][0]["delta"] == {  # type: ignore[index]
+        "tool_calls": [{"index": 0, "function": {"arguments": '{"city"'}}]
+    }
