@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import SHARED_FIXTURES
-from tests.providers.test_openai_stream import DONE, assert_openai_shaped, stream_events
+from tests.support.openai_calls import DONE, assert_openai_shaped, stream_events
 from tests.support.openai_upstream import OpenAIUpstream, Reply, sse
 from tests.support.server import Gateway
 
