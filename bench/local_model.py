@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import litellm_env
-from bench.processes import free_port, spawn, stop, wait_http_ok
+from bench.processes import create_key, free_port, spawn, stop, wait_http_ok
 from bench.scenarios import REPO_ROOT
 from sluicegate.providers.local.model import SAMPLING_DEFAULTS
 
@@ -135,14 +134,7 @@ def start_gateway(workdir: Path) -> tuple[Any, str, str]:
     if exe is None:
         raise RuntimeError("`sluicegate` is not installed on PATH")
     data_dir = workdir / "data"
-    created = subprocess.run(
-        [exe, "keys", "create", "--name", "bench", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    key = created.stdout.strip().splitlines()[-1].strip()
+    key = create_key(exe, data_dir)
     port = free_port()
     # No --config: the embedded model is what is served. One worker: each worker loads its own model.
     cmd = [

@@ -50,6 +50,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def create_key(exe: str, data_dir: Path, timeout_s: float = 120) -> str:
+    """A fresh sluicegate API key: `sluicegate keys create` prints it alone on its last line."""
+    created = subprocess.run(
+        [exe, "keys", "create", "--name", "bench", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=True,
+    )
+    lines = [line.strip() for line in created.stdout.splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("sk-"):
+        raise RuntimeError(
+            f"`sluicegate keys create` printed no sk- key on its last line: {created.stdout[-300:]!r}"
+        )
+    return lines[-1]
+
+
 def spawn(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> Managed:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from bench import litellm_env
-from bench.processes import Managed, free_port, spawn, stop, wait_http_ok
+from bench.processes import Managed, create_key, free_port, spawn, stop, wait_http_ok
 
 DIRECT, SLUICEGATE, LITELLM = "direct", "sluicegate", "litellm"
 ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM)
@@ -96,22 +96,10 @@ def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], w
     config = workdir / "sluicegate.yaml"
     config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models), sort_keys=False))
     try:
-        created = subprocess.run(
-            [exe, "keys", "create", "--name", "bench", "--data-dir", str(data_dir)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        key = create_key(exe, data_dir, timeout_s=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, RuntimeError) as exc:
         detail = getattr(exc, "stderr", "") or ""
         target.error = f"`sluicegate keys create` failed: {exc} {detail[-500:]}"
-        return target
-    lines = [line.strip() for line in created.stdout.splitlines() if line.strip()]
-    if not lines or not lines[-1].startswith("sk-"):
-        target.error = (
-            f"`sluicegate keys create` printed no sk- key on its last line: {created.stdout[-300:]!r}"
-        )
         return target
     port = free_port()
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
@@ -119,7 +107,7 @@ def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], w
     managed = spawn("sluicegate", cmd, workdir / "sluicegate.log")
     target.procs.append(managed)
     target.base_url = f"http://127.0.0.1:{port}/v1"
-    target.headers = {"Authorization": f"Bearer {lines[-1]}"}
+    target.headers = {"Authorization": f"Bearer {key}"}
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=60)
     except RuntimeError as exc:
