@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,6 @@ from sluicegate.api.chat_completions.chunks import ChunkEncoder
 from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
-from sluicegate.core.completion import Completion
 from sluicegate.core.events import Batch
 from sluicegate.core.gateway import Gateway
 from sluicegate.errors import GatewayError
@@ -29,6 +29,7 @@ from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
 from sluicegate.http.sse import DONE, encode_data
 
 log = logging.getLogger("sluicegate.chat")
+T = TypeVar("T")
 
 
 def new_completion_id() -> str:
@@ -43,16 +44,19 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     provider = gateway.models.get(chat.model)
     completion_id = new_completion_id()
     created = int(time.time())
+    disconnect = watch_disconnect(request.receive)
     if not chat.stream:
-        completion = await _unless_client_leaves(provider.complete(chat), request)
+        try:
+            completion = await _unless_client_leaves(provider.complete(chat), disconnect)
+        finally:
+            disconnect.cancel()
         if completion is None:
-            return Response(status_code=499)  # nobody is waiting; the model was stopped
+            return Response(status_code=499)  # nobody is waiting; the work was cancelled
         return json_response(completion_body(completion, completion_id, created, chat.model))
 
     events = provider.stream(chat)
-    disconnect = watch_disconnect(request.receive)
     try:
-        first = await _first_batch(events, disconnect)
+        first = await _unless_client_leaves(anext(events, None), disconnect)
     except BaseException:
         disconnect.cancel()
         await events.aclose()
@@ -64,36 +68,17 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     return EventStreamResponse(_sse_body(encoder, first, events), disconnect=disconnect)
 
 
-async def _unless_client_leaves(work: Awaitable[Completion], request: Request) -> Completion | None:
-    """The whole answer, or None if the client goes away first: then the work is cancelled, so a
-    client that gave up (a timeout, a closed tab) does not keep the model generating for nobody."""
+async def _unless_client_leaves(work: Awaitable[T], disconnect: asyncio.Future[None]) -> T | None:
+    """The work's result (or its exception), or None if the client goes away first: then the
+    work is cancelled, so a client that gave up (a timeout, a closed tab) does not keep a model
+    generating for nobody."""
     task = asyncio.ensure_future(work)
-    disconnect = watch_disconnect(request.receive)
-    try:
-        await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        disconnect.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, disconnect, return_exceptions=True)
-    if task.cancelled():
+    await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         return None
     return task.result()
-
-
-async def _first_batch(events: AsyncGenerator[Batch, None], disconnect: asyncio.Future[None]) -> Batch | None:
-    """The provider's first events, raised errors included; None if the client leaves first."""
-    first = asyncio.ensure_future(_next_or_none(events))
-    await asyncio.wait((first, disconnect), return_when=asyncio.FIRST_COMPLETED)
-    if not first.done():
-        first.cancel()
-        await asyncio.gather(first, return_exceptions=True)
-        return None
-    return first.result()
-
-
-async def _next_or_none(events: AsyncGenerator[Batch, None]) -> Batch | None:
-    return await anext(events, None)
 
 
 async def _sse_body(
