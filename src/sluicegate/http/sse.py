@@ -59,6 +59,12 @@ class SSEDecoder:
         self._pending_cr = False
         buffer = self._buffer + chunk if self._buffer else chunk
         events: list[SSEEvent] = []
+        if b"\r" not in buffer:  # the common LF-only framing: split once, no per-line search
+            lines = buffer.split(b"\n")
+            self._buffer = lines.pop()
+            for line in lines:
+                self._line(line, events)
+            return events
         start = 0
         length = len(buffer)
         while start < length:
@@ -94,6 +100,9 @@ class SSEDecoder:
                 events.append(SSEEvent("\n".join(self._data), self._event or "message", self._id))
             self._data = []
             self._event = ""
+            return
+        if raw.startswith(b"data: "):  # nearly every line of an LLM stream
+            self._data.append(raw[6:].decode("utf-8", errors="replace"))
             return
         line = raw.decode("utf-8", errors="replace")
         if line[0] == ":":
