@@ -17,7 +17,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.conftest import SHARED_FIXTURES
-from tests.support.openai_calls import DONE, assert_openai_shaped, stream_events
+from tests.support.openai_calls import DONE, assert_openai_shaped, finishes, stream_events
 from tests.support.openai_upstream import OpenAIUpstream, Reply, sse
 from tests.support.server import Gateway
 
@@ -161,3 +161,19 @@ def test_recorded_stream_through_the_gateway(
     if expected["usage"] is not None:
         assert chunks[-1]["choices"] == []
         assert got["usage"] == expected["usage"]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_embedded_model_stream_validates_against_the_spec(
+    n: int, gateway: Gateway, chunk_validator: Draft202012Validator
+) -> None:
+    chunks = stream_events(
+        gateway, model=gateway.model, max_tokens=6, n=n, stream_options={"include_usage": True}
+    )
+    assert len(chunks) > 3
+    for item in chunks:
+        errors = sorted(chunk_validator.iter_errors(item), key=str)
+        assert not errors, f"{item}\n{errors[0]}"
+    assert_openai_shaped(chunks, include_usage=True, model=gateway.model)
+    assert 0 < chunks[-1]["usage"]["completion_tokens"] <= 6 * n
+    assert set(finishes(chunks)) == set(range(n))

@@ -102,12 +102,14 @@ def finishes(chunks: list[dict[str, Any]]) -> dict[int, list[str]]:
     return out
 
 
-def assert_openai_shaped(chunks: list[dict[str, Any]], *, include_usage: bool = False) -> None:
+def assert_openai_shaped(
+    chunks: list[dict[str, Any]], *, include_usage: bool = False, model: str = UPSTREAM_MODEL
+) -> None:
     assert chunks
     assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"].startswith("chatcmpl-")
     assert len({c["created"] for c in chunks}) == 1
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    assert all(c["model"] == UPSTREAM_MODEL for c in chunks)
+    assert all(c["model"] == model for c in chunks)
     with_choices = [c for c in chunks if c["choices"]]
     assert with_choices[0]["choices"][0]["delta"].get("role") == "assistant"
     for item in with_choices:
