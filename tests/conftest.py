@@ -33,7 +33,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) 
     config = {
         "server": {"max_body_bytes": 256 * 1024},
         "models": [
-            {"name": LOCAL_MODEL, "provider": "local", "queue_size": 8},
+            {"name": LOCAL_MODEL, "provider": "local", "queue_size": 8, "aliases": ["gpt-4o"]},
             {
                 "name": UPSTREAM_MODEL,
                 "provider": "openai",

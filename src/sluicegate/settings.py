@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 log = logging.getLogger("sluicegate.settings")
 DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
+# Without a config file, code written for OpenAI (the usual guides say `gpt-4o`) runs unchanged
+# against the embedded model; answers still name the model that wrote them.
+DEFAULT_LOCAL_ALIASES = ("gpt-4o", "gpt-4o-mini")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -26,6 +29,7 @@ class ModelConfig(BaseModel):
 
     name: str
     provider: Literal["local", "openai"]
+    aliases: list[str] = Field(default_factory=list)  # more names clients may use for this model
     # openai: any OpenAI-compatible server
     base_url: str | None = None
     api_key: str | None = None
@@ -64,7 +68,9 @@ class Settings(BaseModel):
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(
-        default_factory=lambda: [ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local")]
+        default_factory=lambda: [
+            ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
+        ]
     )
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
@@ -73,11 +79,12 @@ class Settings(BaseModel):
     def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
         seen: set[str] = set()
         for model in models:
-            if model.name in seen:
-                raise ValueError(f"model name {model.name!r} is configured twice")
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name {name!r} is configured twice")
+                seen.add(name)
             if model.provider == "openai" and not model.base_url:
                 raise ValueError(f"model {model.name!r}: provider openai needs base_url")
-            seen.add(model.name)
         return models
 
 

@@ -181,3 +181,11 @@ def test_frequency_and_presence_penalties_change_the_local_answer(client: OpenAI
     plain = run()
     assert run(frequency_penalty=2.0) != plain
     assert run(presence_penalty=2.0) != plain
+
+
+def test_an_alias_is_served_by_its_model_and_listed(client: OpenAI, gateway: Gateway) -> None:
+    answer = client.chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=3)
+    assert answer.model == gateway.model  # the answer names the model that wrote it
+    assert answer.choices[0].finish_reason == "length"
+    assert "gpt-4o" in [model.id for model in client.models.list()]
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"

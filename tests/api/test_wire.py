@@ -214,7 +214,7 @@ def test_models_list_shape(gateway: Gateway) -> None:
     listing = response.json()
     assert set(listing) == {"object", "data"}
     assert listing["object"] == "list"
-    assert [m["id"] for m in listing["data"]] == [gateway.model, UPSTREAM_MODEL]
+    assert [m["id"] for m in listing["data"]] == [gateway.model, UPSTREAM_MODEL, "gpt-4o"]
     for model in listing["data"]:
         assert set(model) == {"id", "object", "created", "owned_by"}
         assert model["object"] == "model"

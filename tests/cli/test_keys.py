@@ -121,7 +121,8 @@ def test_first_serve_prints_a_usable_key_and_serves_within_5s(tmp_path: Path) ->
             server.v1 + "/models", headers={"Authorization": f"Bearer {server.api_key}"}, timeout=10
         )
         assert response.status_code == 200
-        assert [model["id"] for model in response.json()["data"]] == [server.model]
+        # The default configuration: the embedded model, also under the names OpenAI guides use.
+        assert [model["id"] for model in response.json()["data"]] == [server.model, "gpt-4o", "gpt-4o-mini"]
     finally:
         server.stop()
     # A second start on the same data dir keeps the key and prints no new one.
@@ -198,6 +199,10 @@ def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         ("server:\n  prot: 8080\n", "prot"),
         ("models: [\n", "cannot read config"),
         ("- just\n- a list\n", "mapping"),
+        (
+            "models:\n  - name: a\n    provider: local\n    aliases: [b]\n  - name: b\n    provider: local\n",
+            "'b' is configured twice",
+        ),
     ],
     ids=[
         "bad-provider",
@@ -206,6 +211,7 @@ def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         "unknown-key",
         "bad-yaml",
         "not-a-mapping",
+        "alias-clashes-with-a-name",
     ],
 )
 @pytest.mark.parametrize("command", [["serve"], ["keys", "list"]], ids=["serve", "keys-list"])

@@ -76,7 +76,6 @@ def seed_for(gateway: Any) -> str:
     replacements = {
         "https://api.lemondata.cc/v1/chat/completions": f"{gateway.base_url}/v1/chat/completions",
         "sk-your-api-key": gateway.api_key,
-        "'gpt-4o'": f"'{gateway.model}'",
     }
     code = SEED_EXAMPLE
     for old, new in replacements.items():

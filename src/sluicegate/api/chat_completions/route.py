@@ -52,7 +52,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
             disconnect.cancel()
         if completion is None:
             return Response(status_code=499)  # nobody is waiting; the work was cancelled
-        return json_response(completion_body(completion, completion_id, created, chat.model))
+        return json_response(completion_body(completion, completion_id, created, provider.name))
 
     events = provider.stream(chat)
     try:
@@ -64,7 +64,7 @@ async def chat_completions(request: Request) -> Response | EventStreamResponse:
     if disconnect.done():
         await events.aclose()
         return Response(status_code=499)  # the client left before the answer began
-    encoder = ChunkEncoder(completion_id, created, chat.model, chat.include_usage)
+    encoder = ChunkEncoder(completion_id, created, provider.name, chat.include_usage)
     return EventStreamResponse(_sse_body(encoder, first, events), disconnect=disconnect)
 
 
