@@ -67,18 +67,22 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
 
 
+def probe_spec(target: Target, stream: bool, rate: float, duration_s: float, timeout_s: float) -> LoadSpec:
+    """A short load of the smoke model, streaming or not, against one target."""
+    return LoadSpec(
+        url=target.chat_url,
+        body=request_body(SMOKE_MODEL, stream),
+        rate=rate,
+        duration_s=duration_s,
+        headers=target.headers,
+        timeout_s=timeout_s,
+    )
+
+
 def smoke(target: Target) -> str | None:
     """One streaming and one plain request end to end before measuring; returns an error or None."""
     for stream in (True, False):
-        spec = LoadSpec(
-            url=target.chat_url,
-            body=request_body(SMOKE_MODEL, stream),
-            rate=4,
-            duration_s=0.5,
-            headers=target.headers,
-            timeout_s=15,
-        )
-        result = asyncio.run(run_load(spec))
+        result = asyncio.run(run_load(probe_spec(target, stream, rate=4, duration_s=0.5, timeout_s=15)))
         if result.ok != result.scheduled:
             return f"smoke test ({'stream' if stream else 'non-stream'}) failed: {result.errors}"
     return None
@@ -88,15 +92,7 @@ async def _warm_all(targets: list[Target]) -> list[float]:
     async def warm(target: Target) -> float:
         results = []
         for stream in (True, False):
-            spec = LoadSpec(
-                url=target.chat_url,
-                body=request_body(SMOKE_MODEL, stream),
-                rate=15,
-                duration_s=1.5,
-                headers=target.headers,
-                timeout_s=5,
-            )
-            results.append(await run_load(spec))
+            results.append(await run_load(probe_spec(target, stream, rate=15, duration_s=1.5, timeout_s=5)))
         return min(r.success_pct for r in results)
 
     return list(await asyncio.gather(*(warm(t) for t in targets)))

@@ -105,11 +105,18 @@ def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], w
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--config", str(config), "--workers", str(workers)]
     managed = spawn("sluicegate", cmd, workdir / "sluicegate.log")
+    return _ready(target, managed, port, key, "/health", timeout_s=60)
+
+
+def _ready(
+    target: Target, managed: Managed, port: int, key: str, health_path: str, timeout_s: float
+) -> Target:
+    """Record a started target's address and key, and wait until it answers its health check."""
     target.procs.append(managed)
     target.base_url = f"http://127.0.0.1:{port}/v1"
     target.headers = {"Authorization": f"Bearer {key}"}
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=60)
+        wait_http_ok(f"http://127.0.0.1:{port}{health_path}", managed, timeout_s=timeout_s)
     except RuntimeError as exc:
         target.error = str(exc)
     return target
@@ -151,11 +158,4 @@ def start_litellm(workdir: Path, mock_base_url: str, models: Sequence[str], work
         "DISABLE_SCHEMA_UPDATE": "True",
     }
     managed = spawn("litellm", cmd, workdir / "litellm.log", env=env)
-    target.procs.append(managed)
-    target.base_url = f"http://127.0.0.1:{port}/v1"
-    target.headers = {"Authorization": f"Bearer {master_key}"}
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health/liveliness", managed, timeout_s=180)
-    except RuntimeError as exc:
-        target.error = str(exc)
-    return target
+    return _ready(target, managed, port, master_key, "/health/liveliness", timeout_s=180)
