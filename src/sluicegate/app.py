@@ -19,8 +19,8 @@ from starlette.staticfiles import StaticFiles
 from sluicegate.api.chat_completions.route import chat_completions
 from sluicegate.api.json import json_response
 from sluicegate.api.models import health, list_models, retrieve_model
-from sluicegate.core.gateway import Gateway
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
+from sluicegate.gateway import Gateway
 from sluicegate.settings import Settings, load_settings
 
 log = logging.getLogger("sluicegate")

@@ -6,11 +6,14 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sluicegate.providers.catalog import ModelConfig
+from sluicegate.providers.local.config import LocalConfig
 
 log = logging.getLogger("sluicegate.settings")
 DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
@@ -22,34 +25,6 @@ _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class ConfigError(Exception):
     """The config file cannot be used; the message says where and why."""
-
-
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    provider: Literal["local", "openai"]
-    aliases: list[str] = Field(default_factory=list)  # more names clients may use for this model
-    # openai: any OpenAI-compatible server
-    base_url: str | None = None
-    api_key: str | None = None
-    upstream_model: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = 600.0  # a whole non-streamed answer
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 300.0  # the longest silence mid-answer
-    max_connections: int = 1000
-    # local: embedded llama.cpp
-    path: str | None = None
-    n_ctx: int = 2048
-    n_threads: int | None = None
-    queue_size: int = 16
-    owned_by: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _strip_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
 
 
 class ServerConfig(BaseModel):
@@ -68,8 +43,8 @@ class Settings(BaseModel):
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     models: list[ModelConfig] = Field(
-        default_factory=lambda: [
-            ModelConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
+        default_factory=lambda: [  # type: ignore[arg-type]
+            LocalConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
         ]
     )
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
@@ -83,8 +58,6 @@ class Settings(BaseModel):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is configured twice")
                 seen.add(name)
-            if model.provider == "openai" and not model.base_url:
-                raise ValueError(f"model {model.name!r}: provider openai needs base_url")
         return models
 
 
@@ -98,14 +71,16 @@ def interpolate(
 ) -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string of the parsed YAML.
 
-    Unset variables without a default become empty strings and are added to `missing`.
+    Unset (or empty) variables without a default become empty strings and are added to `missing`.
     """
 
     def lookup(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name not in environ and default is None and missing is not None:
+        if not environ.get(name) and default is None and missing is not None:
             missing.add(name)
-        return environ.get(name, default or "")
+        value = environ.get(name, "")
+        # As the shell's `${VAR:-default}`: the default also stands in for a set but empty variable.
+        return value if value or default is None else default
 
     if isinstance(value, str):
         return _ENV_PATTERN.sub(lookup, value)

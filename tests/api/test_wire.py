@@ -216,7 +216,11 @@ def test_models_list_shape(gateway: Gateway) -> None:
     assert listing["object"] == "list"
     assert [m["id"] for m in listing["data"]] == [gateway.model, UPSTREAM_MODEL, "gpt-4o"]
     for model in listing["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        # an alias says which model it points to, so nobody takes it for that model itself
+        alias = {"alias_for"} if model["id"] == "gpt-4o" else set()
+        assert set(model) == {"id", "object", "created", "owned_by"} | alias
+        if alias:
+            assert model["alias_for"] == gateway.model
         assert model["object"] == "model"
         assert isinstance(model["created"], int)
         assert isinstance(model["owned_by"], str) and model["owned_by"]

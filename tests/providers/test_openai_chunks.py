@@ -10,7 +10,6 @@ import pytest
 from sluicegate.core.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from sluicegate.errors import (
     InvalidRequestError,
-    NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
     UpstreamError,
@@ -259,7 +258,7 @@ def err(message: str, param: str | None = None, code: str | None = None) -> byte
 
 
 def test_400_keeps_status_message_param_and_code() -> None:
-    error = upstream_error(400, err("Invalid 'temperature'", "temperature", "invalid_value"), None, "m")
+    error = upstream_error(400, err("Invalid 'temperature'", "temperature", "invalid_value"), {}, "m")
     assert isinstance(error, InvalidRequestError)
     assert error.http_status == 400
     assert (error.message, error.param, error.code) == (
@@ -270,20 +269,26 @@ def test_400_keeps_status_message_param_and_code() -> None:
 
 
 def test_422_is_a_400() -> None:
-    error = upstream_error(422, err("bad"), None, "m")
+    error = upstream_error(422, err("bad"), {}, "m")
     assert isinstance(error, InvalidRequestError) and error.http_status == 400 and error.message == "bad"
 
 
-def test_404_and_413_keep_their_status() -> None:
-    assert isinstance(upstream_error(404, err("no model"), None, "m"), NotFoundError)
-    assert upstream_error(404, b"", None, "m").http_status == 404
-    too_big = upstream_error(413, b"", None, "m")
+def test_upstream_404_is_the_operators_mistake_not_the_clients() -> None:
+    # a wrong upstream_model or base_url in the config: 502 naming what to check, not a 404 blaming the client
+    error = upstream_error(404, err("The model `gpt-4o-typo` does not exist"), {}, "m")
+    assert isinstance(error, UpstreamError) and error.http_status == 502
+    assert "upstream_model" in error.message and "gpt-4o-typo" in error.message
+    assert upstream_error(404, b"", {}, "m").http_status == 502
+
+
+def test_413_keeps_its_status() -> None:
+    too_big = upstream_error(413, b"", {}, "m")
     assert too_big.http_status == 413 and "too large" in too_big.message
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_credentials_are_the_gateways_problem(status: int) -> None:
-    error = upstream_error(status, err("Incorrect API key provided: sk-upstr****"), None, "up")
+    error = upstream_error(status, err("Incorrect API key provided: sk-upstr****"), {}, "up")
     assert isinstance(error, UpstreamError)
     assert error.http_status == 502
     assert "sk-" not in error.message  # the upstream's words about its key are not passed on
@@ -291,7 +296,7 @@ def test_refused_credentials_are_the_gateways_problem(status: int) -> None:
 
 
 def test_429_carries_retry_after() -> None:
-    error = upstream_error(429, err("Slow down"), "7", "m")
+    error = upstream_error(429, err("Slow down"), {"retry-after": "7"}, "m")
     assert isinstance(error, RateLimitError)
     assert error.http_status == 429 and error.message == "Slow down"
     assert error.headers() == {"retry-after": "7"}
@@ -299,18 +304,18 @@ def test_429_carries_retry_after() -> None:
 
 @pytest.mark.parametrize("header", [None, "", "Wed, 21 Oct 2015 07:28:00 GMT", "-3"])
 def test_429_without_a_usable_retry_after_defaults_to_one_second(header: str | None) -> None:
-    assert upstream_error(429, b"", header, "m").headers() == {"retry-after": "1"}
+    assert upstream_error(429, b"", {"retry-after": header} if header is not None else {}, "m").headers() == {"retry-after": "1"}
 
 
 def test_503_is_service_unavailable_with_retry_after() -> None:
-    error = upstream_error(503, b"", "2.4", "m")
+    error = upstream_error(503, b"", {"retry-after": "2.4"}, "m")
     assert isinstance(error, ServiceUnavailableError)
     assert error.http_status == 503 and error.headers() == {"retry-after": "2"}
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 418])
 def test_other_failures_are_502_naming_status_and_message(status: int) -> None:
-    error = upstream_error(status, err("kaboom"), None, "up")
+    error = upstream_error(status, err("kaboom"), {}, "up")
     assert type(error) is UpstreamError
     assert error.http_status == 502
     assert str(status) in error.message and "kaboom" in error.message
@@ -328,11 +333,11 @@ def test_other_failures_are_502_naming_status_and_message(status: int) -> None:
     ],
 )
 def test_error_bodies_of_every_shape(body: bytes, message: str) -> None:
-    error = upstream_error(400, body, None, "m")
+    error = upstream_error(400, body, {}, "m")
     assert error.http_status == 400 and error.message == message
 
 
 def test_integer_error_code_becomes_a_string() -> None:
     body = b'{"error": {"message": "m", "code": 1234, "param": 5}}'
-    error = upstream_error(400, body, None, "m")
+    error = upstream_error(400, body, {}, "m")
     assert error.code == "1234" and error.param is None

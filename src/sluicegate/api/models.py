@@ -8,23 +8,33 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.api.json import json_response
-from sluicegate.core.gateway import Gateway
+from sluicegate.api.serving import bearer_secret
+from sluicegate.gateway import Gateway
 
 
 def _model(gateway: Gateway, name: str) -> dict[str, Any]:
     provider = gateway.models.get(name)
-    return {"id": name, "object": "model", "created": gateway.started_at, "owned_by": provider.owned_by}
+    entry: dict[str, Any] = {
+        "id": name,
+        "object": "model",
+        "created": gateway.started_at,
+        "owned_by": provider.owned_by,
+    }
+    target = gateway.models.alias_target(name)
+    if target is not None:
+        entry["alias_for"] = target  # so nobody takes an alias for the model it names
+    return entry
 
 
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    gateway.keys.authenticate(request.headers.get("authorization"))
+    gateway.keys.authenticate(bearer_secret(request))
     return json_response({"object": "list", "data": [_model(gateway, n) for n in gateway.models.names()]})
 
 
 async def retrieve_model(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    gateway.keys.authenticate(request.headers.get("authorization"))
+    gateway.keys.authenticate(bearer_secret(request))
     return json_response(_model(gateway, request.path_params["model_id"]))
 
 

@@ -1,8 +1,13 @@
 """The canonical stream between providers and front doors.
 
 Every provider turns its upstream's wire format into these events, and every front door
-(OpenAI chat chunks today, Anthropic messages later) turns them back into its own wire format,
-so a new provider or a new front door is one translation, not one per pair.
+(OpenAI chat chunks, Anthropic messages, OpenAI responses) turns them back into its own wire
+format, so a new provider or a new front door is one translation, not one per pair.
+
+The vocabulary is OpenAI's where OpenAI has a word for it (finish reasons, logprobs objects,
+usage field names); what other formats carry beyond it (thinking signatures, the matched stop
+sequence, the upstream's own stop reason, block boundaries, cache-write tokens) rides along in
+optional fields, so a door that speaks the same format as the upstream loses nothing.
 """
 
 from __future__ import annotations
@@ -15,14 +20,28 @@ from typing import Any
 class TextDelta:
     text: str
     choice: int = 0
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI `logprobs.content` entries for this text
+
+
+@dataclass(slots=True)
+class RefusalDelta:
+    """Structured-output refusal text (OpenAI `delta.refusal`), kept apart from the content."""
+
+    text: str
+    choice: int = 0
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI `logprobs.refusal` entries
 
 
 @dataclass(slots=True)
 class ReasoningDelta:
-    """Thinking text some upstreams stream beside the answer (`reasoning_content`)."""
+    """Thinking text streamed beside the answer (`reasoning_content`, Anthropic thinking,
+    Gemini thought parts). `signature` carries Anthropic's thinking signature (a delta with
+    empty text), `redacted` an opaque redacted-thinking block."""
 
     text: str
     choice: int = 0
+    signature: str | None = None
+    redacted: str | None = None
 
 
 @dataclass(slots=True)
@@ -37,19 +56,61 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
-class Finish:
-    """Why one choice ended: `stop`, `length`, `tool_calls` or `content_filter`."""
+class BlockEnd:
+    """The upstream closed a content block (Anthropic `content_block_stop`). Doors that have
+    blocks close theirs; others ignore it. Without it, a door closes a block when the kind of
+    content changes."""
 
-    reason: str
     choice: int = 0
 
 
 @dataclass(slots=True)
+class Passthrough:
+    """Fields of an OpenAI delta or choice the gateway has no name for (`annotations`,
+    `audio`...), passed on unchanged when the door speaks OpenAI too."""
+
+    delta: dict[str, Any]
+    choice_fields: dict[str, Any] = field(default_factory=dict)
+    choice: int = 0
+
+
+@dataclass(slots=True)
+class Metadata:
+    """The upstream's response metadata: OpenAI `system_fingerprint` and `service_tier`, the
+    upstream's own response id, and other top-level fields an OpenAI door passes on."""
+
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    upstream_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Finish:
+    """Why one choice ended, in OpenAI's enum: `stop`, `length`, `tool_calls` or
+    `content_filter`. `native` is the upstream's own word (`end_turn`, `stop_sequence`...),
+    `stop_sequence` the stop string that ended it, when known."""
+
+    reason: str
+    choice: int = 0
+    stop_sequence: str | None = None
+    native: str | None = field(default=None, compare=False)
+
+
+@dataclass(slots=True)
 class Usage:
+    """Token counts in OpenAI's terms. `prompt_tokens` includes cached and cache-write tokens;
+    `completion_tokens` includes reasoning tokens. `estimated` marks counts the gateway made
+    itself because the upstream sent none."""
+
     prompt_tokens: int
     completion_tokens: int
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # OpenAI's *_details objects, as sent
     reported_total: int | None = None  # an upstream's own total, when it counts more (reasoning)
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -63,7 +124,12 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
-        out.update(self.details)
+        details = dict(self.details)
+        if self.cached_tokens and "prompt_tokens_details" not in details:
+            details["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens and "completion_tokens_details" not in details:
+            details["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        out.update(details)
         return out
 
 
@@ -71,10 +137,26 @@ class Usage:
 class Started:
     """The provider has committed to an answer (the upstream said 200, the local job passed
     its checks). Failures before it are plain HTTP errors; once it arrives the front door
-    sends its first bytes, without waiting for the first token."""
+    sends its first bytes, without waiting for the first token. It names what answered."""
+
+    deployment: str | None = None
+    upstream_model: str | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None  # known before generation (the local tokenizer)
 
 
-Event = Started | TextDelta | ReasoningDelta | ToolCallDelta | Finish | Usage
+Event = (
+    Started
+    | TextDelta
+    | RefusalDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | BlockEnd
+    | Passthrough
+    | Metadata
+    | Finish
+    | Usage
+)
 
 # Providers yield events in batches: those that arrived together (one network read, or the
 # tokens a busy loop found waiting). A front door writes each batch to the client at once, so

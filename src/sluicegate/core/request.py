@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Door = Literal["openai", "anthropic", "responses"]
 
 
 @dataclass(slots=True)
 class ChatRequest:
-    """A validated chat request in OpenAI's vocabulary, the gateway's lingua franca.
+    """A validated chat request in OpenAI's chat vocabulary, the gateway's lingua franca.
 
-    `body` keeps the client's JSON as sent (unknown fields included) so OpenAI-compatible
-    upstreams receive everything; the typed fields are what other providers translate.
+    Every front door translates its own format into these fields; providers translate them to
+    their upstream's. `source` names the door's wire format and `raw` keeps the client's JSON in
+    that format as sent (unknown fields included): a provider whose upstream speaks the same
+    format forwards `raw` with only the model swapped, so nothing the gateway does not know
+    about is lost (new OpenAI fields, Anthropic thinking signatures and cache controls).
     """
 
-    model: str
+    model: str  # as the client asked for it
     messages: list[dict[str, Any]]
-    body: dict[str, Any]
+    raw: dict[str, Any]
+    source: Door = "openai"
     stream: bool = False
     include_usage: bool = False
     max_tokens: int | None = None
@@ -27,6 +33,15 @@ class ChatRequest:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     n: int = 1
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
+    tools: list[dict[str, Any]] | None = None  # OpenAI function tools
+    tool_choice: Any = None  # OpenAI's: "auto" | "none" | "required" | {"type": "function", ...}
+    parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    logit_bias: dict[str, float] | None = None
+    reasoning_effort: str | None = None  # "minimal" | "low" | "medium" | "high"
+    thinking_budget: int | None = None  # Anthropic's budget_tokens, when the client gave one
+    user: str | None = None
+    metadata: dict[str, Any] | None = None
+    upstream_model: str | None = None  # set by routing when a wildcard entry derives it from `model`

@@ -77,17 +77,13 @@ class KeyStore:
         self._cache.clear()
         return bool(rows)
 
-    def authenticate(self, authorization: str | None) -> ApiKey:
-        """The key behind an `Authorization: Bearer ...` header, or AuthenticationError."""
-        if not authorization:
+    def authenticate(self, secret: str | None) -> ApiKey:
+        """The key behind a secret a client sent (each door finds it in its own header)."""
+        if not secret:
             raise AuthenticationError(
                 "You didn't provide an API key. You need to provide your API key in an Authorization"
                 " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
             )
-        scheme, _, secret = authorization.partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret:
-            raise AuthenticationError("The Authorization header must be 'Bearer <API key>'.")
         key = self._lookup(secret)
         if key is None or not key.active:
             raise AuthenticationError(f"Incorrect API key provided: {_redact(secret)}.")

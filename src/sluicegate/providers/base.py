@@ -16,7 +16,8 @@ from sluicegate.core.request import ChatRequest
 
 
 class Provider(Protocol):
-    name: str
+    kind: str  # local | openai | anthropic | gemini
+    name: str  # the configured model entry
     owned_by: str
 
     async def start(self) -> None:
@@ -26,9 +27,14 @@ class Provider(Protocol):
         """Release it; called once at shutdown."""
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
-        """Canonical events in batches as they arrive; closing the iterator cancels the upstream work."""
+        """Canonical events in batches as they arrive, `Started` first; closing the iterator
+        cancels the upstream work."""
         ...
 
     async def complete(self, request: ChatRequest) -> Completion:
         """The whole answer at once."""
+        ...
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's exact token count, where the provider can count it; else None."""
         ...

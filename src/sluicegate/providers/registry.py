@@ -1,54 +1,85 @@
-"""Builds the configured providers and finds one by model name."""
+"""Builds the configured providers and finds the one that serves a model name."""
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sluicegate.errors import ModelNotFoundError
 from sluicegate.providers.base import Provider
-from sluicegate.settings import ModelConfig
+from sluicegate.providers.catalog import build_provider
 
 
-def build_provider(config: ModelConfig) -> Provider:
-    if config.provider == "local":
-        from sluicegate.providers.local.provider import LocalProvider
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What serves a requested model name: the provider, the name its answers carry, and the
+    upstream model a wildcard entry derived from the name (None: the entry's own)."""
 
-        return LocalProvider(config)
-    from sluicegate.providers.openai.provider import OpenAIProvider
-
-    return OpenAIProvider(config)
+    provider: Provider
+    model: str
+    upstream_model: str | None = None
+    config: Any = None  # the model entry (a providers.config.ModelEntry)
 
 
 class ModelRegistry:
-    """Model names and their aliases -> the provider that serves them."""
+    """Model names, their aliases and wildcard prefixes -> the provider that serves them."""
 
-    def __init__(self, providers: dict[str, Provider], aliases: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        aliases: dict[str, str] | None = None,
+        kinds: dict[str, str] | None = None,
+        configs: dict[str, Any] | None = None,
+    ) -> None:
         self._providers = providers
-        self._routes = dict(providers)
-        for alias, name in (aliases or {}).items():
-            self._routes[alias] = providers[name]
+        self._configs = dict(configs or {})
+        self._exact = {n: p for n, p in providers.items() if not n.endswith("/*")}
+        self._aliases = dict(aliases or {})
+        for alias, name in self._aliases.items():
+            self._exact[alias] = providers[name]
+        # longest prefix first, so `openai/gpt-4o/*` wins over `openai/*`
+        self._prefixes = sorted(
+            ((n[:-1], p) for n, p in providers.items() if n.endswith("/*")), key=lambda item: -len(item[0])
+        )
+        self._kinds = dict(kinds or {})
 
     @classmethod
-    def from_configs(cls, configs: list[ModelConfig]) -> ModelRegistry:
+    def from_configs(cls, configs: Sequence[Any]) -> ModelRegistry:
         providers = {config.name: build_provider(config) for config in configs}
         aliases = {alias: config.name for config in configs for alias in config.aliases}
-        return cls(providers, aliases)
+        kinds = {config.name: config.provider for config in configs}
+        return cls(providers, aliases, kinds, {config.name: config for config in configs})
 
     def names(self) -> list[str]:
-        """Every name a client may ask for: the models, then their aliases."""
-        return list(self._routes)
+        """Every name a client may ask for: the models (a wildcard as itself), then aliases."""
+        return [*self._providers, *self._aliases]
+
+    def alias_target(self, name: str) -> str | None:
+        return self._aliases.get(name)
+
+    def kind(self, name: str) -> str:
+        """The provider kind (local, openai...) of a configured entry."""
+        return self._kinds.get(name, "")
 
     def providers(self) -> list[Provider]:
         return list(self._providers.values())
 
-    def get(self, model: str) -> Provider:
-        provider = self._routes.get(model)
+    def resolve(self, model: str) -> Route:
+        provider = self._exact.get(model)
         if provider is not None:
-            return provider
+            return Route(provider, provider.name, None, self._configs.get(provider.name))
+        for prefix, provider in self._prefixes:
+            if model.startswith(prefix) and len(model) > len(prefix):
+                return Route(provider, model, model[len(prefix) :], self._configs.get(provider.name))
         message = f"The model `{model}` does not exist or you do not have access to it."
         extra: dict[str, object] = {}
-        close = difflib.get_close_matches(model, self._routes, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(model, self.names(), n=1, cutoff=0.6)
         if close:
             message += f" Did you mean `{close[0]}`?"
             extra["did_you_mean"] = close[0]
         raise ModelNotFoundError(message, param="model", extra=extra)
+
+    def get(self, model: str) -> Provider:
+        return self.resolve(model).provider

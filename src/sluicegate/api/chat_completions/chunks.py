@@ -1,7 +1,8 @@
 """Canonical events -> OpenAI `chat.completion.chunk` bytes.
 
-The constant part of every chunk (id, object, created, model) is serialised once per stream;
-each event then costs one small orjson call. Field layout follows OpenAI's own chunks.
+The constant part of every chunk (id, object, created, model, and the upstream's
+`system_fingerprint` / `service_tier` once known) is serialised once per stream; each event
+then costs one small orjson call. Field layout follows OpenAI's own chunks.
 """
 
 from __future__ import annotations
@@ -14,29 +15,50 @@ from sluicegate.core.events import (
     Batch,
     Event,
     Finish,
+    Metadata,
+    Passthrough,
     ReasoningDelta,
+    RefusalDelta,
     Started,
     TextDelta,
     ToolCallDelta,
     Usage,
 )
+from sluicegate.errors import GatewayError
+from sluicegate.http.sse import DONE, encode_data
 
 
 class ChunkEncoder:
-    __slots__ = ("_prefix", "_started", "_suffix", "include_usage", "usage")
+    __slots__ = ("_head", "_prefix", "_started", "_suffix", "include_usage", "usage")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
-        head = orjson.dumps(
-            {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-        )
-        self._prefix = b"data: " + head[:-1] + b',"choices":['
+        self._head: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        self._prefix = b""
+        self._set_prefix()
         self._suffix = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
         self._started: set[int] = set()
         self.include_usage = include_usage
         self.usage: Usage | None = None
 
-    def _chunk(self, choice: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        body = {"index": choice, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def _set_prefix(self) -> None:
+        self._prefix = b"data: " + orjson.dumps(self._head)[:-1] + b',"choices":['
+
+    def _chunk(
+        self,
+        choice: int,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        logprobs: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> bytes:
+        body = {"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
+        if extra:
+            body.update(extra)
         return self._prefix + orjson.dumps(body) + self._suffix
 
     def start(self, choice: int = 0) -> bytes:
@@ -46,31 +68,48 @@ class ChunkEncoder:
         self._started.add(choice)
         return self._chunk(choice, {"role": "assistant", "content": ""})
 
+    def open(self, started: Started) -> bytes:
+        return self.start(0)
+
     def encode(self, event: Event) -> bytes:
-        if isinstance(event, Usage):
-            self.usage = event
+        kind = type(event)
+        if kind is TextDelta:
+            text: TextDelta = event  # type: ignore[assignment]
+            logprobs = {"content": text.logprobs, "refusal": None} if text.logprobs is not None else None
+            return self.start(text.choice) + self._chunk(text.choice, {"content": text.text}, None, logprobs)
+        if kind is Usage:
+            self.usage = event  # type: ignore[assignment]
             return b""
-        if isinstance(event, Started):
+        if kind is Started:
             return b""  # the role chunk that opens choice 0 is already out
-        opening = self.start(event.choice)
-        if isinstance(event, TextDelta):
-            return opening + self._chunk(event.choice, {"content": event.text})
-        if isinstance(event, Finish):
-            return opening + self._chunk(event.choice, {}, event.reason)
-        if isinstance(event, ToolCallDelta):
-            call: dict[str, Any] = {"index": event.index}
-            function: dict[str, Any] = {}
-            if event.id is not None:
-                call["id"] = event.id
-                call["type"] = "function"
-            if event.name is not None:
-                function["name"] = event.name
-            function["arguments"] = event.arguments
-            call["function"] = function
-            return opening + self._chunk(event.choice, {"tool_calls": [call]})
-        if isinstance(event, ReasoningDelta):
-            return opening + self._chunk(event.choice, {"reasoning_content": event.text})
-        return opening
+        if kind is Metadata:
+            return self._metadata(event)  # type: ignore[arg-type]
+        choice: int = getattr(event, "choice", 0)
+        opening = self.start(choice)
+        if kind is Finish:
+            return opening + self._chunk(choice, {}, event.reason)  # type: ignore[union-attr]
+        if kind is ToolCallDelta:
+            return opening + self._chunk(choice, {"tool_calls": [_tool_call(event)]})  # type: ignore[arg-type]
+        if kind is ReasoningDelta:
+            if not event.text:  # type: ignore[union-attr]
+                return opening  # a thinking signature: nothing OpenAI's chunks can carry
+            return opening + self._chunk(choice, {"reasoning_content": event.text})  # type: ignore[union-attr]
+        if kind is RefusalDelta:
+            refusal: RefusalDelta = event  # type: ignore[assignment]
+            logprobs = {"content": None, "refusal": refusal.logprobs} if refusal.logprobs is not None else None
+            return opening + self._chunk(choice, {"refusal": refusal.text}, None, logprobs)
+        if kind is Passthrough:
+            passthrough: Passthrough = event  # type: ignore[assignment]
+            return opening + self._chunk(choice, dict(passthrough.delta), None, None, passthrough.choice_fields)
+        return opening  # BlockEnd: OpenAI chunks have no blocks
+
+    def _metadata(self, meta: Metadata) -> bytes:
+        if meta.system_fingerprint is not None:
+            self._head["system_fingerprint"] = meta.system_fingerprint
+        if meta.service_tier is not None:
+            self._head["service_tier"] = meta.service_tier
+        self._set_prefix()
+        return b""
 
     def encode_batch(self, batch: Batch) -> bytes:
         if len(batch) == 1:
@@ -82,3 +121,22 @@ class ChunkEncoder:
         if not self.include_usage or self.usage is None:
             return b""
         return self._prefix + b'],"usage":' + orjson.dumps(self.usage.to_dict()) + b"}\n\n"
+
+    def close(self) -> bytes:
+        return self.usage_chunk() + DONE
+
+    def fail(self, error: GatewayError) -> bytes:
+        return encode_data(error.to_json()) + DONE
+
+
+def _tool_call(event: ToolCallDelta) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": event.index}
+    function: dict[str, Any] = {}
+    if event.id is not None:
+        call["id"] = event.id
+        call["type"] = "function"
+    if event.name is not None:
+        function["name"] = event.name
+    function["arguments"] = event.arguments
+    call["function"] = function
+    return call

@@ -10,7 +10,7 @@ from sluicegate.core.completion import Completion
 def completion_body(completion: Completion, completion_id: str, created: int, model: str) -> dict[str, Any]:
     choices: list[dict[str, Any]] = []
     for choice in completion.choices:
-        message: dict[str, Any] = {"role": "assistant", "content": choice.content, "refusal": None}
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content, "refusal": choice.refusal}
         if choice.reasoning:
             message["reasoning_content"] = choice.reasoning
         if choice.tool_calls:
@@ -22,17 +22,16 @@ def completion_body(completion: Completion, completion_id: str, created: int, mo
                 }
                 for call in choice.tool_calls
             ]
-        logprobs = choice.extra.get("logprobs")
-        message.update({k: v for k, v in choice.extra.items() if k != "logprobs"})
-        choices.append(
-            {
-                "index": choice.index,
-                "message": message,
-                "logprobs": logprobs,
-                "finish_reason": choice.finish_reason or "stop",
-            }
-        )
-    body: dict[str, Any] = {
+        message.update(choice.extra)
+        body = {
+            "index": choice.index,
+            "message": message,
+            "logprobs": choice.logprobs,
+            "finish_reason": choice.finish_reason or "stop",
+        }
+        body.update(choice.choice_extra)
+        choices.append(body)
+    body = {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
@@ -40,6 +39,12 @@ def completion_body(completion: Completion, completion_id: str, created: int, mo
         "choices": choices,
         "usage": completion.usage.to_dict() if completion.usage else None,
     }
-    if completion.system_fingerprint:
-        body["system_fingerprint"] = completion.system_fingerprint
+    meta = completion.metadata
+    if meta is not None:
+        if meta.service_tier is not None:
+            body["service_tier"] = meta.service_tier
+        if meta.system_fingerprint is not None:
+            body["system_fingerprint"] = meta.system_fingerprint
+        for key, value in meta.extra.items():
+            body.setdefault(key, value)
     return body

@@ -1,18 +1,9 @@
-"""`POST /v1/chat/completions`: the OpenAI front door.
-
-Everything that can fail is tried before the first byte (auth, body, model, the provider's
-first event), so those failures are ordinary JSON errors with their HTTP status. Once the
-first byte is out, a failure becomes a `data: {"error": ...}` event and `data: [DONE]`.
-"""
+"""`POST /v1/chat/completions`: the OpenAI front door."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,84 +12,42 @@ from sluicegate.api.chat_completions.chunks import ChunkEncoder
 from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
-from sluicegate.core.events import Batch
-from sluicegate.core.gateway import Gateway
+from sluicegate.api.serving import Door, bearer_secret, door_endpoint, serve_chat
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import Started
+from sluicegate.core.exchange import Exchange
 from sluicegate.errors import GatewayError
+from sluicegate.gateway import Gateway
 from sluicegate.http.body import read_body
-from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
-from sluicegate.http.sse import DONE, encode_data
-
-log = logging.getLogger("sluicegate.chat")
-T = TypeVar("T")
+from sluicegate.http.event_stream import EventStreamResponse
 
 
 def new_completion_id() -> str:
     return "chatcmpl-" + secrets.token_urlsafe(18)
 
 
-async def chat_completions(request: Request) -> Response | EventStreamResponse:
-    gateway: Gateway = request.app.state.gateway
-    gateway.keys.authenticate(request.headers.get("authorization"))
+def render_openai_error(error: GatewayError) -> Response:
+    return json_response(error.to_dict(), status=error.http_status, headers=error.headers())
+
+
+OPENAI_DOOR = Door("chat_completions", bearer_secret, render_openai_error)
+
+
+async def _chat_completions(
+    request: Request, exchange: Exchange, gateway: Gateway
+) -> Response | EventStreamResponse:
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
     chat = parse_chat_request(decode_json(raw))
-    provider = gateway.models.get(chat.model)
     completion_id = new_completion_id()
     created = int(time.time())
-    disconnect = watch_disconnect(request.receive)
-    if not chat.stream:
-        try:
-            completion = await _unless_client_leaves(provider.complete(chat), disconnect)
-        finally:
-            disconnect.cancel()
-        if completion is None:
-            return Response(status_code=499)  # nobody is waiting; the work was cancelled
-        return json_response(completion_body(completion, completion_id, created, provider.name))
 
-    events = provider.stream(chat)
-    try:
-        first = await _unless_client_leaves(anext(events, None), disconnect)
-    except BaseException:
-        disconnect.cancel()
-        await events.aclose()
-        raise
-    if disconnect.done():
-        await events.aclose()
-        return Response(status_code=499)  # the client left before the answer began
-    encoder = ChunkEncoder(completion_id, created, provider.name, chat.include_usage)
-    return EventStreamResponse(_sse_body(encoder, first, events), disconnect=disconnect)
+    def stream_encoder(model: str, started: Started) -> ChunkEncoder:
+        return ChunkEncoder(completion_id, created, model, chat.include_usage)
+
+    def whole(completion: Completion, model: str) -> Response:
+        return json_response(completion_body(completion, completion_id, created, model))
+
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
 
 
-async def _unless_client_leaves(work: Awaitable[T], disconnect: asyncio.Future[None]) -> T | None:
-    """The work's result (or its exception), or None if the client goes away first: then the
-    work is cancelled, so a client that gave up (a timeout, a closed tab) does not keep a model
-    generating for nobody."""
-    task = asyncio.ensure_future(work)
-    await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return None
-    return task.result()
-
-
-async def _sse_body(
-    encoder: ChunkEncoder, first: Batch | None, events: AsyncGenerator[Batch, None]
-) -> AsyncIterator[bytes]:
-    try:
-        yield encoder.start(0) + encoder.encode_batch(first or [])
-        async for batch in events:
-            data = encoder.encode_batch(batch)
-            if data:
-                yield data
-        usage = encoder.usage_chunk()
-        if usage:
-            yield usage
-    except GatewayError as exc:
-        log.warning("stream failed after the first byte: %s", exc.message)
-        yield encode_data(exc.to_json())
-    except Exception as exc:
-        log.exception("stream failed after the first byte")
-        yield encode_data(GatewayError(f"The gateway failed mid-stream: {type(exc).__name__}").to_json())
-    finally:
-        await events.aclose()
-    yield DONE
+chat_completions = door_endpoint(OPENAI_DOOR, _chat_completions)

@@ -70,6 +70,13 @@ class ChatCompletionRequest(BaseModel):
     tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    reasoning_effort: str | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
 
 
 _SCALAR_LABELS = frozenset({"str", "int", "float", "bool", "none"})
@@ -124,11 +131,16 @@ def parse_chat_request(body: Any) -> ChatRequest:
             param="stream_options",
             code="invalid_value",
         )
+    if parsed.top_logprobs is not None and not parsed.logprobs:
+        raise InvalidRequestError(
+            "'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs", code="invalid_value"
+        )
     stop = [parsed.stop] if isinstance(parsed.stop, str) else list(parsed.stop or [])
     return ChatRequest(
         model=parsed.model,
         messages=body["messages"],
-        body=body,
+        raw=body,
+        source="openai",
         stream=bool(parsed.stream),
         include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
         max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
@@ -142,6 +154,13 @@ def parse_chat_request(body: Any) -> ChatRequest:
         tools=body.get("tools"),
         tool_choice=parsed.tool_choice,
         response_format=parsed.response_format,
+        parallel_tool_calls=parsed.parallel_tool_calls,
+        logprobs=bool(parsed.logprobs),
+        top_logprobs=parsed.top_logprobs,
+        logit_bias=parsed.logit_bias,
+        reasoning_effort=parsed.reasoning_effort,
+        user=parsed.user,
+        metadata=parsed.metadata,
     )
 
 

@@ -19,13 +19,15 @@ from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import Batch, Event
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
+from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.prompt import flatten_messages
-from sluicegate.settings import ModelConfig
 
 
 class LocalProvider:
-    def __init__(self, config: ModelConfig) -> None:
+    kind = "local"
+
+    def __init__(self, config: LocalConfig) -> None:
         self.config = config
         self.name = config.name
         self.owned_by = config.owned_by or "sluicegate"
@@ -46,9 +48,13 @@ class LocalProvider:
     async def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _check(self, request: ChatRequest) -> LocalModel:
+    def _check_loaded(self) -> LocalModel:
         if self._model is None:
             raise ServiceUnavailableError(f"The model `{self.name}` is not loaded yet.", retry_after=1)
+        return self._model
+
+    def _check(self, request: ChatRequest) -> LocalModel:
+        model = self._check_loaded()
         if request.tools and request.tool_choice != "none":
             raise InvalidRequestError(
                 f"The model `{self.name}` does not support tools.",
@@ -61,7 +67,7 @@ class LocalProvider:
                 code="model_overloaded",
                 retry_after=self._mean_job_s * self._admitted,
             )
-        return self._model
+        return model
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
@@ -109,6 +115,14 @@ class LocalProvider:
 
     async def complete(self, request: ChatRequest) -> Completion:
         return await collect(self.stream(request))
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        """Exact, from the model's own tokenizer and chat template."""
+        model = self._check_loaded()
+        messages = flatten_messages(request.messages, self.name)
+        loop = asyncio.get_running_loop()
+        tokens = await loop.run_in_executor(None, model.prompt_tokens, messages)
+        return len(tokens)
 
 
 def _call_soon(

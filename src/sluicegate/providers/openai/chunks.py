@@ -6,6 +6,10 @@ usage on every chunk (the last one wins), chunks with empty `choices`, `reasonin
 and `name` on every fragment), `content` as a list of typed parts (Mistral's thinking/text),
 finish reasons outside OpenAI's set, a `total_tokens` that also counts reasoning (xAI), error
 objects mid-stream.
+
+Nothing the upstream sent is dropped: refusals and logprobs become their own events, the
+response metadata (`system_fingerprint`, `service_tier`) a Metadata event when it first
+appears or changes, and delta or choice fields the gateway has no name for a Passthrough.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from sluicegate.core.events import (
     FINISH_REASONS,
     Event,
     Finish,
+    Metadata,
+    Passthrough,
     ReasoningDelta,
+    RefusalDelta,
     TextDelta,
     ToolCallDelta,
     Usage,
@@ -34,12 +41,21 @@ def parse_usage(raw: Any) -> Usage | None:
     details: dict[str, Any] = {
         key: value for key, value in raw.items() if key.endswith("_details") and isinstance(value, dict)
     }
+    cached = (details.get("prompt_tokens_details") or {}).get("cached_tokens")
+    reasoning = (details.get("completion_tokens_details") or {}).get("reasoning_tokens")
     total = raw.get("total_tokens")
     # Some upstreams (xAI) count reasoning in the total but not in completion_tokens:
     # the client is billed on the upstream's total, so it is passed on as sent.
     valid = isinstance(total, int) and not isinstance(total, bool)
     reported = total if valid and total != prompt + completion else None
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, details=details, reported_total=reported)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        details=details,
+        reported_total=reported,
+        cached_tokens=cached if isinstance(cached, int) else 0,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) else 0,
+    )
 
 
 _FINISH_ALIASES = {
@@ -77,12 +93,20 @@ def _content_parts(content: list[Any], index: int, events: list[Event]) -> None:
                 events.append(ReasoningDelta(thinking, index))
 
 
+_KNOWN_DELTA_KEYS = frozenset(
+    {"role", "content", "refusal", "tool_calls", "function_call", "reasoning_content", "reasoning"}
+)
+_KNOWN_CHOICE_KEYS = frozenset({"index", "delta", "logprobs", "finish_reason"})
+
+
 class ChunkParser:
     """Stateful: remembers which choices started and finished, and the latest usage."""
 
-    __slots__ = ("_call_ids", "_call_names", "_last_call", "finished", "seen", "usage")
+    __slots__ = ("_call_ids", "_call_names", "_last_call", "_meta", "finished", "name", "seen", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "upstream") -> None:
+        self.name = name
+        self._meta: tuple[Any, ...] | None = None
         self.seen: set[int] = set()
         self.finished: set[int] = set()
         self.usage: Usage | None = None
@@ -92,15 +116,25 @@ class ChunkParser:
 
     def parse(self, chunk: Any) -> list[Event]:
         if not isinstance(chunk, dict):
-            raise UpstreamError("The upstream sent a stream chunk that is not a JSON object.")
+            raise UpstreamError(f"The upstream of `{self.name}` sent a stream chunk that is not a JSON object.")
         error = chunk.get("error")
         if error:
             message = error.get("message") if isinstance(error, dict) else str(error)
-            raise UpstreamError(f"The upstream reported an error mid-stream: {message}")
+            raise UpstreamError(f"The upstream of `{self.name}` reported an error mid-stream: {message}")
         usage = parse_usage(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
         events: list[Event] = []
+        fingerprint, tier = chunk.get("system_fingerprint"), chunk.get("service_tier")
+        if (fingerprint or tier) and (fingerprint, tier) != self._meta:
+            self._meta = (fingerprint, tier)
+            events.append(
+                Metadata(
+                    system_fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+                    service_tier=tier if isinstance(tier, str) else None,
+                    upstream_id=chunk.get("id") if isinstance(chunk.get("id"), str) else None,
+                )
+            )
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict):
                 self._choice(choice, events)
@@ -110,21 +144,37 @@ class ChunkParser:
         index = int(choice.get("index") or 0)
         self.seen.add(index)
         delta = choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            delta = {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning and isinstance(reasoning, str):
             events.append(ReasoningDelta(reasoning, index))
+        logprobs = choice.get("logprobs")
+        content_logprobs = refusal_logprobs = None
+        if isinstance(logprobs, dict):
+            content_logprobs = logprobs.get("content")
+            refusal_logprobs = logprobs.get("refusal")
         content = delta.get("content")
-        if isinstance(content, str) and content:
-            events.append(TextDelta(content, index))
+        if isinstance(content, str) and (content or content_logprobs):
+            events.append(TextDelta(content, index, content_logprobs))
         elif isinstance(content, list):
             _content_parts(content, index, events)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and (refusal or refusal_logprobs):
+            events.append(RefusalDelta(refusal, index, refusal_logprobs))
+        unknown = delta.keys() - _KNOWN_DELTA_KEYS
+        choice_unknown = choice.keys() - _KNOWN_CHOICE_KEYS
+        if unknown or choice_unknown:
+            events.append(
+                Passthrough({k: delta[k] for k in unknown}, {k: choice[k] for k in choice_unknown}, index)
+            )
         for call in delta.get("tool_calls") or ():
             if isinstance(call, dict):
                 self._tool_call(call, index, events)
         reason = choice.get("finish_reason")
         if reason and index not in self.finished:
             self.finished.add(index)
-            events.append(Finish(finish_reason(reason), index))
+            events.append(Finish(finish_reason(reason), index, native=str(reason)))
 
     def _tool_call(self, call: dict[str, Any], choice: int, events: list[Event]) -> None:
         function = call.get("function") or {}
@@ -166,7 +216,7 @@ class ChunkParser:
         """Events owed at the end: missing finishes (after [DONE]) and the usage."""
         unfinished = self.seen - self.finished
         if not saw_done and (unfinished or not self.seen):
-            raise UpstreamError("The upstream closed the stream before it finished.")
+            raise UpstreamError(f"The upstream of `{self.name}` closed the stream before it finished.")
         called = {choice for choice, _ in self._call_ids} | {choice for choice, _ in self._call_names}
         events: list[Event] = [
             Finish("tool_calls" if index in called else "stop", index) for index in sorted(unfinished)

@@ -1,11 +1,12 @@
 """Upstream HTTP failures -> gateway errors the client can act on.
 
-The client's own mistakes (400, 404, 413, 422) keep their status and the upstream's message;
+The client's own mistakes (400, 413, 422) keep their status and the upstream's message;
 the gateway's credentials being refused is the gateway's problem (502), not the client's 401.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,20 +14,24 @@ import orjson
 from sluicegate.errors import (
     GatewayError,
     InvalidRequestError,
-    NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
     UpstreamError,
 )
 
 
-def upstream_error(status: int, body: bytes, retry_after: str | None, name: str) -> GatewayError:
+def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: str) -> GatewayError:
     message, param, code = _details(body)
-    delay = _seconds(retry_after)
+    delay = retry_after_seconds(headers.get("retry-after") or headers.get("Retry-After"))
     if status in (400, 422):
         return InvalidRequestError(message or "The upstream rejected the request.", param=param, code=code)
     if status == 404:
-        return NotFoundError(message or f"The upstream of `{name}` answered 404.", param=param, code=code)
+        # The client asked for a model the gateway serves; the upstream not knowing it (a wrong
+        # `upstream_model` or base_url) is the operator's mistake, not the client's.
+        return UpstreamError(
+            f"The upstream of `{name}` answered 404 (not found): {message or 'no details'}."
+            " Check the model entry's base_url and upstream_model."
+        )
     if status == 413:
         return InvalidRequestError(message or "Request too large for the upstream.", status=413, code=code)
     if status == 429:
@@ -67,7 +72,7 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:

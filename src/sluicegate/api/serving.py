@@ -1,0 +1,278 @@
+"""What every front door shares: authentication, routing, the hooks, the first-byte boundary,
+the client leaving, and settling the exchange. A door brings only its own wire format: how it
+finds the key, how it renders an error, and how it encodes canonical events.
+
+Everything that can fail is tried before the first byte (auth, body, model, admission, the
+provider's first event), so those failures are ordinary HTTP errors in the door's shape. Once
+the first byte is out, a failure becomes the door's error event and its stream terminator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import (
+    Batch,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    Started,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from sluicegate.core.exchange import Exchange
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import AuthenticationError, GatewayError
+from sluicegate.gateway import Gateway
+from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
+
+log = logging.getLogger("sluicegate.serving")
+T = TypeVar("T")
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+class StreamEncoder(Protocol):
+    """A door's wire format for a streamed answer."""
+
+    def open(self, started: Started) -> bytes:
+        """The first bytes, sent when the provider commits (before any token)."""
+        ...
+
+    def encode_batch(self, batch: Batch) -> bytes: ...
+
+    def close(self) -> bytes:
+        """The normal end: trailing events and the stream's terminator."""
+        ...
+
+    def fail(self, error: GatewayError) -> bytes:
+        """A failure after the first byte: the door's error event and terminator."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Door:
+    name: str  # chat_completions | messages | responses
+    secret: Callable[[Request], str | None]  # the API key the client sent, in this door's header
+    render_error: Callable[[GatewayError], Response]
+
+
+Handler = Callable[[Request, Exchange, Gateway], Awaitable[Response | EventStreamResponse]]
+
+
+def bearer_secret(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise AuthenticationError("The Authorization header must be 'Bearer <API key>'.")
+    return secret
+
+
+def request_id(request: Request) -> str:
+    """The client's own `x-request-id` when it sent a sane one, else a new one."""
+    sent = request.headers.get("x-request-id")
+    if sent and _CLIENT_REQUEST_ID.fullmatch(sent):
+        return sent
+    return "req_" + secrets.token_hex(12)
+
+
+def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable[Response | EventStreamResponse]]:
+    """A Starlette endpoint: authenticates, runs the door's handler, renders its errors in the
+    door's shape, and settles whatever the handler admitted but did not finish."""
+
+    async def endpoint(request: Request) -> Response | EventStreamResponse:
+        gateway: Gateway = request.app.state.gateway
+        exchange = Exchange(request_id=request_id(request), door=door.name)
+        try:
+            key = gateway.keys.authenticate(door.secret(request))
+            exchange.key_id, exchange.key_name = key.id, key.name
+            response = await handler(request, exchange, gateway)
+        except GatewayError as exc:
+            exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
+            gateway.settle(exchange)
+            response = door.render_error(exc)
+            response.headers.update(exchange.response_headers)
+        except Exception as exc:
+            log.exception("request %s failed: %s %s", exchange.request_id, request.method, request.url.path)
+            error = GatewayError(f"The gateway failed to handle the request ({type(exc).__name__}).")
+            exchange.failed(500, error.error_type, error.code, error.message)
+            gateway.settle(exchange)
+            response = door.render_error(error)
+        if isinstance(response, Response):
+            response.headers["x-request-id"] = exchange.request_id
+        return response
+
+    return endpoint
+
+
+async def serve_chat(
+    request: Request,
+    exchange: Exchange,
+    gateway: Gateway,
+    chat: ChatRequest,
+    stream_encoder: Callable[[str, Started], StreamEncoder],
+    whole: Callable[[Completion, str], Response],
+) -> Response | EventStreamResponse:
+    """Route the request, admit it, and answer it whole or as a stream through the door's
+    encoder. `stream_encoder` and `whole` receive the model name the answer carries."""
+    route = gateway.route(chat)
+    exchange.model = chat.model
+    exchange.request = chat
+    exchange.provider = route.provider.kind
+    exchange.served_by = route.provider.name
+    exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
+    exchange.stream = chat.stream
+    await gateway.admit(exchange)
+    disconnect = watch_disconnect(request.receive)
+    if not chat.stream:
+        try:
+            completion = await unless_client_leaves(route.provider.complete(chat), disconnect)
+        finally:
+            disconnect.cancel()
+        if completion is None:
+            return _client_left(exchange, gateway)
+        _observe_completion(exchange, completion)
+        response = whole(completion, route.model)
+        response.headers.update(_answer_headers(exchange))
+        gateway.settle(exchange)
+        return response
+
+    events = route.provider.stream(chat)
+    try:
+        first = await unless_client_leaves(anext(events, None), disconnect)
+    except BaseException:
+        disconnect.cancel()
+        await events.aclose()
+        raise
+    if disconnect.done():
+        await events.aclose()
+        return _client_left(exchange, gateway)
+    first = first or []
+    started = next((event for event in first if isinstance(event, Started)), Started())
+    observe(exchange, first)
+    encoder = stream_encoder(route.model, started)
+    headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
+    body = _stream_body(encoder, started, first, events, exchange, gateway)
+    return EventStreamResponse(body, headers=headers, disconnect=disconnect)
+
+
+def _client_left(exchange: Exchange, gateway: Gateway) -> Response:
+    exchange.client_gone = True
+    exchange.status = 499
+    gateway.settle(exchange)
+    return Response(status_code=499)  # nobody is waiting; the work was cancelled
+
+
+def _answer_headers(exchange: Exchange) -> dict[str, str]:
+    headers = {"x-request-id": exchange.request_id}
+    if exchange.deployment:
+        headers["x-sluicegate-deployment"] = exchange.deployment
+        headers["x-sluicegate-attempts"] = str(exchange.attempts)
+    headers.update(exchange.response_headers)
+    return headers
+
+
+async def unless_client_leaves(work: Awaitable[T], disconnect: asyncio.Future[None]) -> T | None:
+    """The work's result (or its exception), or None if the client goes away first: then the
+    work is cancelled, so a client that gave up (a timeout, a closed tab) does not keep a model
+    generating for nobody."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    return task.result()
+
+
+def observe(exchange: Exchange, batch: Batch) -> None:
+    """What the hooks need to know of a stream, noted as it passes: the first token's time,
+    the text sent (to estimate usage when none comes), the finish reason, the usage."""
+    for event in batch:
+        kind = type(event)
+        if kind is TextDelta or kind is ReasoningDelta or kind is RefusalDelta:
+            if exchange.ttft_s is None:
+                exchange.ttft_s = exchange.elapsed()
+            exchange.output_parts.append(event.text)  # type: ignore[union-attr]
+        elif kind is ToolCallDelta:
+            if exchange.ttft_s is None:
+                exchange.ttft_s = exchange.elapsed()
+            exchange.output_parts.append((event.name or "") + event.arguments)  # type: ignore[union-attr]
+        elif kind is Finish:
+            if event.choice == 0:  # type: ignore[union-attr]
+                exchange.finish_reason = event.reason  # type: ignore[union-attr]
+        elif kind is Usage:
+            exchange.usage = event  # type: ignore[assignment]
+        elif kind is Started:
+            _note_origin(exchange, event)  # type: ignore[arg-type]
+
+
+def _note_origin(exchange: Exchange, started: Started) -> None:
+    if started.deployment:
+        exchange.deployment = started.deployment
+    if started.upstream_model:
+        exchange.upstream_model = started.upstream_model
+    exchange.attempts = started.attempts
+    if started.prompt_tokens is not None:
+        exchange.prompt_tokens_hint = started.prompt_tokens
+
+
+def _observe_completion(exchange: Exchange, completion: Completion) -> None:
+    exchange.ttft_s = exchange.elapsed()
+    if completion.origin is not None:
+        _note_origin(exchange, completion.origin)
+    exchange.usage = completion.usage
+    if completion.choices:
+        exchange.finish_reason = completion.choices[0].finish_reason
+    for choice in completion.choices:
+        exchange.output_parts.extend(
+            part for part in (choice.reasoning, choice.content, choice.refusal) if part
+        )
+        exchange.output_parts.extend(call.name + call.arguments for call in choice.tool_calls)
+
+
+async def _stream_body(
+    encoder: StreamEncoder,
+    started: Started,
+    first: Batch,
+    events: AsyncGenerator[Batch, None],
+    exchange: Exchange,
+    gateway: Gateway,
+) -> AsyncIterator[bytes]:
+    try:
+        yield encoder.open(started) + encoder.encode_batch(first)
+        async for batch in events:
+            observe(exchange, batch)
+            data = encoder.encode_batch(batch)
+            if data:
+                yield data
+        yield encoder.close()
+    except GatewayError as exc:
+        log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
+        exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
+        yield encoder.fail(exc)
+    except (asyncio.CancelledError, GeneratorExit):
+        exchange.client_gone = True
+        exchange.status = 499
+        raise
+    except Exception as exc:
+        log.exception("request %s: stream failed after the first byte", exchange.request_id)
+        error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
+        exchange.failed(500, error.error_type, error.code, error.message)
+        yield encoder.fail(error)
+    finally:
+        await events.aclose()
+        gateway.settle(exchange)

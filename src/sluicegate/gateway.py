@@ -1,0 +1,86 @@
+"""The running gateway's parts, built once per process and shared by every request."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from sluicegate.core.exchange import Exchange, ExchangeHook
+from sluicegate.core.request import ChatRequest
+from sluicegate.governance.keys import KeyStore
+from sluicegate.providers.registry import ModelRegistry, Route
+from sluicegate.settings import Settings
+from sluicegate.store.sqlite import SQLiteStore
+
+log = logging.getLogger("sluicegate.gateway")
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: SQLiteStore
+    keys: KeyStore
+    models: ModelRegistry
+    hooks: list[ExchangeHook] = field(default_factory=list)
+    started_at: int = field(default_factory=lambda: int(time.time()))
+    _settling: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Gateway:
+        store = SQLiteStore.in_data_dir(settings.data_dir)
+        return cls(
+            settings=settings,
+            store=store,
+            keys=KeyStore(store, settings.server.key_cache_seconds),
+            models=ModelRegistry.from_configs(settings.models),
+        )
+
+    async def start(self) -> None:
+        for provider in self.models.providers():
+            await provider.start()
+
+    async def close(self) -> None:
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        for provider in self.models.providers():
+            await provider.close()
+        self.store.close()
+
+    def route(self, chat: ChatRequest) -> Route:
+        """The provider for the requested model; fills in what the model entry decides for
+        the request (a wildcard's upstream model, the default completion cap)."""
+        route = self.models.resolve(chat.model)
+        chat.upstream_model = route.upstream_model
+        default_cap = getattr(route.config, "default_max_tokens", None)
+        if chat.max_tokens is None and default_cap is not None:
+            chat.max_tokens = default_cap
+        return route
+
+    async def admit(self, exchange: Exchange) -> None:
+        """Every hook's checks before the provider is called (limits, budgets); a refusal
+        raises its GatewayError, and the exchange is settled all the same."""
+        exchange.admitted = True
+        for hook in self.hooks:
+            await hook.admit(exchange)
+
+    def settle(self, exchange: Exchange) -> None:
+        """Hand the finished exchange to every hook, off the request path, exactly once."""
+        if not exchange.admitted or exchange.settled:
+            return
+        exchange.settled = True
+        if exchange.total_s is None:
+            exchange.total_s = exchange.elapsed()
+        if not self.hooks:
+            return
+        task = asyncio.get_running_loop().create_task(self._settle(exchange))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, exchange: Exchange) -> None:
+        for hook in self.hooks:
+            try:
+                await hook.settle(exchange)
+            except Exception:
+                log.exception("settling request %s failed in %s", exchange.request_id, type(hook).__name__)

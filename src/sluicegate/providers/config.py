@@ -1,0 +1,53 @@
+"""The config fields every model entry has, whatever its provider, and those of HTTP upstreams.
+
+Each provider's own entry (`providers/<name>/config.py`) extends one of these with a
+`provider: Literal[...]` tag; `providers/catalog.py` joins them into one discriminated union.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Price(BaseModel):
+    """USD per million tokens; `cached_input` defaults to `input`, `cache_write` too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(default=0.0, ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    output: float = Field(default=0.0, ge=0)
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # ends in `/*` to serve every model name with that prefix
+    aliases: list[str] = Field(default_factory=list)  # more names clients may use for this model
+    owned_by: str | None = None
+    price: Price | None = None
+    # the completion cap for requests that give none (providers that require one use it too)
+    default_max_tokens: int | None = Field(default=None, ge=1)
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.name.endswith("/*")
+
+
+class HTTPModelEntry(ModelEntry):
+    """An upstream reached over HTTP: where, with which credentials, and how patiently."""
+
+    base_url: str
+    api_key: str | None = None
+    upstream_model: str | None = None  # defaults to the entry's name (for a wildcard, the rest of it)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=600.0, gt=0)  # a whole non-streamed answer
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=300.0, gt=0)  # the longest silence mid-answer
+    max_connections: int = Field(default=1000, ge=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")

@@ -1,0 +1,139 @@
+"""The HTTP transport every upstream provider shares: one pooled aiohttp session per model
+entry, its timeouts, and the mapping of network failures to gateway errors in plain words.
+
+Each provider brings only what differs: the URL and headers it posts to, and how its
+upstream's error bodies read (`ErrorMapper`). The details of a network failure (hosts, ports,
+aiohttp's exception text) go to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from sluicegate.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from sluicegate.http.sse import SSEDecoder, SSEEvent
+from sluicegate.providers.config import HTTPModelEntry
+
+log = logging.getLogger("sluicegate.providers")
+
+# (status, body, response headers) -> the error the client gets
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong on the wire, in words a client can act on."""
+    if isinstance(exc, TimeoutError):
+        return "did not answer in time"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not be reached (connection refused or host unknown)"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "closed the connection before answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "closed the stream early"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "sent a malformed HTTP response"
+    if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
+        return "reset the connection"
+    return "failed on the network"
+
+
+class HTTPTransport:
+    def __init__(self, config: HTTPModelEntry, map_error: ErrorMapper) -> None:
+        self.config = config
+        self.name = config.name
+        self._map_error = map_error
+        self._session: aiohttp.ClientSession | None = None
+        self._whole_answer_timeout = aiohttp.ClientTimeout(
+            total=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s
+        )
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
+        # Streams may last as long as they keep talking: no total, but a bound on silence.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.config.connect_timeout_s, sock_read=self.config.read_timeout_s
+        )
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def failure(self, exc: BaseException, stage: str = "") -> UpstreamError:
+        """The gateway error for a network failure; the detail goes to the log."""
+        what = describe(exc)
+        log.warning("upstream of %s %s%s: %r", self.name, what, f" ({stage})" if stage else "", exc)
+        cls = UpstreamTimeoutError if isinstance(exc, TimeoutError) else UpstreamError
+        return cls(f"The upstream of `{self.name}` {what}{' ' + stage if stage else ''}.")
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
+    ) -> aiohttp.ClientResponse:
+        """POST and wait for the status; an error status is read and raised as a GatewayError."""
+        if self._session is None:
+            raise UpstreamError(f"The provider for `{self.name}` is not started.")
+        try:
+            # (passing timeout=None would switch the session's timeouts off: streams keep them)
+            extra: dict[str, Any] = {} if stream else {"timeout": self._whole_answer_timeout}
+            response = await self._session.post(url, data=body, headers=headers, **extra)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.failure(exc) from exc
+        if response.status >= 400:
+            try:
+                raw = await response.read()
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                raw = b""
+            finally:
+                response.release()
+            error = self._map_error(response.status, raw, response.headers)
+            log.warning(
+                "upstream of %s answered %d: %s", self.name, response.status, raw[:500].decode(errors="replace")
+            )
+            raise error
+        return response
+
+    async def read_json(self, response: aiohttp.ClientResponse) -> Any:
+        """A whole JSON answer; a broken or non-JSON body is the upstream's failure (502)."""
+        try:
+            raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.failure(exc, "while sending its answer") from exc
+        finally:
+            response.release()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            log.warning("upstream of %s sent invalid JSON: %r", self.name, raw[:300])
+            raise UpstreamError(f"The upstream of `{self.name}` sent an answer that is not valid JSON.") from exc
+
+    async def events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[list[SSEEvent], None]:
+        """The SSE events of a streamed answer, one list per network read, the last one
+        flushed at the end of the body. Closing the generator early closes the connection
+        (the upstream sees the client leave); a stream read to its end goes back to the pool."""
+        decoder = SSEDecoder()
+        try:
+            async for data in response.content.iter_any():
+                events = decoder.feed(data)
+                if events:
+                    yield events
+            events = decoder.flush()
+            if events:
+                yield events
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.failure(exc, "mid-stream") from exc
+        finally:
+            response.release()  # closes the connection unless the body was read to its end
+
+
+def loads_event(data: str, name: str) -> Any:
+    """One event's JSON payload; invalid JSON is the upstream's failure."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        log.warning("upstream of %s sent invalid JSON in its stream: %r", name, data[:300])
+        raise UpstreamError(f"The upstream of `{name}` sent malformed data in its stream.") from exc

