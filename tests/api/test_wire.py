@@ -62,8 +62,11 @@ def test_every_event_is_one_data_line_and_chunks_have_openai_shape(gateway: Gate
     assert chunks[0]["id"].startswith("chatcmpl-")
     assert len({c["created"] for c in chunks}) == 1
     assert isinstance(chunks[0]["created"], int)
+    fingerprint = chunks[0].get("system_fingerprint")
+    assert isinstance(fingerprint, str) and fingerprint.startswith("fp_")  # the model file and engine
     for c in chunks:
-        assert set(c) == CHUNK_KEYS, c  # no `usage` key unless include_usage was asked
+        assert set(c) == CHUNK_KEYS | {"system_fingerprint"}, c  # no `usage` unless include_usage was asked
+        assert c["system_fingerprint"] == fingerprint
         assert c["object"] == "chat.completion.chunk"
         assert c["model"] == gateway.model
         assert len(c["choices"]) == 1
@@ -85,7 +88,7 @@ def test_include_usage_adds_a_null_usage_to_each_chunk_and_a_closing_usage_chunk
         gateway, body(gateway.model, stream=True, max_tokens=4, stream_options={"include_usage": True})
     ).content
     chunks = chunks_of(split_events(raw))
-    assert all(set(c) == {*CHUNK_KEYS, "usage"} for c in chunks)
+    assert all(set(c) == {*CHUNK_KEYS, "usage", "system_fingerprint"} for c in chunks)
     assert all(c["usage"] is None for c in chunks[:-1])
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
     last = chunks[-1]

@@ -24,6 +24,7 @@ from sluicegate.core.completion import Completion
 from sluicegate.core.events import (
     Batch,
     Finish,
+    Metadata,
     ReasoningDelta,
     RefusalDelta,
     Started,
@@ -253,6 +254,10 @@ async def _stream_body(
     gateway: Gateway,
 ) -> AsyncIterator[bytes]:
     try:
+        if any(type(event) is Metadata for event in first):
+            # known before the first byte: let the opening bytes carry it (system_fingerprint)
+            encoder.encode_batch([event for event in first if type(event) is Metadata])
+            first = [event for event in first if type(event) is not Metadata]
         yield encoder.open(started) + encoder.encode_batch(first)
         async for batch in events:
             observe(exchange, batch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import glob
+import hashlib
 import importlib.util
 import json
 import random
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, Started, TextDelta, Usage
+from sluicegate.core.events import Event, Finish, Metadata, Started, TextDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
+from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
 # a moon's light...") on open prompts and never emits its end token, running to the context limit.
@@ -52,6 +54,9 @@ class Job:
     n: int
     response_format: dict[str, Any] | None
     emit: Callable[[Event | BaseException | None], None]
+    logprobs: bool = False
+    top_logprobs: int = 0
+    logit_bias: dict[int, float] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -76,6 +81,8 @@ class LocalModel:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
         self._vocab = model.vocab
+        self.n_vocab = int(self.llama.n_vocab())
+        self.fingerprint = _fingerprint(path)
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
@@ -104,7 +111,8 @@ class LocalModel:
             )
         limit = min(job.max_tokens or room, room)
         grammar = _grammar(job.response_format)
-        job.emit(Started())
+        job.emit(Started(prompt_tokens=len(tokens)))
+        job.emit(Metadata(system_fingerprint=self.fingerprint))
         completion_tokens = 0
         for choice in range(job.n):
             if job.seed is not None:
@@ -118,11 +126,14 @@ class LocalModel:
 
     def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int) -> int:
         import llama_cpp
+        from llama_cpp import LogitsProcessorList
 
         from sluicegate.providers.local.stops import StopMatcher
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(job.stop)
+        tap = LogitsTap(job.logit_bias, job.logprobs) if job.logprobs or job.logit_bias else None
+        pending: list[dict[str, Any]] = []  # logprobs of tokens whose text is not out yet
         temperature = job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"]
         generated = 0
         reason = "length"
@@ -139,6 +150,7 @@ class LocalModel:
             frequency_penalty=job.frequency_penalty or 0.0,
             presence_penalty=job.presence_penalty or 0.0,
             grammar=grammar,
+            logits_processor=LogitsProcessorList([tap]) if tap is not None else None,
         ):
             if job.cancelled.is_set():
                 return generated
@@ -146,9 +158,13 @@ class LocalModel:
                 reason = "stop"
                 break
             generated += 1
-            text, stopped = stops.feed(decoder.decode(self.llama.detokenize([token])))
+            piece = self.llama.detokenize([token])
+            if tap is not None and tap.last is not None:
+                pending.append(token_logprobs(tap.last, token, job.top_logprobs, self._piece))
+            text, stopped = stops.feed(decoder.decode(piece))
             if text:
-                job.emit(TextDelta(text, choice))
+                job.emit(TextDelta(text, choice, pending if job.logprobs else None))
+                pending = []
             if stopped:
                 reason, hit_stop = "stop", True
                 break
@@ -157,9 +173,22 @@ class LocalModel:
         if not hit_stop:
             tail = stops.flush() + decoder.decode(b"", final=True)
             if tail:
-                job.emit(TextDelta(tail, choice))
+                job.emit(TextDelta(tail, choice, pending if job.logprobs else None))
         job.emit(Finish(reason, choice))
         return generated
+
+
+    def _piece(self, token: int) -> bytes:
+        return bytes(self.llama.detokenize([token]))
+
+
+def _fingerprint(path: Path) -> str:
+    """Names the weights and the engine, as OpenAI's `system_fingerprint` names its backend."""
+    import llama_cpp
+
+    stat = path.stat()
+    seed = f"{path.name}:{stat.st_size}:{llama_cpp.__version__}".encode()
+    return "fp_" + hashlib.sha256(seed).hexdigest()[:10]
 
 
 def _grammar(response_format: dict[str, Any] | None) -> Any:

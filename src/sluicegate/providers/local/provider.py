@@ -20,7 +20,9 @@ from sluicegate.core.events import Batch, Event
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
+from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
+from sluicegate.providers.local.params import check_params
 from sluicegate.providers.local.prompt import flatten_messages
 
 
@@ -55,11 +57,11 @@ class LocalProvider:
 
     def _check(self, request: ChatRequest) -> LocalModel:
         model = self._check_loaded()
-        if request.tools and request.tool_choice != "none":
+        if request.source == "openai":
+            check_params(request.raw, self.name)
+        elif request.tools and request.tool_choice != "none":
             raise InvalidRequestError(
-                f"The model `{self.name}` does not support tools.",
-                param="tools",
-                code="unsupported_parameter",
+                f"The model `{self.name}` does not support tools.", param="tools", code="unsupported_parameter"
             )
         if self._admitted >= 1 + self.config.queue_size:
             raise RateLimitError(
@@ -86,6 +88,9 @@ class LocalProvider:
             n=request.n,
             response_format=request.response_format,
             emit=lambda item: _call_soon(loop, queue, item),
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs or 0,
+            logit_bias=parse_logit_bias(request.logit_bias, model.n_vocab),
         )
         self._admitted += 1
         started = time.monotonic()
