@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -15,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from sluicegate.api.chat_completions.route import chat_completions
 from sluicegate.api.json import json_response
@@ -32,11 +31,18 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.to_dict(), status=exc.http_status, headers=exc.headers())
 
 
+_V1_PATHS = ("/chat/completions", "/models", "/messages", "/responses", "/completions", "/embeddings")
+
+
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: GatewayError
     if exc.status_code == 404:
-        error = NotFoundError(f"Unknown request URL: {request.method} {request.url.path}.", code=None)
+        path = request.url.path
+        message = f"Unknown request URL: {request.method} {path}."
+        if not path.startswith("/v1/") and any(path.startswith(p) for p in _V1_PATHS):
+            message += f" The API lives under /v1: use /v1{path} (a client's base_url ends in /v1)."
+        error = NotFoundError(message, code=None)
     else:
         error = InvalidRequestError(str(exc.detail), status=exc.status_code, code=None)
     return json_response(error.to_dict(), status=error.http_status, headers=dict(exc.headers or {}))
@@ -52,17 +58,38 @@ async def playground(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
 
+class GatewayApp(Starlette):
+    """The Starlette app, with a lifespan of its own: a gateway that cannot start (a model that
+    does not load, an upstream config that cannot work) says so in one line, not a traceback."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        gateway: Gateway = self.state.gateway
+        await receive()  # lifespan.startup
+        try:
+            await gateway.start()
+        except Exception as exc:
+            log.debug("start-up failed", exc_info=True)
+            await send({"type": "lifespan.startup.failed", "message": f"sluicegate cannot start: {_words(exc)}"})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            await gateway.close()
+        except Exception as exc:
+            log.warning("shutting down: %s", _words(exc), exc_info=True)
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def _words(exc: Exception) -> str:
+    return exc.message if isinstance(exc, GatewayError) else f"{exc} ({type(exc).__name__})"
+
+
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Starlette:
     settings = settings or load_settings()
     gw = gateway or Gateway.build(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await gw.start()
-        try:
-            yield
-        finally:
-            await gw.close()
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -82,10 +109,9 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             max_age=600,
         )
     ]
-    app = Starlette(
+    app = GatewayApp(
         routes=routes,
         middleware=middleware,
-        lifespan=lifespan,
         exception_handlers={
             GatewayError: gateway_error,
             HTTPException: http_error,

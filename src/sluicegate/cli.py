@@ -1,15 +1,27 @@
-"""`sluicegate serve` and `sluicegate keys ...`."""
+"""sluicegate: a self-hosted LLM API gateway. One base URL and one API key give streaming chat
+completions from many models in the OpenAI wire format (also Anthropic Messages and OpenAI
+Responses).
+
+An operator's mistake (a bad config, an unusable data dir, a port in use) ends in one line
+saying what to fix and a non-zero exit, never a traceback; `--debug` shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sluicegate.operator import OperatorError, prepare_data_dir
 from sluicegate.settings import ConfigError, Settings, load_settings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -21,40 +33,38 @@ def _key_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from sluicegate.store.sqlite import SQLiteStore
 
     settings = _settings(args)
+    prepare_data_dir(settings.data_dir)
     return KeyStore(SQLiteStore.in_data_dir(settings.data_dir))
 
 
 def serve(args: argparse.Namespace) -> int:
+    from sluicegate.operator import check_models, serve_gateway
+
     settings = _settings(args)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
     workers = args.workers or settings.server.workers
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir, writable=True)
+    check_models(settings)
     # Worker processes rebuild the settings from the environment.
     os.environ["SLUICEGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     if args.config:
         os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
-
-    from sluicegate.governance.keys import KeyStore
-    from sluicegate.store.sqlite import SQLiteStore
-
-    store = SQLiteStore.in_data_dir(settings.data_dir)
-    keys = KeyStore(store)
-    if keys.count_active() == 0:
-        _, secret = keys.create("default")
-        print("Created your first API key (shown only once; `sluicegate keys create` makes more):")
-        print(f"  {secret}")
-    store.close()
-    models = ", ".join(model.name for model in settings.models)
-    print(f"sluicegate on http://{host}:{port}/v1 (playground: http://{host}:{port}/) serving: {models}")
-    print(f"data dir: {settings.data_dir}", flush=True)
-    from sluicegate.server import run
-
-    return run(host, port, workers, args.log_level)
+    return serve_gateway(settings, host, port, workers, args.log_level)
 
 
 def keys_create(args: argparse.Namespace) -> int:
-    key, secret = _key_store(args).create(args.name)
+    store = _key_store(args)
+    existing = {key.name for key in store.list()}
+    name = args.name
+    if name is None:
+        number = len(existing) + 1
+        while f"key-{number}" in existing:
+            number += 1
+        name = f"key-{number}"
+    elif name in existing:
+        raise OperatorError(f"a key named {name!r} exists already; choose another --name")
+    key, secret = store.create(name)
     print(f"created key {key.id} ({key.name}); store it now, it is not shown again:")
     print(secret)
     return 0
@@ -71,52 +81,100 @@ def keys_list(args: argparse.Namespace) -> int:
 
 
 def keys_revoke(args: argparse.Namespace) -> int:
-    if _key_store(args).revoke(args.id):
-        print(f"revoked {args.id}")
+    from sluicegate.governance.keys import KEY_PREFIX
+
+    target: str = args.key
+    shown = target[:10] + "..." if target.startswith(KEY_PREFIX) else target  # never echo a secret
+    store = _key_store(args)
+    revoked = store.revoke(target)
+    if revoked:
+        print(f"revoked {', '.join(revoked)}")
         return 0
-    print(f"no active key {args.id}", file=sys.stderr)
+    print(f"sluicegate: no active key with the id, name or secret {shown}", file=sys.stderr)
     return 1
 
 
+def _version() -> str:
+    try:
+        return version("sluicegate")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sluicegate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="sluicegate",
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Start with `sluicegate serve`; `sluicegate COMMAND --help` explains each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"sluicegate {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", help="where keys and usage live (env SLUICEGATE_DATA_DIR)")
-        p.add_argument("--config", help="the YAML config file (env SLUICEGATE_CONFIG)")
+    def command(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str) -> argparse.ArgumentParser:
+        p = parent.add_parser(
+            name, help=text, description=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
+        p.add_argument(
+            "--data-dir",
+            help="where keys and usage live (default: env SLUICEGATE_DATA_DIR, else the per-user data dir)",
+        )
+        p.add_argument("--config", help="the YAML config file (default: env SLUICEGATE_CONFIG, else none)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
+        return p
 
-    p_serve = sub.add_parser("serve", help="run the gateway")
-    common(p_serve)
-    p_serve.add_argument("--host")
-    p_serve.add_argument("--port", type=int)
-    p_serve.add_argument("--workers", type=int, help="processes (default 1; the benchmark uses cores)")
-    p_serve.add_argument("--log-level", default="info")
+    p_serve = command(sub, "serve", "run the gateway")
+    p_serve.add_argument("--host", help="address to listen on (default: server.host of the config, 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, help="port to listen on (default: server.port of the config, 8080)")
+    p_serve.add_argument("--workers", type=int, help="processes (default: server.workers of the config, 1)")
+    p_serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="how much to log")
     p_serve.set_defaults(func=serve)
 
-    p_keys = sub.add_parser("keys", help="manage API keys")
-    keys_sub = p_keys.add_subparsers(dest="keys_command", required=True)
-    p_create = keys_sub.add_parser("create", help="make a new key; prints it on the last line")
-    common(p_create)
-    p_create.add_argument("--name", default="default")
+    p_keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
+    p_keys.set_defaults(func=lambda args: _help(p_keys))
+    keys_sub = p_keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND")
+    p_create = command(keys_sub, "create", "make a new key; prints it alone on the last line")
+    p_create.add_argument("--name", help="a unique name for the key (default: key-N)")
     p_create.set_defaults(func=keys_create)
-    p_list = keys_sub.add_parser("list", help="list keys (never the secrets)")
-    common(p_list)
+    p_list = command(keys_sub, "list", "list keys (never the secrets)")
     p_list.set_defaults(func=keys_list)
-    p_revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
-    common(p_revoke)
-    p_revoke.add_argument("id")
+    p_revoke = command(keys_sub, "revoke", "revoke a key by id or name")
+    p_revoke.add_argument("key", help="the key's id (key_...), its name, or the secret itself")
     p_revoke.set_defaults(func=keys_revoke)
+    parser.set_defaults(func=lambda args: _help(parser))
     return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(level=logging.WARNING, format="sluicegate: %(message)s")
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        if debug:
+            raise
         print(f"sluicegate: {exc}", file=sys.stderr)
         return 2
+    except OperatorError as exc:
+        if debug:
+            raise
+        print(f"sluicegate: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except sqlite3.Error as exc:
+        if debug:
+            raise
+        where = getattr(args, "data_dir", None) or "the data dir"
+        print(f"sluicegate: the database in {where} cannot be used ({exc}); check its permissions", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

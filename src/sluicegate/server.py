@@ -14,9 +14,11 @@ import contextlib
 import gc
 import logging
 import os
+import select
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -39,14 +41,16 @@ def uvicorn_config(host: str, port: int, log_level: str) -> uvicorn.Config:
     )
 
 
-def run(host: str, port: int, workers: int, log_level: str) -> int:
+def run(sock: socket.socket, workers: int, log_level: str, on_ready: Callable[[], None] | None = None) -> int:
+    """Serve on an already bound socket; `on_ready` runs once the gateway answers requests."""
+    host, port = sock.getsockname()[:2]
     config = uvicorn_config(host, port, log_level)
     if workers <= 1:
-        uvicorn.Server(config).run()
-        return 0
-    sock = config.bind_socket()
+        server = _Server(config, on_ready)
+        server.run(sockets=[sock])
+        return 0 if server.started else 3
     _preload()
-    return _supervise(config, sock, workers)
+    return _supervise(config, sock, workers, on_ready)
 
 
 def _preload() -> None:
@@ -57,6 +61,19 @@ def _preload() -> None:
 
     gc.collect()
     gc.freeze()
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when its start-up (lifespan) succeeded."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
 
 
 class _Worker(uvicorn.Server):
@@ -83,6 +100,10 @@ def _spawn(config: uvicorn.Config, sock: socket.socket) -> tuple[int, int]:
         code = 0
         try:
             _Worker(config, ready_write).run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn's own exit (a failed start-up), already explained
+            code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            code = 0
         except BaseException:
             log.exception("worker %d failed", os.getpid())
             code = 1
@@ -104,8 +125,29 @@ def _reported_ready(ready_read: int) -> bool:
         os.close(ready_read)
 
 
-def _supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int:
+def _wait_all_ready(pipes: list[int], timeout: float = 600.0) -> bool:
+    """Whether every worker reported its start-up done (False when one failed first)."""
+    waiting = set(pipes)
+    while waiting:
+        readable, _, _ = select.select(list(waiting), [], [], timeout)
+        if not readable:
+            return False
+        for fd in readable:
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                continue
+            if not data:
+                return False  # the worker exited without reporting
+            waiting.discard(fd)
+    return True
+
+
+def _supervise(
+    config: uvicorn.Config, sock: socket.socket, workers: int, on_ready: Callable[[], None] | None = None
+) -> int:
     started: dict[int, int] = {}  # worker pid -> read end of its readiness pipe
+    ready: set[int] = set()  # workers whose start-up succeeded
     stopping = False
     exit_code = 0
 
@@ -118,14 +160,19 @@ def _supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
-        pid, ready = _spawn(config, sock)
-        started[pid] = ready
+        pid, pipe = _spawn(config, sock)
+        started[pid] = pipe
+    if _wait_all_ready(list(started.values())):
+        ready.update(started)
+        if on_ready is not None:
+            on_ready()
     while started:
         pid, status = os.wait()
         if pid not in started:
             continue
-        ready = started.pop(pid)
-        was_ready = _reported_ready(ready)
+        pipe = started.pop(pid)
+        was_ready = _reported_ready(pipe) or pid in ready
+        ready.discard(pid)
         if stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
@@ -135,8 +182,8 @@ def _supervise(config: uvicorn.Config, sock: socket.socket, workers: int) -> int
             stop(signal.SIGTERM, None)
             continue
         log.warning("worker %d exited (%d); starting another", pid, code)
-        pid, ready = _spawn(config, sock)
-        started[pid] = ready
+        pid, pipe = _spawn(config, sock)
+        started[pid] = pipe
     sock.close()
     return exit_code
 

@@ -12,6 +12,7 @@ import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sluicegate.config_errors import validation_error, yaml_error
 from sluicegate.providers.catalog import ModelConfig
 from sluicegate.providers.local.config import LocalConfig
 
@@ -56,8 +57,12 @@ class Settings(BaseModel):
         for model in models:
             for name in (model.name, *model.aliases):
                 if name in seen:
-                    raise ValueError(f"model name {name!r} is configured twice")
+                    raise ValueError(
+                        f"the name {name!r} is used twice (as a model name or an alias); each name must be unique"
+                    )
                 seen.add(name)
+        if not models:
+            raise ValueError("no models are configured; add at least one entry under `models:`")
         return models
 
 
@@ -91,25 +96,39 @@ def interpolate(
     return value
 
 
+_warned: set[tuple[str, str]] = set()
+
+
 def load_settings(config_file: str | Path | None = None, data_dir: str | Path | None = None) -> Settings:
     """Settings from the config file (argument, then SLUICEGATE_CONFIG), else the defaults."""
-    path = config_file or os.environ.get("SLUICEGATE_CONFIG")
+    path = str(config_file or os.environ.get("SLUICEGATE_CONFIG") or "") or None
     raw: dict[str, Any] = {}
+    tree: yaml.Node | None = None
     if path:
         try:
             text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory, not a config file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+        try:
+            tree = yaml.compose(text, Loader=yaml.SafeLoader)
             loaded = yaml.safe_load(text) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error(path, exc)) from None
         if not isinstance(loaded, dict):
-            raise ConfigError(f"config {path}: the top level must be a mapping")
+            raise ConfigError(f"{path}, line 1: the top level must be a mapping (server:, models:...)")
         missing: set[str] = set()
         raw = interpolate(loaded, missing=missing)
         for name in sorted(missing):
-            log.warning("config %s: environment variable %s is not set; using an empty value", path, name)
+            if (path, name) not in _warned:  # settings are loaded more than once per process
+                _warned.add((path, name))
+                log.warning("%s: environment variable %s is not set; using an empty value", path, name)
     if data_dir is not None:
         raw["data_dir"] = str(data_dir)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config {path or '(defaults)'}:\n{exc}") from exc
+        raise ConfigError(validation_error(path, exc, tree)) from None

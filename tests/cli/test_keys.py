@@ -197,11 +197,11 @@ def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         ("models:\n  - name: x\n    provider: openai\n", "base_url"),
         ("server:\n  port: eighty\n", "port"),
         ("server:\n  prot: 8080\n", "prot"),
-        ("models: [\n", "cannot read config"),
+        ("models: [\n", "invalid YAML"),
         ("- just\n- a list\n", "mapping"),
         (
             "models:\n  - name: a\n    provider: local\n    aliases: [b]\n  - name: b\n    provider: local\n",
-            "'b' is configured twice",
+            "'b' is used twice",
         ),
     ],
     ids=[

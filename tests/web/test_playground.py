@@ -215,3 +215,36 @@ def test_chat_error_response_shows_message_and_keeps_prompt(page: Page, gateway:
     # The failed turn is rolled back and its text handed back for a retry.
     expect(page.locator("#messages .msg")).to_have_count(0)
     expect(page.locator("#prompt")).to_have_value("hi")
+
+
+def test_no_console_errors_or_failed_requests_on_load(page: Page, gateway: Any) -> None:
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(gateway.base_url + "/")
+    page.wait_for_load_state("networkidle")
+    assert problems == []
+    # the icon is served, not a 404
+    assert direct_status(gateway, "/static/favicon.svg") == 200
+
+
+def direct_status(gateway: Any, path: str) -> int:
+    with urllib.request.urlopen(gateway.base_url + path, timeout=10) as resp:
+        return int(resp.status)
+
+
+def test_aliases_are_marked_and_the_answer_names_its_model(page: Page, gateway: Any) -> None:
+    connect(page, gateway)
+    alias = page.locator('#model option[value="gpt-4o"]')
+    expect(alias).to_have_text(f"gpt-4o (alias of {gateway.model})")
+    expect(page.locator(f'#model option[value="{gateway.model}"]')).to_have_text(gateway.model)
+    page.select_option("#model", "gpt-4o")
+    page.fill("#max-tokens", "8")
+    page.fill("#prompt", "Hello")
+    page.click("#send")
+    wait_until_answered(page)
+    answer = page.locator("#messages .msg.assistant").last
+    # the model that wrote it, not the alias that was asked for
+    expect(answer.locator(".role")).to_have_text(f"assistant · {gateway.model}")
+    expect(page.locator("#stats")).to_contain_text(f"model: {gateway.model}")
+    page.screenshot(path="/tmp/playground-alias.png", full_page=True)

@@ -7,6 +7,7 @@ the database; a revoked key stops working within `cache_seconds` in every worker
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 import time
@@ -68,14 +69,15 @@ class KeyStore:
         count = rows[0][0]
         return count if isinstance(count, int) else 0
 
-    def revoke(self, key_id: str) -> bool:
+    def revoke(self, target: str) -> builtins.list[str]:
+        """Revoke the key with this id, name, hint or secret; the ids revoked."""
         rows = self._store.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR key_hint = ?) AND revoked_at IS NULL"
-            " RETURNING id",
-            (time.time(), key_id, key_id),
+            "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ? OR key_hint = ? OR key_hash = ?)"
+            " AND revoked_at IS NULL RETURNING id",
+            (time.time(), target, target, target, hash_key(target)),
         )
         self._cache.clear()
-        return bool(rows)
+        return [str(row[0]) for row in rows]
 
     def authenticate(self, secret: str | None) -> ApiKey:
         """The key behind a secret a client sent (each door finds it in its own header)."""

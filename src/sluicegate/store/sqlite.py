@@ -6,6 +6,7 @@ newer gateway upgrades an older data dir and several worker processes can share 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -32,7 +33,18 @@ class SQLiteStore:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._owner_only()
         self._migrate()
+
+    def _owner_only(self) -> None:
+        """Keys and usage are nobody else's business: the database files are 0600."""
+        for suffix in ("", "-wal", "-shm"):
+            file = self.path.with_name(self.path.name + suffix)
+            try:
+                if file.exists() and file.stat().st_uid == os.getuid():
+                    file.chmod(0o600)
+            except OSError:
+                pass
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SQLiteStore:

@@ -15,3 +15,5 @@ class LocalConfig(ModelEntry):
     n_ctx: int = Field(default=2048, ge=64)
     n_threads: int | None = Field(default=None, ge=1)
     queue_size: int = Field(default=16, ge=0)  # requests waiting beyond the one generating
+    # a small model can loop until its context is full: cap answers that name no max_tokens
+    default_max_tokens: int | None = Field(default=1024, ge=1)

@@ -71,13 +71,20 @@
       if (!res.ok) throw new Error(await errorMessage(res));
       const body = await res.json();
       if (ticket !== modelsRequest) return;
-      const ids = (body?.data ?? []).map((m) => m.id).filter(Boolean).sort();
+      const entries = (body?.data ?? []).filter((m) => m && m.id);
+      entries.sort((a, b) => (a.alias_for ? 1 : 0) - (b.alias_for ? 1 : 0) || a.id.localeCompare(b.id));
+      const ids = entries.map((m) => m.id);
       if (ids.length === 0) {
         el.model.replaceChildren(new Option('(no models)', ''));
         setStatus('Connected, but this key can use no models.', true);
         return;
       }
-      el.model.replaceChildren(...ids.map((id) => new Option(id, id)));
+      // An alias is named for what it is, so nobody takes a small local model for the one it stands in for.
+      el.model.replaceChildren(...entries.map((m) => {
+        const option = new Option(m.alias_for ? `${m.id} (alias of ${m.alias_for})` : m.id, m.id);
+        if (m.alias_for) option.dataset.aliasFor = m.alias_for;
+        return option;
+      }));
       if (ids.includes(previous)) el.model.value = previous;
       el.model.disabled = Boolean(controller);
       setStatus(`Connected: ${ids.length} model${ids.length === 1 ? '' : 's'} available.`);
@@ -169,7 +176,9 @@
   }
 
   function showStats(s) {
-    const parts = [`finish: ${s.finish ?? 'unknown'}`];
+    const parts = [];
+    if (s.model) parts.push(`model: ${s.model}`);
+    parts.push(`finish: ${s.finish ?? 'unknown'}`);
     if (s.firstAt !== null) parts.push(`ttft: ${Math.round(s.firstAt - s.startAt)} ms`);
     const completion = s.usage?.completion_tokens ?? s.pieces;
     const decodeSeconds = s.firstAt !== null ? (s.endAt - s.firstAt) / 1000 : 0;
@@ -211,7 +220,8 @@
 
     controller = new AbortController();
     setBusy(true);
-    const s = { startAt: performance.now(), firstAt: null, endAt: 0, finish: null, usage: null, pieces: 0 };
+    const s = { startAt: performance.now(), firstAt: null, endAt: 0, finish: null, usage: null, pieces: 0, model: null };
+    const who = answerBox.querySelector('.role');
     let failure = null;
     try {
       const res = await fetch('/v1/chat/completions', {
@@ -224,6 +234,12 @@
       const onEvent = (evt) => {
         if (evt.error) throw new Error(evt.error.message || JSON.stringify(evt.error));
         if (evt.usage) s.usage = evt.usage;
+        if (evt.model && s.model === null) {
+          // the model that actually wrote the answer, which an alias does not name
+          s.model = evt.model;
+          who.textContent = `assistant · ${evt.model}`;
+          answerBox.dataset.model = evt.model;
+        }
         const choice = evt.choices?.[0];
         const piece = choice?.delta?.content ?? choice?.message?.content;
         if (piece) {

@@ -1,0 +1,166 @@
+"""What `sluicegate serve` checks and says before and as it starts: the data dir, the model
+files, the port, the first key, and a banner printed only once the port is bound.
+
+Every problem an operator can fix becomes an `OperatorError`: one line naming the thing to
+fix, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+from sluicegate.settings import Settings
+
+
+class OperatorError(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def prepare_data_dir(path: Path, writable: bool = False) -> None:
+    """Create the data dir readable by its owner only, or say why it cannot be used."""
+    if path.exists() and not path.is_dir():
+        raise OperatorError(f"the data dir {path} is a file, not a directory; choose another with --data-dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise OperatorError(
+            f"cannot create the data dir {path} ({exc.strerror or exc}); choose another with --data-dir"
+        ) from None
+    with contextlib.suppress(OSError):
+        if path.stat().st_uid == os.getuid():
+            path.chmod(0o700)
+    if writable:
+        probe = path / ".sluicegate-write-test"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OperatorError(
+                f"the data dir {path} is not writable ({exc.strerror or exc}); fix its permissions"
+                " or choose another with --data-dir"
+            ) from None
+
+
+def check_models(settings: Settings) -> None:
+    """Model files that do not exist are the config's mistake, said before anything starts."""
+    for position, model in enumerate(settings.models):
+        if model.provider != "local":
+            continue
+        if model.path:
+            if not Path(model.path).is_file():
+                raise OperatorError(
+                    f"model {model.name!r} (models[{position}]): the model file {model.path} does not exist;"
+                    " fix its `path` in the config",
+                    exit_code=2,
+                )
+        else:
+            from sluicegate.providers.local.model import bundled_model_path
+
+            try:
+                bundled_model_path()
+            except Exception as exc:
+                raise OperatorError(f"model {model.name!r}: {exc}", exit_code=2) from None
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed or created."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OperatorError(
+                f"cannot listen on {host}:{port}: the address is already in use; stop what uses it"
+                " or choose another --port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise OperatorError(
+                f"cannot listen on {host}:{port}: permission denied; choose a --port above 1023"
+            ) from None
+        raise OperatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host") from None
+    except (OverflowError, socket.gaierror) as exc:
+        sock.close()
+        raise OperatorError(f"cannot listen on {host}:{port}: {exc}; check --host and --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def browsable(host: str, port: int) -> tuple[str, str]:
+    """A URL a browser on this machine can open, and a note when listening on every interface."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"http://{host}:{port}", ""
+    if address.is_unspecified:
+        local = "[::1]" if address.version == 6 else "127.0.0.1"
+        return f"http://{local}:{port}", f" (listening on all interfaces: other machines use this host's address, port {port})"
+    shown = f"[{host}]" if address.version == 6 else host
+    return f"http://{shown}:{port}", ""
+
+
+def first_key(settings: Settings) -> str | None:
+    """A key for a fresh data dir (none is active yet), made once the port is ours."""
+    from sluicegate.governance.keys import KeyStore
+    from sluicegate.store.sqlite import SQLiteStore
+
+    try:
+        store = SQLiteStore.in_data_dir(settings.data_dir)
+    except sqlite3.Error as exc:
+        raise OperatorError(f"the database in {settings.data_dir} cannot be opened ({exc})") from None
+    try:
+        keys = KeyStore(store)
+        if keys.count_active():
+            return None
+        _, secret = keys.create("default")
+        return secret
+    except sqlite3.Error as exc:
+        raise OperatorError(f"the database in {settings.data_dir} cannot be written ({exc})") from None
+    finally:
+        store.close()
+
+
+def banner(settings: Settings, host: str, port: int, secret: str | None) -> str:
+    url, note = browsable(host, port)
+    lines = [
+        f"sluicegate is ready on {url}/v1{note}",
+        f"  playground: {url}/",
+        f"  data dir:   {settings.data_dir}",
+        "  models:",
+    ]
+    width = max(len(model.name) for model in settings.models)
+    for model in settings.models:
+        aliases = f"  aliases: {', '.join(model.aliases)}" if model.aliases else ""
+        lines.append(f"    {model.name:<{width}}  {model.provider:<9}{aliases}")
+    if secret:
+        lines.append("Created your first API key (shown only once; `sluicegate keys create` makes more):")
+        lines.append(f"  {secret}")
+    return "\n".join(lines)
+
+
+def serve_gateway(settings: Settings, host: str, port: int, workers: int, log_level: str) -> int:
+    from sluicegate.server import run
+
+    sock = bind(host, port)
+    secret = first_key(settings)
+
+    def ready() -> None:
+        print(banner(settings, host, port, secret), flush=True)
+
+    try:
+        return run(sock, workers, log_level, on_ready=ready)
+    finally:
+        sock.close()
+        sys.stdout.flush()
