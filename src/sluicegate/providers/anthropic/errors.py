@@ -1,0 +1,74 @@
+"""Anthropic's HTTP errors -> gateway errors the client can act on.
+
+Anthropic answers `{"type": "error", "error": {"type": "...", "message": "..."}}`. The client's
+own mistakes (400, 413) keep their status; the gateway's credentials or model entry being wrong
+(401, 403, 404) are the operator's to fix, so the client gets a 502 saying which entry; an
+overloaded upstream (529) is a 503 the client may retry, after `retry-after` when sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from sluicegate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from sluicegate.providers.openai.errors import retry_after_seconds
+
+
+def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: str) -> GatewayError:
+    kind, message = error_details(body)
+    said = f"{message or 'no details'}" + (f" ({kind})" if kind else "")
+    delay = retry_after_seconds(headers.get("retry-after") or headers.get("Retry-After"))
+    upstream = f"The Anthropic upstream of `{name}`"
+    if status == 400:
+        return InvalidRequestError(f"{upstream} rejected the request: {said}", code=kind)
+    if status in (401, 403):
+        return UpstreamError(
+            f"{upstream} refused the gateway's credentials ({status}: {said})."
+            f" Check the `api_key` of the model entry `{name}`."
+        )
+    if status == 404:
+        return UpstreamError(
+            f"{upstream} answered 404: {said}. Check the `upstream_model` and `base_url` of the model entry `{name}`."
+        )
+    if status == 413:
+        return PayloadTooLargeError(f"{upstream} found the request too large: {said}")
+    if status == 429:
+        return RateLimitError(f"{upstream} is rate limiting requests: {said}", retry_after=delay or 1.0)
+    if status in (503, 529):
+        return ServiceUnavailableError(
+            f"{upstream} is overloaded ({status}): {said}",
+            code="upstream_overloaded",
+            retry_after=delay or 1.0,
+        )
+    if status == 504:
+        return UpstreamTimeoutError(f"{upstream} timed out (504): {said}")
+    return UpstreamError(f"{upstream} failed with HTTP {status}: {said}")
+
+
+def error_details(body: bytes) -> tuple[str | None, str | None]:
+    """The error's type and message, from Anthropic's shape or whatever a proxy sent."""
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:300].decode("utf-8", errors="replace").strip()
+        return None, text or None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        kind, message = error.get("type"), error.get("message")
+        return (kind if isinstance(kind, str) else None), (message if isinstance(message, str) else None)
+    if isinstance(error, str):
+        return None, error
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return None, parsed["message"]
+    return None, None

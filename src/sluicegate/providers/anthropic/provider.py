@@ -1,0 +1,118 @@
+"""Anthropic's Messages API (`POST {base_url}/v1/messages`), streamed or whole.
+
+The gateway's own key for the upstream goes in `x-api-key` with the configured
+`anthropic-version`; the client's sluicegate key never leaves the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from sluicegate.core.completion import Completion, completion_events
+from sluicegate.core.events import Batch, Started
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import GatewayError, UpstreamError
+from sluicegate.http.sse import SSEEvent
+from sluicegate.providers.anthropic.config import AnthropicConfig
+from sluicegate.providers.anthropic.errors import upstream_error
+from sluicegate.providers.anthropic.request import count_tokens_body, messages_body
+from sluicegate.providers.anthropic.response import parse_message
+from sluicegate.providers.anthropic.stream import MessageStreamParser
+from sluicegate.providers.http import HTTPTransport, loads_event
+
+
+class AnthropicProvider:
+    kind = "anthropic"
+
+    def __init__(self, config: AnthropicConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.owned_by = config.owned_by or "anthropic"
+        self.upstream_model = config.upstream_model or config.name
+        self.url = f"{config.base_url}/v1/messages"
+        self.count_url = f"{config.base_url}/v1/messages/count_tokens"
+        self._headers = {
+            "content-type": "application/json",
+            "anthropic-version": config.anthropic_version,
+            **config.headers,
+        }
+        if config.api_key:
+            self._headers["x-api-key"] = config.api_key
+        self.transport = HTTPTransport(
+            config, lambda status, body, headers: upstream_error(status, body, headers, config.name)
+        )
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    def _model(self, request: ChatRequest) -> str:
+        return request.upstream_model or self.upstream_model
+
+    async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
+        body = messages_body(request, self._model(request), stream, self.config.default_max_tokens)
+        return await self.transport.post(self.url, orjson.dumps(body), self._headers, stream=stream)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
+        response = await self._post(request, stream=True)
+        yield [Started(upstream_model=self._model(request))]
+        if response.content_type == "application/json":
+            # a proxy that ignored `stream: true` and answered whole
+            answer = await self.transport.read_json(response)
+            yield completion_events(parse_message(answer, self.name, request.source != "anthropic"))
+            return
+        parser = MessageStreamParser(self.name, explain_refusals=request.source != "anthropic")
+        events = self.transport.events(response)
+        try:
+            # Read to the end of the body, as Anthropic's SDKs do: the connection goes back
+            # to the pool instead of being closed after message_stop.
+            async for sse_events in events:
+                batch, error = _parse(sse_events, parser, self.name)
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+            batch = parser.close()
+            if batch:
+                yield batch
+        finally:
+            await events.aclose()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        response = await self._post(request, stream=False)
+        answer = await self.transport.read_json(response)
+        completion = parse_message(answer, self.name, request.source != "anthropic")
+        completion.origin = Started(upstream_model=self._model(request))
+        return completion
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        """Anthropic's own count (POST /v1/messages/count_tokens): exact, tools and images included."""
+        body = orjson.dumps(count_tokens_body(request, self._model(request)))
+        response = await self.transport.post(self.count_url, body, self._headers, stream=False)
+        answer: Any = await self.transport.read_json(response)
+        tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool):
+            raise UpstreamError(
+                f"The upstream of `{self.name}` answered count_tokens without `input_tokens`."
+            )
+        return tokens
+
+
+def _parse(
+    events: list[SSEEvent], parser: MessageStreamParser, name: str
+) -> tuple[Batch, GatewayError | None]:
+    """The canonical events of one network read, and the error that interrupted it (returned,
+    so the events before it still reach the client)."""
+    batch: Batch = []
+    for sse in events:
+        try:
+            parser.parse(loads_event(sse.data, name), batch)
+        except GatewayError as exc:
+            return batch, exc
+    return batch, None
