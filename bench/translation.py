@@ -1,15 +1,13 @@
 """``python -m bench.translation [provider ...] [--n N]``: what translating an upstream's stream costs.
 
-One function per provider feeds a recorded real stream (from ``../shared/fixtures``), one
-network read per upstream event, through the gateway's hot path N times and reports microseconds
-per upstream event for each stage, cumulatively:
+One function per provider in ``BENCHES`` names recorded real streams (from ``../shared/fixtures``)
+and its translation (decoded payloads of each network read -> canonical event batches). Each
+recording is fed one network read per upstream event, N passes per run, best of 7 runs, and the
+three stages of the hot path are timed apart, in microseconds per upstream event:
 
-- ``sse+json``: SSE framing and JSON decoding only (what any provider pays);
-- ``+parse``: plus the provider's translation into canonical events;
-- ``+openai``: plus encoding those events as OpenAI chunks (the OpenAI door).
-
-The translation's own cost is ``+parse`` minus ``sse+json``. Each figure is the best of 5 runs.
-Add a provider by adding a function to ``BENCHES``.
+- ``sse+json``: SSE framing and JSON decoding (what any provider pays);
+- ``translate``: the provider's translation into canonical events (the figure this bench is for);
+- ``openai``: encoding those events as OpenAI chunks (the OpenAI door).
 """
 
 from __future__ import annotations
@@ -20,15 +18,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from sluicegate.api.chat_completions.chunks import ChunkEncoder
-from sluicegate.core.events import Event
+from sluicegate.core.events import Batch, Event
 from sluicegate.http.sse import SSEDecoder
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-RUNS = 5
+RUNS = 7
+
+Translate = Callable[[list[list[Any]]], list[Batch]]  # payloads per read -> canonical batches
 
 
 @dataclass
@@ -41,16 +42,15 @@ class Figures:
 
     def lines(self) -> list[str]:
         stages = "  ".join(f"{stage} {value:.2f}" for stage, value in self.us_per_event.items())
-        added = self.us_per_event["+parse"] - self.us_per_event["sse+json"]
         return [
-            f"{self.provider}: {self.upstream_events} upstream events -> {self.canonical_events} canonical events"
-            f" per pass ({', '.join(self.recordings)})",
+            f"{self.provider}: {self.upstream_events} upstream events -> {self.canonical_events} canonical"
+            f" events per pass ({', '.join(self.recordings)})",
             f"  µs per upstream event: {stages}",
-            f"  translation alone: {added:.2f} µs per upstream event",
+            f"  translation alone: {self.us_per_event['translate']:.2f} µs per upstream event",
         ]
 
 
-def _best_us(run: Callable[[], None], n: int) -> float:
+def _best_us(run: Callable[[], object], n: int) -> float:
     best = float("inf")
     for _ in range(RUNS):
         start = time.perf_counter_ns()
@@ -60,58 +60,58 @@ def _best_us(run: Callable[[], None], n: int) -> float:
     return best
 
 
-def _measure(
-    provider: str,
-    recordings: list[str],
-    reads: list[bytes],
-    parse: Callable[[list[bytes], ChunkEncoder | None], int],
-    n: int,
+def decode(reads: list[bytes]) -> list[list[Any]]:
+    """Each read's SSE data payloads, JSON decoded (`[DONE]` and other non-JSON kept as text)."""
+    decoder = SSEDecoder()
+    out: list[list[Any]] = []
+    for read in reads:
+        out.append([orjson.loads(e.data) if e.data[:1] in ("{", "[") else e.data for e in decoder.feed(read)])
+    return out
+
+
+def encode(batches: list[Batch]) -> int:
+    encoder = ChunkEncoder("chatcmpl-bench", 1, "m", True)
+    return sum(len(encoder.encode_batch(batch)) for batch in batches) + len(encoder.close())
+
+
+def measure(
+    provider: str, recordings: list[str], reads: list[bytes], translate: Translate, n: int
 ) -> Figures:
-    """`parse(reads, encoder)` runs one pass and returns the canonical events it made."""
-    events = sum(len(SSEDecoder().feed(read)) for read in reads)
-
-    def decode_only() -> None:
-        decoder = SSEDecoder()
-        for read in reads:
-            for sse in decoder.feed(read):
-                orjson.loads(sse.data)
-
-    canonical = parse(reads, None)
+    payloads = decode(reads)
+    batches = translate(payloads)
+    events = sum(len(read) for read in payloads)
     stages = {
-        "sse+json": _best_us(decode_only, n) / events,
-        "+parse": _best_us(lambda: parse(reads, None), n) / events,
-        "+openai": _best_us(lambda: parse(reads, ChunkEncoder("chatcmpl-b", 1, "m", True)), n) / events,
+        "sse+json": _best_us(lambda: decode(reads), n) / events,
+        "translate": _best_us(lambda: translate(payloads), n) / events,
+        "openai": _best_us(lambda: encode(batches), n) / events,
     }
-    return Figures(provider, recordings, events, canonical, stages)
+    return Figures(provider, recordings, events, sum(len(batch) for batch in batches), stages)
+
+
+def sse_reads(path: Path) -> list[bytes]:
+    """A recording already framed as SSE, one event per read."""
+    return [block + b"\n\n" for block in path.read_bytes().split(b"\n\n") if block.strip()]
 
 
 def bench_anthropic(n: int) -> Figures:
     from sluicegate.providers.anthropic.stream import MessageStreamParser
 
     names = ["stream-b-fallback.sse", "tool_use_response.txt", "stream-a-refusal.sse"]
-    reads: list[bytes] = []
-    for name in names:
-        raw = (FIXTURES / "anthropic-sdk-python" / name).read_bytes()
-        reads += [block + b"\n\n" for block in raw.split(b"\n\n") if block.strip()]  # one event per read
+    reads = [read for name in names for read in sse_reads(FIXTURES / "anthropic-sdk-python" / name)]
 
-    def parse(chunks: list[bytes], encoder: ChunkEncoder | None) -> int:
-        made = 0
-        decoder = SSEDecoder()
+    def translate(payloads: list[list[Any]]) -> list[Batch]:
+        out: list[Batch] = []
         parser = MessageStreamParser("bench")
-        for read in chunks:
+        for read in payloads:
             batch: list[Event] = []
-            for sse in decoder.feed(read):
-                if sse.data and sse.data[0] == "{":
-                    event = orjson.loads(sse.data)
-                    if event.get("type") == "message_start":  # the recordings follow one another
-                        parser = MessageStreamParser("bench")
-                    parser.parse(event, batch)
-            made += len(batch)
-            if encoder is not None and batch:
-                encoder.encode_batch(batch)
-        return made
+            for payload in read:
+                if payload.get("type") == "message_start":  # the recordings follow one another
+                    parser = MessageStreamParser("bench")
+                parser.parse(payload, batch)
+            out.append(batch)
+        return out
 
-    return _measure("anthropic", names, reads, parse, n)
+    return measure("anthropic", names, reads, translate, n)
 
 
 BENCHES: dict[str, Callable[[int], Figures]] = {"anthropic": bench_anthropic}
@@ -122,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("providers", nargs="*", help=f"any of {', '.join(BENCHES)} (default: all)")
     parser.add_argument("--n", type=int, default=500, help="passes over the recordings per run")
     args = parser.parse_args(argv)
-    if not FIXTURES.is_dir():
-        print(f"recordings not found at {FIXTURES}", file=sys.stderr)
-        return 1
     unknown = set(args.providers) - set(BENCHES)
     if unknown:
         parser.error(f"unknown provider(s): {', '.join(sorted(unknown))}; known: {', '.join(BENCHES)}")
+    if not FIXTURES.is_dir():
+        print(f"recordings not found at {FIXTURES}", file=sys.stderr)
+        return 1
     for name in args.providers or list(BENCHES):
         print("\n".join(BENCHES[name](args.n).lines()))
     return 0

@@ -14,7 +14,7 @@ def test_each_provider_bench_translates_its_recordings(shared_fixtures: Path) ->
         figures = bench(2)
         assert figures.provider == name
         assert figures.canonical_events > 0 and figures.upstream_events > 0
-        assert set(figures.us_per_event) == {"sse+json", "+parse", "+openai"}
+        assert set(figures.us_per_event) == {"sse+json", "translate", "openai"}
         assert all(value > 0 for value in figures.us_per_event.values())
         assert "translation alone" in "\n".join(figures.lines())
 
