@@ -296,3 +296,69 @@ async def test_count_tokens_asks_the_upstream(upstream: AnthropicUpstream) -> No
         ],
     }
     assert upstream.headers[0]["x-api-key"] == SECRET
+
+
+def stream_blocks(gateway: Gateway) -> list[str]:
+    response = httpx.post(
+        gateway.v1 + "/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        headers={"Authorization": f"Bearer {gateway.api_key}"},
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
+    return response.content.decode().strip().split("\n\n")
+
+
+def test_an_upstream_that_answers_whole_to_a_stream_request_is_streamed(
+    anthropic_gateway: Gateway, upstream: AnthropicUpstream
+) -> None:
+    whole = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [{"type": "text", "text": "All at once"}],
+        "stop_reason": "max_tokens",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+    }
+    upstream.enqueue(Reply(body=json.dumps(whole).encode()))
+    blocks = stream_blocks(anthropic_gateway)
+    assert blocks[-1] == "data: [DONE]"
+    choices = [json.loads(b[6:])["choices"][0] for b in blocks[:-1]]
+    assert "".join(c["delta"].get("content") or "" for c in choices) == "All at once"
+    assert [c["finish_reason"] for c in choices if c["finish_reason"]] == ["length"]
+
+
+def test_a_stream_cut_before_its_end_is_an_error_event_not_a_silent_end(
+    anthropic_gateway: Gateway, upstream: AnthropicUpstream
+) -> None:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": [],
+        "model": "m",
+        "usage": {},
+    }
+    upstream.enqueue(
+        Reply(
+            chunks=[
+                event({"type": "message_start", "message": message}),
+                event(
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+                ),
+                event(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": "Half"},
+                    }
+                ),
+            ]
+        )
+    )
+    blocks = stream_blocks(anthropic_gateway)
+    assert blocks[-1] == "data: [DONE]"
+    error = json.loads(blocks[-2][6:])["error"]
+    assert "closed the stream before it finished" in error["message"]
