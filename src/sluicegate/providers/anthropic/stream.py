@@ -102,7 +102,7 @@ class MessageStreamParser:
     def __init__(self, name: str = "upstream", explain_refusals: bool = True) -> None:
         self.name = name
         self._explain = explain_refusals
-        self._blocks: dict[int, _Block] = {}
+        self._blocks: dict[Any, _Block] = {}  # the upstream's block index -> its state
         self._calls = 0
         self._usage: dict[str, Any] = {}
         self._stop: tuple[Any, Any] | None = None  # (stop_reason, stop_sequence) once known
@@ -125,15 +125,14 @@ class MessageStreamParser:
             if isinstance(block, dict):
                 self._start(event.get("index"), block, events)
         elif kind == "content_block_stop":
-            self._stop_block(self._blocks.pop(event.get("index"), _SKIP), events)  # type: ignore[arg-type]
+            self._stop_block(self._blocks.pop(event.get("index"), _SKIP), events)
         elif kind == "message_delta":
             self._message_delta(event)
         elif kind == "message_start":
             self._message_start(event.get("message"), events)
         elif kind == "message_stop":
-            if not self.done:
-                self.done = True
-                self._finish(events)
+            self.done = True
+            self._finish(events)
         elif kind == "error":
             error = event.get("error")
             if isinstance(error, dict):
@@ -153,7 +152,7 @@ class MessageStreamParser:
             if isinstance(text, str) and text:
                 events.append(TextDelta(text))
         elif kind == "input_json_delta":
-            block = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            block = self._blocks.get(event.get("index"))
             fragment = delta.get("partial_json")
             if block is not None and block.kind == "tool" and isinstance(fragment, str) and fragment:
                 block.streamed = True
