@@ -65,7 +65,7 @@ def decode(reads: list[bytes]) -> list[list[Any]]:
     decoder = SSEDecoder()
     out: list[list[Any]] = []
     for read in reads:
-        out.append([orjson.loads(e.data) if e.data[:1] in ("{", "[") else e.data for e in decoder.feed(read)])
+        out.append([orjson.loads(e.data) if e.data[:1] in ("{", "[") and e.data != "[DONE]" else e.data for e in decoder.feed(read)])
     return out
 
 
@@ -114,7 +114,36 @@ def bench_anthropic(n: int) -> Figures:
     return measure("anthropic", names, reads, translate, n)
 
 
-BENCHES: dict[str, Callable[[int], Figures]] = {"anthropic": bench_anthropic}
+def chunk_reads(path: Path) -> list[bytes]:
+    """A vercel-ai recording (one JSON payload a line) framed as SSE, one event per read."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    return [b"data: " + line + b"\n\n" for line in lines] + [b"data: [DONE]\n\n"]
+
+
+def bench_openai(n: int) -> Figures:
+    from sluicegate.providers.openai.chunks import ChunkParser
+
+    names = ["openai-text.chunks.txt", "xai-tool-call.chunks.txt", "deepseek-reasoning.chunks.txt"]
+    reads = [read for name in names for read in chunk_reads(FIXTURES / "vercel-ai" / name)]
+
+    def translate(payloads: list[list[Any]]) -> list[Batch]:
+        out: list[Batch] = []
+        parser = ChunkParser("bench")
+        for read in payloads:
+            batch: list[Event] = []
+            for payload in read:
+                if payload == "[DONE]":  # the recordings follow one another
+                    batch += parser.close(True)
+                    parser = ChunkParser("bench")
+                else:
+                    batch += parser.parse(payload)
+            out.append(batch)
+        return out
+
+    return measure("openai", names, reads, translate, n)
+
+
+BENCHES: dict[str, Callable[[int], Figures]] = {"anthropic": bench_anthropic, "openai": bench_openai}
 
 
 def main(argv: list[str] | None = None) -> int:
