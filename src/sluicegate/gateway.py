@@ -12,7 +12,9 @@ from sluicegate.core.request import ChatRequest
 from sluicegate.governance.keys import KeyStore
 from sluicegate.providers.registry import ModelRegistry, Route
 from sluicegate.settings import Settings
+from sluicegate.store.responses import ResponseStore
 from sluicegate.store.sqlite import SQLiteStore
+from sluicegate.store.sqlite_responses import SQLiteResponseStore
 
 log = logging.getLogger("sluicegate.gateway")
 
@@ -23,6 +25,7 @@ class Gateway:
     store: SQLiteStore
     keys: KeyStore
     models: ModelRegistry
+    responses: ResponseStore  # the Responses door's kept responses
     hooks: list[ExchangeHook] = field(default_factory=list)
     started_at: int = field(default_factory=lambda: int(time.time()))
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
@@ -35,6 +38,7 @@ class Gateway:
             store=store,
             keys=KeyStore(store, settings.server.key_cache_seconds),
             models=ModelRegistry.from_configs(settings.models),
+            responses=SQLiteResponseStore(store),
         )
 
     async def start(self) -> None:
@@ -46,6 +50,7 @@ class Gateway:
             await asyncio.gather(*self._settling, return_exceptions=True)
         for provider in self.models.providers():
             await provider.close()
+        await self.responses.close()
         self.store.close()
 
     def route(self, chat: ChatRequest) -> Route:

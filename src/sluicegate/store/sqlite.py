@@ -22,6 +22,17 @@ MIGRATIONS: list[str] = [
         revoked_at  REAL
     );
     """,
+    # The Responses door's kept responses (store: true); see store/responses.py.
+    """
+    CREATE TABLE IF NOT EXISTS responses (
+        id                    TEXT PRIMARY KEY,
+        key_id                TEXT NOT NULL,
+        created_at            REAL NOT NULL,
+        previous_response_id  TEXT,
+        input_items           BLOB NOT NULL,
+        response              BLOB NOT NULL
+    );
+    """,
 ]
 
 
