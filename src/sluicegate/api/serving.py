@@ -126,9 +126,13 @@ async def serve_chat(
     chat: ChatRequest,
     stream_encoder: Callable[[str, Started], StreamEncoder],
     whole: Callable[[Completion, str], Response],
+    before_close: Callable[[], Awaitable[None]] | None = None,
 ) -> Response | EventStreamResponse:
     """Route the request, admit it, and answer it whole or as a stream through the door's
-    encoder. `stream_encoder` and `whole` receive the model name the answer carries."""
+    encoder. `stream_encoder` and `whole` receive the model name the answer carries.
+    `before_close` is awaited once a stream's answer is whole (or has failed), just before
+    its closing bytes: a door that keeps its answers stores them there, so a client that
+    has read the end can rely on finding them. It must not raise."""
     route = gateway.route(chat)
     exchange.model = chat.model
     exchange.request = chat
@@ -166,7 +170,7 @@ async def serve_chat(
     observe(exchange, first)
     encoder = stream_encoder(route.model, started)
     headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
-    body = _stream_body(encoder, started, first, events, exchange, gateway)
+    body = _stream_body(encoder, started, first, events, exchange, gateway, before_close)
     return EventStreamResponse(body, headers=headers, disconnect=disconnect)
 
 
@@ -252,6 +256,7 @@ async def _stream_body(
     events: AsyncGenerator[Batch, None],
     exchange: Exchange,
     gateway: Gateway,
+    before_close: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
     try:
         if any(type(event) is Metadata for event in first):
@@ -264,11 +269,17 @@ async def _stream_body(
             data = encoder.encode_batch(batch)
             if data:
                 yield data
-        yield encoder.close()
+        closing = encoder.close()
+        if before_close is not None:
+            await before_close()
+        yield closing
     except GatewayError as exc:
         log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
         exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
-        yield encoder.fail(exc)
+        closing = encoder.fail(exc)
+        if before_close is not None:
+            await before_close()
+        yield closing
     except (asyncio.CancelledError, GeneratorExit):
         exchange.client_gone = True
         exchange.status = 499
@@ -277,7 +288,10 @@ async def _stream_body(
         log.exception("request %s: stream failed after the first byte", exchange.request_id)
         error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
         exchange.failed(500, error.error_type, error.code, error.message)
-        yield encoder.fail(error)
+        closing = encoder.fail(error)
+        if before_close is not None:
+            await before_close()
+        yield closing
     finally:
         await events.aclose()
         gateway.settle(exchange)
