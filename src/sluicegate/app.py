@@ -18,6 +18,12 @@ from starlette.types import Receive, Scope, Send
 from sluicegate.api.chat_completions.route import chat_completions
 from sluicegate.api.json import json_response
 from sluicegate.api.models import health, list_models, retrieve_model
+from sluicegate.api.responses.route import (
+    create_response,
+    delete_response,
+    list_input_items,
+    retrieve_response,
+)
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
 from sluicegate.gateway import Gateway
 from sluicegate.settings import Settings, load_settings
@@ -93,6 +99,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -103,7 +113,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Middleware(
             CORSMiddleware,
             allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=["retry-after", "x-request-id"],
             max_age=600,
