@@ -316,3 +316,23 @@ def test_the_model_sees_the_whole_chain_of_previous_responses(
         {"role": "assistant", "content": "two"},
         {"role": "user", "content": "three"},
     ]
+
+
+def test_a_client_that_leaves_stops_the_upstream_and_nothing_is_stored(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    clean_upstream.enqueue(
+        Reply(chunks=[chunk(role="assistant", content=""), chunk("Hello")], hang_after=True)
+    )
+    body = {"model": UPSTREAM_MODEL, "input": "Hi", "stream": True}
+    with httpx.stream("POST", gateway.v1 + "/responses", json=body, headers=auth(gateway), timeout=15) as r:
+        assert r.status_code == 200
+        seen: list[dict[str, Any]] = []
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                seen.append(orjson.loads(line[len("data: ") :]))
+            if seen and seen[-1]["type"] == "response.output_text.delta":
+                break
+    assert clean_upstream.wait_for_disconnects(1, timeout=5)
+    response_id = seen[0]["response"]["id"]
+    assert httpx.get(f"{gateway.v1}/responses/{response_id}", headers=auth(gateway)).status_code == 404
