@@ -133,3 +133,11 @@ def test_descriptive_fields_are_accepted(client: OpenAI, gateway: Gateway) -> No
         model=gateway.model, messages=PROMPT, max_tokens=2, user="u-1", metadata={"team": "a"}, store=False
     )
     assert answer.choices[0].message.content is not None
+
+
+def test_other_doors_are_refused_by_the_name_they_use(client: OpenAI, gateway: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=gateway.model, input="hi", reasoning={"effort": "low"})
+    body = info.value.body
+    assert isinstance(body, dict) and body["param"] == "reasoning.effort"
+    assert body["code"] == "unsupported_parameter"

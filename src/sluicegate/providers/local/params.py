@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
 
 HONOURED = frozenset(
@@ -55,4 +56,33 @@ def check_params(body: dict[str, Any], model: str) -> None:
             )
         raise InvalidRequestError(
             f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
+        )
+
+
+# what each door calls the canonical fields, so a refusal names the field the client sent
+_DOOR_NAMES = {
+    "anthropic": {"reasoning_effort": "thinking", "tools": "tools"},
+    "responses": {"reasoning_effort": "reasoning.effort", "tools": "tools"},
+}
+
+
+def check_request(request: ChatRequest, model: str) -> None:
+    """The same rule for every door: OpenAI bodies are checked field by field, other doors'
+    requests by the canonical fields their translation filled in."""
+    if request.source == "openai":
+        check_params(request.raw, model)
+        return
+    names = _DOOR_NAMES.get(request.source, {})
+    if request.tools and request.tool_choice != "none":
+        raise InvalidRequestError(
+            f"The model `{model}` {UNSUPPORTED['tools']}: remove '{names.get('tools', 'tools')}' or choose another model.",
+            param=names.get("tools", "tools"),
+            code="unsupported_parameter",
+        )
+    if request.reasoning_effort is not None or request.thinking_budget is not None:
+        field = names.get("reasoning_effort", "reasoning_effort")
+        raise InvalidRequestError(
+            f"The model `{model}` {UNSUPPORTED['reasoning_effort']}: remove '{field}' or choose another model.",
+            param=field,
+            code="unsupported_parameter",
         )

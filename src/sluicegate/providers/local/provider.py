@@ -18,11 +18,11 @@ from pathlib import Path
 from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import Batch, Event
 from sluicegate.core.request import ChatRequest
-from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
+from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
-from sluicegate.providers.local.params import check_params
+from sluicegate.providers.local.params import check_request
 from sluicegate.providers.local.prompt import flatten_messages
 
 
@@ -57,12 +57,7 @@ class LocalProvider:
 
     def _check(self, request: ChatRequest) -> LocalModel:
         model = self._check_loaded()
-        if request.source == "openai":
-            check_params(request.raw, self.name)
-        elif request.tools and request.tool_choice != "none":
-            raise InvalidRequestError(
-                f"The model `{self.name}` does not support tools.", param="tools", code="unsupported_parameter"
-            )
+        check_request(request, self.name)
         if self._admitted >= 1 + self.config.queue_size:
             raise RateLimitError(
                 f"The model `{self.name}` is busy ({self._admitted} requests running or queued); retry later.",
