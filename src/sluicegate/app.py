@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -15,8 +16,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from sluicegate.api.chat_completions.route import chat_completions
-from sluicegate.api.json import json_response
+from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
+from sluicegate.api.messages.errors import render_anthropic_error
+from sluicegate.api.messages.route import count_tokens, messages
 from sluicegate.api.models import health, list_models, retrieve_model
 from sluicegate.api.responses.route import (
     create_response,
@@ -32,9 +34,25 @@ log = logging.getLogger("sluicegate")
 STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 
+# Errors raised outside a door's endpoint (an unknown URL, a wrong method) read in the shape of
+# the API whose path they were sent to; OpenAI's elsewhere.
+ERROR_SHAPES: list[tuple[str, Callable[[GatewayError], Response]]] = [
+    ("/v1/messages", render_anthropic_error),
+    ("/v1/v1/messages", render_anthropic_error),  # an Anthropic SDK given a base URL ending in /v1
+]
+
+
+def render_error(request: Request, error: GatewayError) -> Response:
+    path = request.url.path
+    for prefix, render in ERROR_SHAPES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return render(error)
+    return render_openai_error(error)
+
+
 async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return json_response(exc.to_dict(), status=exc.http_status, headers=exc.headers())
+    return render_error(request, exc)
 
 
 _V1_PATHS = ("/chat/completions", "/models", "/messages", "/responses", "/completions", "/embeddings")
@@ -48,16 +66,23 @@ async def http_error(request: Request, exc: Exception) -> Response:
         message = f"Unknown request URL: {request.method} {path}."
         if not path.startswith("/v1/") and any(path.startswith(p) for p in _V1_PATHS):
             message += f" The API lives under /v1: use /v1{path} (a client's base_url ends in /v1)."
+        elif path.startswith("/v1/v1/"):
+            message += (
+                f" The path has /v1 twice: use {path[3:]}. The Anthropic SDKs add /v1 themselves,"
+                " so their base_url is the gateway's address without /v1."
+            )
         error = NotFoundError(message, code=None)
     else:
         error = InvalidRequestError(str(exc.detail), status=exc.status_code, code=None)
-    return json_response(error.to_dict(), status=error.http_status, headers=dict(exc.headers or {}))
+    response = render_error(request, error)
+    response.headers.update(dict(exc.headers or {}))
+    return response
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     error = GatewayError(f"The gateway failed to handle the request: {type(exc).__name__}.")
-    return json_response(error.to_dict(), status=500)
+    return render_error(request, error)
 
 
 async def playground(request: Request) -> Response:
@@ -103,6 +128,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -115,7 +142,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             allow_origins=settings.server.cors_origins,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["retry-after", "x-request-id"],
+            expose_headers=["retry-after", "x-request-id", "request-id"],
             max_age=600,
         )
     ]

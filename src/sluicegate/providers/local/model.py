@@ -174,7 +174,7 @@ class LocalModel:
             tail = stops.flush() + decoder.decode(b"", final=True)
             if tail:
                 job.emit(TextDelta(tail, choice, pending if job.logprobs else None))
-        job.emit(Finish(reason, choice))
+        job.emit(Finish(reason, choice, stop_sequence=stops.matched if hit_stop else None))
         return generated
 
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 
 class StopMatcher:
-    __slots__ = ("_held", "_stops")
+    __slots__ = ("_held", "_stops", "matched")
 
     def __init__(self, stops: list[str]) -> None:
         self._stops = [stop for stop in stops if stop]
         self._held = ""
+        self.matched: str | None = None  # the stop sequence that ended the text
 
     def feed(self, text: str) -> tuple[str, bool]:
         """Returns the text safe to emit now, and whether a stop sequence was reached."""
         if not self._stops:
             return text, False
         buffer = self._held + text
-        cut = min((i for i in (buffer.find(stop) for stop in self._stops) if i != -1), default=-1)
-        if cut != -1:
+        found = [(at, stop) for stop in self._stops if (at := buffer.find(stop)) != -1]
+        if found:
+            cut, self.matched = min(found, key=lambda hit: hit[0])
             self._held = ""
             return buffer[:cut], True
         keep = 0

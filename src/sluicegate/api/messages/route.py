@@ -1,0 +1,62 @@
+"""`POST /v1/messages` and `POST /v1/messages/count_tokens`: the Anthropic front door.
+
+Auth, routing, the hooks, the first-byte boundary and the client leaving are the shared
+serving path's (`api/serving.py`), the same code that serves `/v1/chat/completions`; this door
+brings only Anthropic's wire format: `x-api-key`, its error shape, its request, its stream.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluicegate.api.json import json_response
+from sluicegate.api.messages.count import estimate_input_tokens
+from sluicegate.api.messages.errors import anthropic_secret, render_anthropic_error
+from sluicegate.api.messages.response import message_body, new_id
+from sluicegate.api.messages.schemas import decode_json
+from sluicegate.api.messages.stream import MessageStreamEncoder
+from sluicegate.api.messages.translate import parse_count_request, parse_messages_request
+from sluicegate.api.serving import Door, door_endpoint, serve_chat
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import Started
+from sluicegate.core.exchange import Exchange
+from sluicegate.gateway import Gateway
+from sluicegate.http.body import read_body
+from sluicegate.http.event_stream import EventStreamResponse
+
+ANTHROPIC_DOOR = Door("messages", anthropic_secret, render_anthropic_error)
+TOKEN_COUNT_HEADER = "x-sluicegate-token-count"  # "exact" or "estimate"
+
+
+async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> Response | EventStreamResponse:
+    exchange.response_headers["request-id"] = exchange.request_id  # where Anthropic's SDKs look
+    raw = await read_body(request, gateway.settings.server.max_body_bytes)
+    chat = parse_messages_request(decode_json(raw))
+    message_id = new_id("msg_")
+
+    def stream_encoder(model: str, started: Started) -> MessageStreamEncoder:
+        return MessageStreamEncoder(message_id, model)
+
+    def whole(completion: Completion, model: str) -> Response:
+        return json_response(message_body(completion, message_id, model))
+
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+
+
+async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway) -> Response:
+    """Exact where the provider can count (the embedded model's tokenizer, an Anthropic
+    upstream's own endpoint), else the estimate of `count.py`; the header says which."""
+    exchange.response_headers["request-id"] = exchange.request_id
+    raw = await read_body(request, gateway.settings.server.max_body_bytes)
+    body = decode_json(raw)
+    chat = parse_count_request(body)
+    route = gateway.route(chat)
+    exact = await route.provider.count_tokens(chat)
+    headers = {**exchange.response_headers, TOKEN_COUNT_HEADER: "exact" if exact is not None else "estimate"}
+    count = exact if exact is not None else estimate_input_tokens(body)
+    return json_response({"input_tokens": count}, headers=headers)
+
+
+messages = door_endpoint(ANTHROPIC_DOOR, _messages)
+count_tokens = door_endpoint(ANTHROPIC_DOOR, _count_tokens)

@@ -1,0 +1,227 @@
+"""The request bodies of `POST /v1/messages` and `/v1/messages/count_tokens`, validated strictly.
+
+Known fields are checked as Anthropic checks them (types, ranges, `max_tokens` required) and a
+failure names the field the way Anthropic does (`messages.0.content.1.source.data: Field
+required`). Unknown fields and unknown content-block types are accepted and kept in the raw
+body, which an Anthropic upstream receives as sent: a field newer than this gateway never
+breaks a request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic_core import ErrorDetails
+
+from sluicegate.errors import InvalidRequestError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class TextBlock(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class Base64Source(_Model):
+    type: Literal["base64"]
+    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
+    data: str
+
+
+class URLSource(_Model):
+    type: Literal["url"]
+    url: Annotated[str, Field(min_length=1)]
+
+
+class OtherSource(_Model):
+    type: str  # `file` (a Files API id) and sources newer than the gateway
+
+
+def _source_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"{kind}-source" if kind in ("base64", "url") else "other-source"
+
+
+ImageSource = Annotated[
+    Annotated[Base64Source, Tag("base64-source")]
+    | Annotated[URLSource, Tag("url-source")]
+    | Annotated[OtherSource, Tag("other-source")],
+    Discriminator(_source_tag),
+]
+
+
+class ImageBlock(_Model):
+    type: Literal["image"]
+    source: ImageSource
+
+
+class DocumentBlock(_Model):
+    type: Literal["document"]
+    source: dict[str, Any]
+    title: str | None = None
+
+
+class ToolResultBlock(_Model):
+    type: Literal["tool_result"]
+    tool_use_id: Annotated[str, Field(min_length=1)]
+    content: str | list[Block] | None = None
+    is_error: bool | None = None
+
+
+class ToolUseBlock(_Model):
+    type: Literal["tool_use"]
+    id: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1)]
+    input: dict[str, Any]
+
+
+class ThinkingBlock(_Model):
+    type: Literal["thinking"]
+    thinking: str
+    signature: str | None = None
+
+
+class RedactedThinkingBlock(_Model):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+class OtherBlock(_Model):
+    type: str  # server tool blocks, search results... kept for an Anthropic upstream only
+
+
+_BLOCK_TYPES = frozenset(
+    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+)
+
+
+def _block_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"{kind}-block" if kind in _BLOCK_TYPES else "other-block"
+
+
+Block = Annotated[
+    Annotated[TextBlock, Tag("text-block")]
+    | Annotated[ImageBlock, Tag("image-block")]
+    | Annotated[DocumentBlock, Tag("document-block")]
+    | Annotated[ToolUseBlock, Tag("tool_use-block")]
+    | Annotated[ToolResultBlock, Tag("tool_result-block")]
+    | Annotated[ThinkingBlock, Tag("thinking-block")]
+    | Annotated[RedactedThinkingBlock, Tag("redacted_thinking-block")]
+    | Annotated[OtherBlock, Tag("other-block")],
+    Discriminator(_block_tag),
+]
+ToolResultBlock.model_rebuild()
+
+
+class MessageParam(_Model):
+    role: Literal["user", "assistant"]
+    content: str | list[Block]
+
+
+class ToolParam(_Model):
+    name: Annotated[str, Field(min_length=1)]
+    type: str | None = None  # absent or "custom": a client tool; else a server tool (web_search_...)
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+
+
+class ToolChoice(_Model):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class ThinkingConfig(_Model):
+    type: str  # "enabled" | "disabled" | newer kinds, which an Anthropic upstream understands
+    budget_tokens: Annotated[int, Field(ge=1024)] | None = None
+
+
+class Metadata(_Model):
+    user_id: str | None = None
+
+
+class CountTokensRequest(_Model):
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[MessageParam], Field(min_length=1)]
+    system: str | list[TextBlock] | None = None
+    tools: list[ToolParam] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: ThinkingConfig | None = None
+
+
+class MessagesRequest(CountTokensRequest):
+    max_tokens: Annotated[int, Field(ge=1)]
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    temperature: Annotated[float, Field(ge=0, le=1)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    top_k: Annotated[int, Field(ge=0)] | None = None
+    metadata: Metadata | None = None
+
+
+def validate(model: type[CountTokensRequest], body: Any) -> Any:
+    """The parsed body, or a 400 naming the first offending field as Anthropic does."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        first = _most_specific(exc.errors(include_url=False))
+        path = _path(tuple(first["loc"]))
+        message = _message(first)
+        raise InvalidRequestError(f"{path}: {message}" if path else message, param=path or None) from None
+    _check_semantics(parsed)
+    return parsed
+
+
+def _check_semantics(parsed: CountTokensRequest) -> None:
+    """What the field types alone do not say, but Anthropic requires."""
+    for position, tool in enumerate(parsed.tools or []):
+        if tool.type in (None, "custom") and tool.input_schema is None:
+            raise _invalid(f"tools.{position}.input_schema", "Field required")
+    choice = parsed.tool_choice
+    if choice is not None and choice.type == "tool" and not choice.name:
+        raise _invalid("tool_choice.name", "Field required")
+    thinking = parsed.thinking
+    if thinking is not None and thinking.type == "enabled" and thinking.budget_tokens is None:
+        raise _invalid("thinking.budget_tokens", "Field required")
+
+
+def _invalid(path: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{path}: {message}", param=path)
+
+
+def _is_branch_label(item: str) -> bool:
+    """Pydantic's union-branch labels (`str`, `list[...]`, `text-block`...), not field names."""
+    return item in ("str", "int", "float", "bool", "none") or "[" in item or "-" in item or item[:1].isupper()
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(item) for item in loc if isinstance(item, int) or not _is_branch_label(item))
+
+
+def _message(error: ErrorDetails) -> str:
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return "Input should be an object"
+    return error["msg"]
+
+
+def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
+    """Of the first failing field's errors (a union gives one per branch), a real constraint
+    or a missing field beats "wrong type for this branch", and deeper beats shallower."""
+    field = errors[0]["loc"][:1]
+    same_field = [error for error in errors if error["loc"][:1] == field]
+    return min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
+
+
+def decode_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
