@@ -172,9 +172,10 @@ def validate(model: type[CountTokensRequest], body: Any) -> Any:
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
-        first = _most_specific(exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        first = _most_specific(errors)
         path = _path(tuple(first["loc"]))
-        message = _message(first)
+        message = _message(first, errors, path)
         raise InvalidRequestError(f"{path}: {message}" if path else message, param=path or None) from None
     _check_semantics(parsed)
     return parsed
@@ -206,10 +207,20 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(item) for item in loc if isinstance(item, int) or not _is_branch_label(item))
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: ErrorDetails, errors: list[ErrorDetails], path: str) -> str:
+    """Pydantic's message; for a value of the wrong type for every branch of a union (`system`
+    is a string or a list), each branch's expectation."""
     if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return "Input should be an object"
-    return error["msg"]
+    if not error["type"].endswith("_type"):
+        return error["msg"]
+    expected: list[str] = []
+    for other in errors:
+        if other["type"].endswith("_type") and _path(tuple(other["loc"])) == path:
+            wanted = other["msg"].removeprefix("Input should be ")
+            if wanted not in expected:
+                expected.append(wanted)
+    return "Input should be " + " or ".join(expected)
 
 
 def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
