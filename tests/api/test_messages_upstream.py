@@ -10,6 +10,7 @@ from typing import Any
 
 import anthropic
 import httpx
+import orjson
 import pytest
 from anthropic import Anthropic, AsyncAnthropic
 
@@ -385,3 +386,17 @@ def test_count_tokens_for_an_upstream_is_an_estimate(
     )
     assert raw.parse().input_tokens == (len(json_text.encode()) + 3) // 4
     assert clean_upstream.requests == []  # an estimate asks nobody
+
+
+def test_a_stream_refused_before_the_first_byte_is_a_plain_json_error(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    clean_upstream.enqueue(Reply(status=429, body=error_body("Rate limit reached"), headers={"Retry-After": "4"}))
+    response, raw = raw_stream(gateway)
+    assert response.status_code == 429
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["retry-after"] == "4" and response.headers["request-id"]
+    assert orjson.loads(raw) == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached"},
+    }
