@@ -172,6 +172,9 @@ async def test_unknown_urls_and_methods_under_messages_speak_anthropic(
     response = await client.get("/v1/messages", headers=auth)
     assert response.status_code == 405 and response.headers["allow"] == "POST"
     assert response.json()["type"] == "error" and response.json()["error"]["type"] == "invalid_request_error"
+    # an Anthropic SDK whose base_url ends in /v1 is told how to fix it, in its own shape
+    twice = anthropic_error(await client.post("/v1/v1/messages", json=BODY, headers=auth), 404)
+    assert "use /v1/messages" in twice and "without /v1" in twice
     # elsewhere, OpenAI's shape as before
     other = await client.post("/v1/messagesx", json={}, headers=auth)
     assert other.status_code == 404 and set(other.json()["error"]) >= {"message", "type", "param", "code"}
