@@ -137,7 +137,12 @@ def test_the_body_passes_through_and_thinking_and_cache_usage_come_back(
     extra = {"a_field_from_the_future": {"keep": [1, 2]}, "top_k": 7}
     thinking: Any = {"type": "enabled", "budget_tokens": 2048}
     with client.messages.stream(
-        model=MODEL, max_tokens=4096, messages=HISTORY, thinking=thinking, extra_body=extra
+        model=MODEL,
+        max_tokens=4096,
+        messages=HISTORY,
+        thinking=thinking,
+        extra_body=extra,
+        extra_headers={"anthropic-beta": "interleaved-thinking-2025-05-14"},
     ) as stream:
         final = stream.get_final_message()
     [sent] = upstream.requests
@@ -150,6 +155,7 @@ def test_the_body_passes_through_and_thinking_and_cache_usage_come_back(
         **extra,
     }
     assert upstream.headers[0]["x-api-key"] == "sk-ant-upstream"
+    assert upstream.headers[0]["anthropic-beta"] == "interleaved-thinking-2025-05-14"  # beta features reach it
     assert [block.type for block in final.content] == ["thinking", "redacted_thinking", "text"]
     assert final.content[0].thinking == "The user greets me."  # type: ignore[union-attr]
     assert final.content[0].signature == SIGNATURE  # type: ignore[union-attr]

@@ -45,3 +45,5 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, Any] | None = None
     upstream_model: str | None = None  # set by routing when a wildcard entry derives it from `model`
+    # the client's protocol headers (`anthropic-beta`) for an upstream speaking the same format
+    forward_headers: dict[str, str] = field(default_factory=dict)

@@ -220,7 +220,8 @@ def test_an_error_event_mid_stream_becomes_the_openai_error_event_then_done(
     blocks = response.content.decode().strip().split("\n\n")
     assert blocks[-1] == "data: [DONE]"
     error = json.loads(blocks[-2][len("data: ") :])["error"]
-    assert "overloaded_error" in error["message"] and error["type"] == "upstream_error"
+    # overloaded, as Anthropic says it: a 503-class error a client may retry
+    assert "overloaded_error" in error["message"] and error["code"] == "upstream_overloaded"
     texts = [json.loads(b[6:])["choices"][0]["delta"].get("content") for b in blocks[:-2]]
     assert "Par" in texts
 

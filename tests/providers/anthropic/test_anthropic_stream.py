@@ -19,7 +19,7 @@ from sluicegate.core.events import (
     ToolCallDelta,
     Usage,
 )
-from sluicegate.errors import UpstreamError
+from sluicegate.errors import ServiceUnavailableError, UpstreamError
 from sluicegate.http.sse import SSEDecoder
 from sluicegate.providers.anthropic.provider import _parse
 from sluicegate.providers.anthropic.stream import MessageStreamParser
@@ -290,7 +290,7 @@ def test_an_error_event_mid_stream_raises_after_the_events_before_it() -> None:
     )
     batch, error = _parse(sse, MessageStreamParser("claude-test"), "claude-test")
     assert batch == [Metadata(upstream_id="msg_1"), TextDelta("Par")]
-    assert isinstance(error, UpstreamError)
+    assert isinstance(error, ServiceUnavailableError)  # the Messages door says overloaded_error
     assert "overloaded_error" in error.message and "Overloaded" in error.message
     assert "claude-test" in error.message
 

@@ -33,6 +33,9 @@ async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> R
     exchange.response_headers["request-id"] = exchange.request_id  # where Anthropic's SDKs look
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
     chat = parse_messages_request(decode_json(raw))
+    beta = request.headers.get("anthropic-beta")
+    if beta:
+        chat.forward_headers["anthropic-beta"] = beta  # beta features reach an Anthropic upstream
     message_id = new_id("msg_")
 
     def stream_encoder(model: str, started: Started) -> MessageStreamEncoder:

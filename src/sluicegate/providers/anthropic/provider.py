@@ -57,7 +57,10 @@ class AnthropicProvider:
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
         body = messages_body(request, self._model(request), stream, self.config.default_max_tokens)
-        return await self.transport.post(self.url, orjson.dumps(body), self._headers, stream=stream)
+        headers = self._headers
+        if request.source == "anthropic" and request.forward_headers:
+            headers = {**request.forward_headers, **self._headers}  # the entry's own headers win
+        return await self.transport.post(self.url, orjson.dumps(body), headers, stream=stream)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         response = await self._post(request, stream=True)

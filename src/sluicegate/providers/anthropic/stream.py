@@ -33,7 +33,7 @@ from sluicegate.core.events import (
     ToolCallDelta,
     Usage,
 )
-from sluicegate.errors import UpstreamError
+from sluicegate.errors import ServiceUnavailableError, UpstreamError
 
 _FINISH = {
     "end_turn": "stop",
@@ -139,7 +139,11 @@ class MessageStreamParser:
                 detail = f"{error.get('type') or 'error'}: {error.get('message') or 'no details'}"
             else:
                 detail = str(error)
-            raise UpstreamError(f"The upstream of `{self.name}` reported an error mid-stream ({detail}).")
+            message = f"The upstream of `{self.name}` reported an error mid-stream ({detail})."
+            if isinstance(error, dict) and error.get("type") == "overloaded_error":
+                # kept apart so a Messages client sees `overloaded_error`, as from Anthropic itself
+                raise ServiceUnavailableError(message, code="upstream_overloaded")
+            raise UpstreamError(message)
         # ping and event types added later: nothing to say
 
     def _delta(self, event: dict[str, Any], events: list[Event]) -> None:
