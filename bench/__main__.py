@@ -1,4 +1,4 @@
-"""``python -m bench``: start the mock, sluicegate and LiteLLM, drive them with open-loop load, report.
+"""``python -m bench``: start the mock, sluicegate, LiteLLM and Portkey, drive them with open-loop load, report.
 
 Run from the repository root. ``--quick`` is the < 3 minute smoke benchmark; the default full set
 takes about 15 minutes. Results go to ``bench/results/`` (results.md, results.json, latency.png).
@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import litellm_env
+from bench import litellm_env, portkey_env
 from bench.loadgen import LoadSpec, run_load
 from bench.report import Report, render_markdown, write_all
 from bench.scenarios import REPO_ROOT, Runner, build_scenarios, request_body, select
@@ -28,10 +28,12 @@ from bench.targets import (
     ALL_TARGETS,
     DIRECT,
     LITELLM,
+    PORTKEY,
     SLUICEGATE,
     Target,
     start_litellm,
     start_mock,
+    start_portkey,
     start_sluicegate,
 )
 
@@ -111,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="reduced set, under 3 minutes")
     parser.add_argument("--scenarios", help="comma list: stream,nonstream,maxrate,memory (or 1,2,3,4)")
     parser.add_argument(
-        "--targets", default=",".join(ALL_TARGETS), help="comma list of direct,sluicegate,litellm"
+        "--targets", default=",".join(ALL_TARGETS), help=f"comma list of {','.join(ALL_TARGETS)}"
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway worker processes")
@@ -140,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if DIRECT in wanted:
             targets.append(mock)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = []
-            if SLUICEGATE in wanted:
-                futures.append(pool.submit(start_sluicegate, workdir, mock.base_url, models, args.workers))
-            if LITELLM in wanted:
-                futures.append(pool.submit(start_litellm, workdir, mock.base_url, models, args.workers))
+        starters = {SLUICEGATE: start_sluicegate, LITELLM: start_litellm, PORTKEY: start_portkey}
+        with ThreadPoolExecutor(max_workers=len(starters)) as pool:
+            futures = [
+                pool.submit(start, workdir, mock.base_url, models, args.workers)
+                for name, start in starters.items()
+                if name in wanted
+            ]
             targets += [f.result() for f in futures]
         for target in targets:
             if target.ok:
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(),
             "workers": args.workers,
             "litellm": litellm_env.litellm_spec(),
+            "portkey": portkey_env.describe(),
             "duration_s": round(time.monotonic() - started, 1),
             "workdir": str(workdir),
         },

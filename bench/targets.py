@@ -1,4 +1,4 @@
-"""The three targets under test: the mock upstream itself (direct), sluicegate and LiteLLM proxy.
+"""The targets under test: the mock upstream itself (direct), sluicegate, LiteLLM proxy and Portkey.
 
 Each starter returns a ``Target``; a target that cannot be started carries the reason in ``error``
 so the report can show it as failed instead of the whole benchmark crashing.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import yaml
 
-from bench import litellm_env
+from bench import litellm_env, portkey_env
 from bench.processes import Managed, create_key, free_port, spawn, stop, wait_http_ok
 
-DIRECT, SLUICEGATE, LITELLM = "direct", "sluicegate", "litellm"
-ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM)
+DIRECT, SLUICEGATE, LITELLM, PORTKEY = "direct", "sluicegate", "litellm", "portkey"
+ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM, PORTKEY)
 
 
 @dataclass
@@ -159,3 +159,32 @@ def start_litellm(workdir: Path, mock_base_url: str, models: Sequence[str], work
     }
     managed = spawn("litellm", cmd, workdir / "litellm.log", env=env)
     return _ready(target, managed, port, master_key, "/health/liveliness", timeout_s=180)
+
+
+def portkey_headers(mock_base_url: str) -> dict[str, str]:
+    """Portkey routes by headers: the OpenAI provider at a custom host, with the upstream's key."""
+    return {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": mock_base_url,
+        "Authorization": "Bearer dummy",
+    }
+
+
+def start_portkey(workdir: Path, mock_base_url: str, models: Sequence[str], workers: int) -> Target:
+    """Install (once) and start Portkey's gateway as shipped: one Node process (its start script has
+    no worker option, so ``workers`` is not used), no auth of its own, bound to 127.0.0.1."""
+    del models, workers  # Portkey needs no model list: it forwards whatever model the request names
+    target = Target(PORTKEY)
+    try:
+        portkey_env.ensure_portkey()
+    except portkey_env.PortkeyUnavailable as exc:
+        target.error = str(exc)
+        return target
+    node = portkey_env.node_executable()
+    assert node is not None  # ensure_portkey checked it
+    target.info["version"] = portkey_env.describe()
+    port = free_port()
+    managed = spawn("portkey", portkey_env.command(node, port), workdir / "portkey.log")
+    _ready(target, managed, port, "dummy", "/", timeout_s=60)
+    target.headers = portkey_headers(mock_base_url)
+    return target
