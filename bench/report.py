@@ -4,53 +4,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import ADDED_P99_BUDGET_MS, RunRecord, Scenario
-from bench.stats import added
-from bench.targets import DIRECT, LITELLM, SLUICEGATE, Target
+from bench.scenarios import ADDED_P99_BUDGET_MS, Scenario
+from bench.targets import DIRECT, LITELLM, PORTKEY, SLUICEGATE
+from bench.verdicts import (
+    Report,
+    added_latency,
+    find,
+    rate_bounds,
+    targets_check,
+    verdict_text,
+)
 
-
-@dataclass
-class Report:
-    meta: dict[str, Any]
-    scenarios: Sequence[Scenario]
-    targets: Sequence[Target]
-    records: Sequence[RunRecord]
-    max_rates: dict[str, float] = field(default_factory=dict)
-    reference_p99_ms: float | None = None
-    local_model: dict[str, Any] | None = None
+__all__ = ["Report", "added_latency", "render_markdown", "targets_check", "to_json", "write_all"]
+COLORS = {DIRECT: "tab:gray", SLUICEGATE: "tab:blue", LITELLM: "tab:orange", PORTKEY: "tab:purple"}
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:,.{digits}f}"
-
-
-def _direct_for(report: Report, record: RunRecord) -> RunRecord | None:
-    for other in report.records:
-        if (
-            other.scenario == record.scenario
-            and other.target == DIRECT
-            and other.offered_rps == record.offered_rps
-        ):
-            return other if other.load else None
-    return None
-
-
-def added_latency(report: Report, record: RunRecord) -> tuple[float, float]:
-    """(added p50, added p99) of total latency versus direct at the same scenario and offered rate."""
-    direct = _direct_for(report, record)
-    if direct is None or not record.load or record.target == DIRECT:
-        return (0.0, 0.0) if record.target == DIRECT and record.load else (math.nan, math.nan)
-    return (
-        added(record.load["total_ms"]["p50"], direct.load["total_ms"]["p50"]),
-        added(record.load["total_ms"]["p99"], direct.load["total_ms"]["p99"]),
-    )
 
 
 def _sweep_table(report: Report, scenario: Scenario) -> list[str]:
@@ -120,109 +96,61 @@ def _memory_table(report: Report, scenario: Scenario) -> list[str]:
     return lines
 
 
-def _find(report: Report, scenario: str, target: str, rate: float | None = None) -> RunRecord | None:
-    for r in report.records:
-        if (
-            r.scenario == scenario
-            and r.target == target
-            and (rate is None or r.offered_rps == rate)
-            and r.load
-        ):
-            return r
-    return None
-
-
-def targets_check(report: Report) -> list[tuple[str, str, str, bool | None]]:
-    """(target line, measured, threshold, passed) — passed is None when it could not be measured."""
-    checks: list[tuple[str, str, str, bool | None]] = []
-    gate = _find(report, "stream", SLUICEGATE, 200.0)
-    direct = _find(report, "stream", DIRECT, 200.0)
-    if gate and direct:
-        add50, add99 = added_latency(report, gate)
-        ratio = 100 * gate.load["completed_rps"] / max(direct.load["completed_rps"], 1e-9)
-        checks += [
+def _summary_cells(report: Report, name: str) -> list[str]:
+    """One target's column of the side-by-side table."""
+    s1 = find(report, "stream", name, 200.0)
+    s2 = find(report, "nonstream", name, 200.0)
+    mem = find(report, "memory", name)
+    bounds = rate_bounds(report, name)
+    s3 = None
+    if bounds is not None:
+        s3 = next(
             (
-                "S1 @200 req/s: success",
-                f"{gate.load['success_pct']:.2f}%",
-                "100%",
-                gate.load["ok"] == gate.load["scheduled"],
+                r
+                for r in report.records
+                if r.scenario == "maxrate" and r.target == name and r.offered_rps == bounds.low and r.load
             ),
-            ("S1 @200 req/s: completed rate vs direct", f"{ratio:.1f}%", "≥ 98%", ratio >= 98.0),
-            ("S1 @200 req/s: added p50", f"{add50:.1f} ms", "≤ 5 ms", add50 <= 5.0),
-            ("S1 @200 req/s: added p99", f"{add99:.1f} ms", "≤ 25 ms", add99 <= 25.0),
-        ]
-    else:
-        checks.append(("S1 @200 req/s", "not measured", "-", None))
-    if report.max_rates:
-        gate_max = report.max_rates.get(SLUICEGATE)
-        direct_max = report.max_rates.get(DIRECT)
-        lite_max = report.max_rates.get(LITELLM)
-        if gate_max is not None and direct_max:
-            pct = 100 * gate_max / direct_max
-            checks.append(
-                (
-                    "S3 max sustained rate vs direct",
-                    f"{gate_max:.0f} vs {direct_max:.0f} ({pct:.0f}%)",
-                    "≥ 80%",
-                    pct >= 80,
-                )
-            )
-        else:
-            checks.append(("S3 max sustained rate vs direct", "not measured", "≥ 80%", None))
-        if gate_max is not None and lite_max is not None:
-            ratio_text = (
-                f"{gate_max / lite_max:.1f}x" if lite_max else "LiteLLM sustained none of the probed rates"
-            )
-            passed = gate_max >= 10 * lite_max and gate_max > 0
-            checks.append(
-                (
-                    "S3 max sustained rate vs LiteLLM",
-                    f"{gate_max:.0f} vs {lite_max:.0f} ({ratio_text})",
-                    "≥ 10x",
-                    passed,
-                )
-            )
-        else:
-            checks.append(("S3 max sustained rate vs LiteLLM", "LiteLLM not measured", "≥ 10x", None))
-    mem = _find(report, "memory", SLUICEGATE)
-    if mem:
-        streams = mem.extra.get("concurrent_streams", 0)
-        ok = mem.peak_rss_mb <= 150 and streams >= 1000 and mem.load["ok"] == mem.load["scheduled"]
-        measured = f"{mem.peak_rss_mb:.0f} MB RSS (PSS {mem.peak_pss_mb:.0f} MB)"
-        checks.append((f"S4 peak RSS at {streams} concurrent streams", measured, "≤ 150 MB", ok))
-        # RSS summed over processes counts every shared page once per process; PSS splits them.
-        pss_ok = mem.peak_pss_mb <= 150 and streams >= 1000 and mem.load["ok"] == mem.load["scheduled"]
-        checks.append(
-            (
-                f"S4 peak PSS (shared pages counted once) at {streams} streams",
-                f"{mem.peak_pss_mb:.0f} MB",
-                "≤ 150 MB",
-                pss_ok,
-            )
+            None,
         )
-    local = report.local_model
-    if local and local.get("gateway_tokens_per_s") and local.get("direct_tokens_per_s"):
-        pct = 100 * local["gateway_tokens_per_s"] / local["direct_tokens_per_s"]
-        checks.append(
-            (
-                "Embedded model tokens/s through gateway vs direct",
-                f"{local['gateway_tokens_per_s']:.1f} vs {local['direct_tokens_per_s']:.1f} ({pct:.1f}%)",
-                "≥ 95%",
-                pct >= 95.0,
-            )
-        )
-    else:
-        checks.append(
-            ("Embedded model tokens/s vs direct", "not measured (python -m bench.local_model)", "≥ 95%", None)
-        )
-    return checks
+    s3_rate = "-"
+    if bounds is not None:
+        s3_rate = f"{'≥ ' if bounds.high is None else ''}{bounds.low:,.0f}"
+    return [
+        _fmt(s1.load["success_pct"], 2) if s1 else "-",
+        _fmt(added_latency(report, s1)[1]) if s1 else "-",
+        _fmt(added_latency(report, s2)[1]) if s2 else "-",
+        s3_rate,
+        _fmt(s3.cpu_s_per_1k, 2) if s3 else "-",
+        _fmt(mem.peak_pss_mb) if mem else "-",
+        _fmt(mem.extra.get("kb_per_stream")) if mem else "-",
+    ]
+
+
+def _summary_table(report: Report) -> list[str]:
+    """Targets as columns: the figures a reader compares first, each from the tables below."""
+    rows = [
+        "S1 @200 req/s: success %",
+        "S1 @200 req/s: added p99 ms",
+        "S2 @200 req/s: added p99 ms",
+        "S3 highest sustained req/s",
+        "S3 CPU ms / request at that rate",
+        "S4 peak PSS MB (1,000 streams)",
+        "S4 KB / stream (RSS growth)",
+    ]
+    names = [t.name for t in report.targets]
+    columns = {
+        t.name: _summary_cells(report, t.name) if t.ok else ["failed"] * len(rows) for t in report.targets
+    }
+    lines = ["| figure | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for i, row in enumerate(rows):
+        lines.append(f"| {row} | " + " | ".join(columns[n][i] for n in names) + " |")
+    return lines
 
 
 def _targets_table(report: Report) -> list[str]:
     lines = ["| target | measured | threshold | result |", "|---|---|---|---|"]
     for name, measured, threshold, passed in targets_check(report):
-        verdict = "n/a" if passed is None else ("PASS" if passed else "MISS")
-        lines.append(f"| {name} | {measured} | {threshold} | **{verdict}** |")
+        lines.append(f"| {name} | {measured} | {threshold} | **{verdict_text(passed)}** |")
     return lines
 
 
@@ -251,7 +179,8 @@ def render_markdown(report: Report) -> str:
         "",
         f"- commit: `{meta.get('commit')}`{' (dirty work tree)' if meta.get('dirty') else ''}",
         f"- date: {meta.get('date')}; mode: {meta.get('mode')}; machine: {meta.get('machine')}",
-        f"- gateway workers: {meta.get('workers')}; LiteLLM: {meta.get('litellm')}",
+        f"- gateway workers: {meta.get('workers')}; LiteLLM: {meta.get('litellm')};"
+        f" Portkey: {meta.get('portkey', 'not run')} (one Node process, as its start script runs)",
         "- latency is measured from each request's *scheduled* send time (open loop, no coordinated omission);"
         " added = target percentile - direct percentile at the same offered rate;"
         " RSS and CPU are for the target's own process tree (for `direct`, the mock itself).",
@@ -263,6 +192,7 @@ def render_markdown(report: Report) -> str:
         out += [f"- **{t.name}**: {t.error}" for t in failed]
         out.append("")
     out += ["## Targets", "", *_targets_table(report), ""]
+    out += ["## Side by side", "", *_summary_table(report), ""]
     for scenario in report.scenarios:
         out += [f"## Scenario {scenario.title}", ""]
         if scenario.kind == "sweep":
@@ -303,7 +233,7 @@ def render_chart(report: Report, path: Path) -> None:
     if panels == 0:
         return
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.5), squeeze=False)
-    colors = {DIRECT: "tab:gray", SLUICEGATE: "tab:blue", LITELLM: "tab:orange"}
+    colors = COLORS
     for ax, scenario in zip(axes[0], sweeps, strict=False):
         for name in (t.name for t in report.targets if t.ok):
             rows = sorted(
