@@ -1,7 +1,7 @@
 """``python -m bench``: start the mock, sluicegate, LiteLLM and Portkey, drive them with open-loop load, report.
 
-Run from the repository root. ``--quick`` is the < 3 minute smoke benchmark; the default full set
-takes about 15 minutes. Results go to ``bench/results/`` (results.md, results.json, latency.png).
+Run from the repository root. ``--quick`` is the few-minute smoke benchmark; the default full set
+takes about 20 minutes. Results go to ``bench/results/`` (results.md, results.json, latency.png).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def warm_up(targets: list[Target]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="reduced set, under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="reduced set, a few minutes")
     parser.add_argument("--scenarios", help="comma list: stream,nonstream,maxrate,memory (or 1,2,3,4)")
     parser.add_argument(
         "--targets", default=",".join(ALL_TARGETS), help=f"comma list of {','.join(ALL_TARGETS)}"

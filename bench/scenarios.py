@@ -51,7 +51,7 @@ ALIASES = {"1": "stream", "2": "nonstream", "3": "maxrate", "4": "memory"}
 
 
 def build_scenarios(quick: bool) -> dict[str, Scenario]:
-    """The full set takes ~15 minutes; ``quick`` keeps every scenario but shortens it (< 3 minutes)."""
+    """The full set takes ~20 minutes; ``quick`` keeps every scenario but shortens it (a few minutes)."""
     rates = (50.0, 200.0, 600.0) if quick else (50.0, 100.0, 200.0, 400.0, 600.0)
     dur, warm, timeout = (2.5, 0.5, 4.0) if quick else (8.0, 2.0, 10.0)
     return {
