@@ -100,14 +100,15 @@ def render(rows: list[Row], meta: dict[str, Any]) -> str:
     out = [
         "# Hop cost: CPU per short stream",
         "",
-        f"- commit: `{meta.get('commit')}`{' (dirty work tree)' if meta.get('dirty') else ''}; "
+        f"- sluicegate code: `src/` as of commit `{meta.get('src_commit')}` (the last to change it), "
+        f"measured from `{meta.get('commit')}`{' with a dirty work tree' if meta.get('dirty') else ''}; "
         f"date: {meta.get('date')}; machine: {meta.get('machine')}",
         f"- load: `{meta.get('client')}`, {meta.get('concurrency')} streams in flight (closed loop), "
         f"{meta.get('duration_s')} s per window, {meta.get('rounds')} interleaved rounds, medians; "
         f"each stream is 20 content chunks with no delay (`{MODEL}`, usage included: 24 SSE events)",
         "- CPU = user + system seconds of the target's own process tree in the window, divided by the "
         "streams completed in it; for `direct` the target is the mock itself. sluicegate runs one worker.",
-        f"- command: `{meta.get('command')}`",
+        f"- command: `{meta.get('command')}`" + (f"; {meta['note']}" if meta.get("note") else ""),
         f"- load average before the run (1/5/15 min): {meta.get('loadavg_before', '-')}; the machine is "
         "shared, so a busy neighbour shows as a wider range over rounds",
         "",
@@ -270,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         mock.stop()
     meta = {
         "commit": _git("rev-parse", "HEAD") or "unknown",
+        "src_commit": _git("log", "-1", "--format=%H", "--", "src", "pyproject.toml") or "unknown",
         "dirty": bool(_git("status", "--porcelain", "--", "src", "pyproject.toml")),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
