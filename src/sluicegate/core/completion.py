@@ -26,6 +26,7 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    extra: dict[str, Any] | None = None  # see ToolCallDelta.extra
 
 
 @dataclass(slots=True)
@@ -93,10 +94,12 @@ class _Fold:
                 choice.reasoning_signature = event.signature
         elif isinstance(event, ToolCallDelta):
             self._choice(event.choice)
-            slot = self.calls.setdefault(event.choice, {}).setdefault(event.index, ["", "", []])
+            slot = self.calls.setdefault(event.choice, {}).setdefault(event.index, ["", "", [], None])
             slot[0] = event.id or slot[0]
             slot[1] = event.name or slot[1]
             slot[2].append(event.arguments)
+            if event.extra:
+                slot[3] = {**(slot[3] or {}), **event.extra}
         elif isinstance(event, Finish):
             choice = self._choice(event.choice)
             choice.finish_reason = event.reason
@@ -124,8 +127,8 @@ class _Fold:
                 c.reasoning = "".join(self.reasoning[i])
             if i in self.logprobs:
                 c.logprobs = {"content": None, "refusal": None, **self.logprobs[i]}
-            for _, (call_id, name, parts) in sorted(self.calls.get(i, {}).items()):
-                c.tool_calls.append(ToolCall(id=call_id, name=name, arguments="".join(parts)))
+            for _, (call_id, name, parts, extra) in sorted(self.calls.get(i, {}).items()):
+                c.tool_calls.append(ToolCall(id=call_id, name=name, arguments="".join(parts), extra=extra))
             if c.finish_reason is None:
                 c.finish_reason = "tool_calls" if c.tool_calls else "stop"
         return Completion(
@@ -181,7 +184,9 @@ def completion_events(completion: Completion) -> Batch:
             events.append(Passthrough(dict(choice.extra), dict(choice.choice_extra), choice.index))
         for position, call in enumerate(choice.tool_calls):
             events.append(
-                ToolCallDelta(position, call.arguments, call.id or None, call.name or None, choice.index)
+                ToolCallDelta(
+                    position, call.arguments, call.id or None, call.name or None, choice.index, call.extra
+                )
             )
         events.append(
             Finish(

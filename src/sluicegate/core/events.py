@@ -46,13 +46,17 @@ class ReasoningDelta:
 
 @dataclass(slots=True)
 class ToolCallDelta:
-    """One fragment of a tool call; `id` and `name` come once, `arguments` in pieces."""
+    """One fragment of a tool call; `id` and `name` come once, `arguments` in pieces.
+    `extra` holds fields of the call beyond id, type and function, sent with its first
+    fragment (Gemini's thought signature as `extra_content`, the way Google's own
+    OpenAI-compatible endpoint sends it, so clients echo it back)."""
 
     index: int
     arguments: str = ""
     id: str | None = None
     name: str | None = None
     choice: int = 0
+    extra: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

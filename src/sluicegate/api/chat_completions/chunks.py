@@ -139,4 +139,6 @@ def _tool_call(event: ToolCallDelta) -> dict[str, Any]:
         function["name"] = event.name
     function["arguments"] = event.arguments
     call["function"] = function
+    if event.extra:
+        call.update(event.extra)
     return call

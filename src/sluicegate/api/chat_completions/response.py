@@ -19,6 +19,7 @@ def completion_body(completion: Completion, completion_id: str, created: int, mo
                     "id": call.id,
                     "type": "function",
                     "function": {"name": call.name, "arguments": call.arguments},
+                    **(call.extra or {}),
                 }
                 for call in choice.tool_calls
             ]

@@ -1,0 +1,139 @@
+"""Google's Gemini API (`generativelanguage.googleapis.com`) behind the OpenAI wire format.
+
+`streamGenerateContent?alt=sse` for streams, `generateContent` for whole answers,
+`countTokens` for exact prompt sizes; the gateway's own key goes in `x-goog-api-key`, never
+the client's.
+
+A Gemini stream commits in its first event, not with its 200: a prompt Gemini blocks is a 200
+whose first event says so. So the stream's first batch (and with it the client's first byte)
+waits for that event, and a blocked prompt or an early upstream error is still a plain HTTP
+error. Tokens are not delayed by it: the first event is the first token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import Batch, Started
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import GatewayError, UpstreamError
+from sluicegate.http.sse import SSEEvent
+from sluicegate.providers.gemini.config import GeminiConfig
+from sluicegate.providers.gemini.errors import upstream_error
+from sluicegate.providers.gemini.request import gemini_body
+from sluicegate.providers.gemini.response import parse_response
+from sluicegate.providers.gemini.stream import StreamParser
+from sluicegate.providers.http import HTTPTransport, loads_event
+
+
+class GeminiProvider:
+    kind = "gemini"
+
+    def __init__(self, config: GeminiConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.owned_by = config.owned_by or "google"
+        self.upstream_model = config.upstream_model or config.name
+        self.wildcard = config.is_wildcard
+        self._headers = {"Content-Type": "application/json", **config.headers}
+        if config.api_key:
+            self._headers["x-goog-api-key"] = config.api_key
+        self.transport = HTTPTransport(
+            config,
+            lambda status, body, headers: upstream_error(
+                status, body, headers, config.name, config.is_wildcard
+            ),
+        )
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    def _model(self, request: ChatRequest) -> str:
+        return request.upstream_model or self.upstream_model
+
+    def url(self, model: str, method: str) -> str:
+        """`models/gemini-2.5-flash` style paths; a configured `tunedModels/...` is kept as is."""
+        path = model if "/" in model else f"models/{model}"
+        return f"{self.config.base_url}/{self.config.api_version}/{quote(path, safe='/')}:{method}"
+
+    async def _post(self, request: ChatRequest, model: str, stream: bool) -> aiohttp.ClientResponse:
+        body = orjson.dumps(gemini_body(request, model, self.config))
+        url = (
+            self.url(model, "streamGenerateContent") + "?alt=sse"
+            if stream
+            else self.url(model, "generateContent")
+        )
+        return await self.transport.post(url, body, self._headers, stream=stream)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
+        model = self._model(request)
+        response = await self._post(request, model, stream=True)
+        parser = StreamParser(self.name, self.wildcard)
+        started = False
+        events = self.transport.events(response)
+        try:
+            async for sse_events in events:
+                batch, error = _parse(sse_events, parser, self.name)
+                if not started:
+                    if not batch:
+                        if error is not None:
+                            raise error  # before the first byte: a plain HTTP error
+                        continue
+                    started = True
+                    batch.insert(0, Started(upstream_model=model))
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+            tail = parser.close()
+            if not started:
+                tail.insert(0, Started(upstream_model=model))
+            if tail:
+                yield tail
+        finally:
+            await events.aclose()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        model = self._model(request)
+        response = await self._post(request, model, stream=False)
+        completion = parse_response(await self.transport.read_json(response), self.name, self.wildcard)
+        completion.origin = Started(upstream_model=model)
+        return completion
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        """Gemini's own count of the whole prompt (system instruction and tools included)."""
+        model = self._model(request)
+        path = model if "/" in model else f"models/{model}"
+        body = orjson.dumps(
+            {"generateContentRequest": {"model": path, **gemini_body(request, model, self.config)}}
+        )
+        response = await self.transport.post(
+            self.url(model, "countTokens"), body, self._headers, stream=False
+        )
+        answer = await self.transport.read_json(response)
+        total = answer.get("totalTokens") if isinstance(answer, dict) else None
+        if not isinstance(total, int):
+            raise UpstreamError(f"The upstream of `{self.name}` answered countTokens without `totalTokens`.")
+        return total
+
+
+def _parse(events: list[SSEEvent], parser: StreamParser, name: str) -> tuple[Batch, GatewayError | None]:
+    """The canonical events of one network read, and the error that interrupted it (returned,
+    so the events before it still reach the client)."""
+    batch: Batch = []
+    for sse in events:
+        if not sse.data or sse.data == "[DONE]":
+            continue
+        try:
+            batch += parser.parse(loads_event(sse.data, name))
+        except GatewayError as exc:
+            return batch, exc
+    return batch, None
