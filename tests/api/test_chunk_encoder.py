@@ -70,3 +70,25 @@ def test_tool_call_fragments_carry_id_and_name_only_when_given() -> None:
     assert later["choices"][0]["delta"] == {  # type: ignore[index]
         "tool_calls": [{"index": 0, "function": {"arguments": '{"city"'}}]
     }
+
+
+def test_a_tool_calls_extra_fields_ride_on_the_call_streamed_and_whole() -> None:
+    from sluicegate.api.chat_completions.response import completion_body
+    from sluicegate.core.completion import completion_events, fold_events
+
+    extra = {"extra_content": {"google": {"thought_signature": "c2ln"}}}
+    events = [ToolCallDelta(0, "", "call_1", "f", extra=extra), ToolCallDelta(0, '{"a": 1}'), Finish("tool_calls")]
+    encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
+    calls = [c["choices"][0]["delta"].get("tool_calls") for c in frames(encoder.encode_batch(events))]  # type: ignore[index,union-attr]
+    assert calls[1] == [
+        {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}, **extra}
+    ]
+    assert calls[2] == [{"index": 0, "function": {"arguments": '{"a": 1}'}}]
+    completion = fold_events(events)
+    [call] = completion.choices[0].tool_calls
+    assert call.extra == extra and call.arguments == '{"a": 1}'
+    message = completion_body(completion, "chatcmpl-x", 1, "m")["choices"][0]["message"]
+    assert message["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}, **extra}
+    ]
+    assert next(e for e in completion_events(completion) if isinstance(e, ToolCallDelta)).extra == extra
