@@ -143,7 +143,44 @@ def bench_openai(n: int) -> Figures:
     return measure("openai", names, reads, translate, n)
 
 
-BENCHES: dict[str, Callable[[int], Figures]] = {"anthropic": bench_anthropic, "openai": bench_openai}
+def bench_gemini(n: int) -> Figures:
+    from sluicegate.providers.gemini.stream import StreamParser
+
+    names = [
+        "google-text.chunks.txt",
+        "google-reasoning.chunks.txt",
+        "google-tool-call.chunks.txt",
+        "google-stream-tool-call-arguments.chunks.txt",
+        "google-vertex-stream-tool-call-arguments-nested.1.chunks.txt",
+    ]
+    reads = []
+    for name in names:  # framed as Google frames them: CRLF, no [DONE]
+        lines = (FIXTURES / "vercel-ai" / name).read_bytes().splitlines()
+        reads += [b"data: " + line + b"\r\n\r\n" for line in lines if line.strip()]
+
+    def translate(payloads: list[list[Any]]) -> list[Batch]:
+        out: list[Batch] = []
+        parser, answer = StreamParser("bench"), None
+        for read in payloads:
+            batch: list[Event] = []
+            for payload in read:
+                if payload.get("responseId") != answer:  # the recordings follow one another
+                    if answer is not None:
+                        out[-1] += parser.close()
+                    parser, answer = StreamParser("bench"), payload.get("responseId")
+                batch += parser.parse(payload)
+            out.append(batch)
+        out[-1] += parser.close()
+        return out
+
+    return measure("gemini", names, reads, translate, n)
+
+
+BENCHES: dict[str, Callable[[int], Figures]] = {
+    "anthropic": bench_anthropic,
+    "openai": bench_openai,
+    "gemini": bench_gemini,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,14 +87,14 @@ class _Candidate:
 
 
 class StreamParser:
-    __slots__ = ("_candidates", "_response_id", "name", "usage", "wildcard")
+    __slots__ = ("_candidates", "_response_id", "_usage", "name", "wildcard")
 
     def __init__(self, name: str = "upstream", wildcard: bool = False) -> None:
         self.name = name
         self.wildcard = wildcard
         self._candidates: dict[int, _Candidate] = {}
         self._response_id: str | None = None
-        self.usage: Usage | None = None
+        self._usage: Any = None
 
     def parse(self, chunk: Any) -> list[Event]:
         if not isinstance(chunk, dict):
@@ -108,9 +108,9 @@ class StreamParser:
         if isinstance(response_id, str) and response_id != self._response_id:
             self._response_id = response_id
             events.append(Metadata(upstream_id=response_id))
-        usage = parse_usage(chunk.get("usageMetadata"))
-        if usage is not None:
-            self.usage = usage
+        usage = chunk.get("usageMetadata")
+        if isinstance(usage, dict) and ("promptTokenCount" in usage or "candidatesTokenCount" in usage):
+            self._usage = usage  # cumulative: the last one counts, converted once at the end
         candidates = chunk.get("candidates")
         if not candidates:
             self._check_blocked(chunk.get("promptFeedback"))
@@ -226,7 +226,8 @@ class StreamParser:
         finished was cut off."""
         if not self._candidates or not all(state.finished for state in self._candidates.values()):
             raise UpstreamError(f"The upstream of `{self.name}` closed the stream before it finished.")
-        return [self.usage] if self.usage is not None else []
+        usage = parse_usage(self._usage)
+        return [usage] if usage is not None else []
 
 
 def _apply(args: dict[str, Any], piece: dict[str, Any]) -> None:
