@@ -225,7 +225,9 @@ class StreamParser:
         """Events owed at the end of the answer: the usage. An answer that never said it
         finished was cut off."""
         if not self._candidates or not all(state.finished for state in self._candidates.values()):
-            raise UpstreamError(f"The upstream of `{self.name}` closed the stream before it finished.")
+            raise UpstreamError(
+                f"The upstream of `{self.name}` ended its answer before it finished (no finishReason)."
+            )
         usage = parse_usage(self._usage)
         return [usage] if usage is not None else []
 
