@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -250,10 +251,7 @@ def _apply(args: dict[str, Any], piece: dict[str, Any]) -> None:
         value = piece.get("structValue", piece.get("listValue"))
     else:
         return
-    steps: list[str | int] = [
-        int(m.group(2)) if m.group(2) is not None else (m.group(1) if m.group(1) is not None else m.group(4))
-        for m in _PATH_STEP.finditer(path, 1)
-    ]
+    steps = _steps(path)
     if not steps:
         return
     container: Any = args
@@ -270,6 +268,15 @@ def _apply(args: dict[str, Any], piece: dict[str, Any]) -> None:
             container.append(None)
         old = container[last]
         container[last] = old + value if isinstance(old, str) and isinstance(value, str) else value
+
+
+@lru_cache(maxsize=1024)
+def _steps(path: str) -> tuple[str | int, ...]:
+    """`$.recipe.steps[2]` -> ("recipe", "steps", 2); a call repeats its paths piece after piece."""
+    return tuple(
+        int(m.group(2)) if m.group(2) is not None else (m.group(1) if m.group(1) is not None else m.group(4))
+        for m in _PATH_STEP.finditer(path, 1)
+    )
 
 
 def _child(container: Any, step: str | int, empty: Any) -> Any:
