@@ -189,3 +189,38 @@ def test_malformed_whole_answer_is_a_502(gateway: Gateway, clean_upstream: OpenA
     )
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "upstream_error"
+
+
+def test_unknown_tool_call_fields_pass_through(gateway: Gateway, clean_upstream: OpenAIUpstream) -> None:
+    # Google's OpenAI-compatible endpoint puts a thought signature beside each call
+    extra = {"extra_content": {"google": {"thought_signature": "c2lnbmF0dXJl"}}}
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}, **extra}
+    clean_upstream.enqueue(
+        Reply(
+            chunks=[
+                raw_chunk([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]),
+                raw_chunk([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
+                DONE,
+            ]
+        ),
+        Reply(
+            body=completion_body(
+                [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": None, "tool_calls": [{k: v for k, v in call.items() if k != "index"}]},
+                        "finish_reason": "tool_calls",
+                    }
+                ]
+            )
+        ),
+    )
+    headers = {"Authorization": f"Bearer {gateway.api_key}"}
+    body = {"model": UPSTREAM_MODEL, "messages": MESSAGES, "stream": True}
+    streamed = httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=15).text
+    payloads = [orjson.loads(line[6:]) for line in streamed.split("\n") if line.startswith("data: {")]
+    calls = [c for p in payloads if p["choices"] for c in p["choices"][0]["delta"].get("tool_calls") or []]
+    assert calls and calls[0]["extra_content"] == extra["extra_content"]
+    whole = httpx.post(gateway.v1 + "/chat/completions", json={**body, "stream": False}, headers=headers, timeout=15)
+    [whole_call] = whole.json()["choices"][0]["message"]["tool_calls"]
+    assert whole_call["extra_content"] == extra["extra_content"]

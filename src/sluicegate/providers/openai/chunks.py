@@ -97,6 +97,7 @@ _KNOWN_DELTA_KEYS = frozenset(
     {"role", "content", "refusal", "tool_calls", "function_call", "reasoning_content", "reasoning"}
 )
 _KNOWN_CHOICE_KEYS = frozenset({"index", "delta", "logprobs", "finish_reason"})
+_KNOWN_CALL_KEYS = frozenset({"index", "id", "type", "function"})
 
 
 class ChunkParser:
@@ -208,9 +209,11 @@ class ChunkParser:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             arguments = "" if arguments is None else orjson.dumps(arguments).decode()
-        if call_id is None and name is None and not arguments:
+        unknown = call.keys() - _KNOWN_CALL_KEYS
+        extra = {k: call[k] for k in unknown} if unknown else None  # e.g. Google's extra_content
+        if call_id is None and name is None and not arguments and extra is None:
             return
-        events.append(ToolCallDelta(position, arguments, call_id, name, choice))
+        events.append(ToolCallDelta(position, arguments, call_id, name, choice, extra))
 
     def close(self, saw_done: bool) -> list[Event]:
         """Events owed at the end: missing finishes (after [DONE]) and the usage."""

@@ -54,7 +54,15 @@ def _choice(raw: Any, position: int, name: str) -> Choice:
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             arguments = "" if arguments is None else _dumps(arguments)
-        calls.append(ToolCall(id=str(call.get("id") or ""), name=str(function.get("name") or ""), arguments=arguments))
+        extra = {k: v for k, v in call.items() if k not in ("id", "type", "function")} or None
+        calls.append(
+            ToolCall(
+                id=str(call.get("id") or ""),
+                name=str(function.get("name") or ""),
+                arguments=arguments,
+                extra=extra,
+            )
+        )
     content = message.get("content")
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     refusal = message.get("refusal")
