@@ -50,7 +50,7 @@ def _distinct(errors: list[ErrorDetails]) -> list[ErrorDetails]:
 
 def _is_branch_label(part: int | str) -> bool:
     # discriminated-union branches appear in the location as their tag ("local", "openai"...)
-    return isinstance(part, str) and part in {"local", "openai", "anthropic", "gemini"}
+    return isinstance(part, str) and part in {"local", "openai", "anthropic", "gemini", "model-with-deployments"}
 
 
 def _dotted(loc: list[int | str]) -> str:

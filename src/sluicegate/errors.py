@@ -10,6 +10,7 @@
     ├── RateLimitError                429 (Retry-After)
     ├── ServiceUnavailableError       503 (Retry-After)
     └── UpstreamError                 502 (status and message mapped from the provider)
+        ├── UpstreamConfigError       502 the upstream refused the model entry (key, URL, model)
         └── UpstreamTimeoutError      504
 
 Raising one of these anywhere before the first byte gives the client a JSON error with the
@@ -18,6 +19,7 @@ right status; after the first byte the same error becomes a `data: {"error": ...
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Any, ClassVar, Final, Literal
 
@@ -35,6 +37,10 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    # set by routing on the error that ends a request: the deployment tried last, and how many
+    # upstream attempts were made (sent as the x-sluicegate-* headers, as on answers)
+    deployment: str | None = None
+    attempts: int = 0
 
     def __init__(
         self,
@@ -68,9 +74,13 @@ class GatewayError(Exception):
         return orjson.dumps(self.to_dict())
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after - 0.05)))
+        if self.deployment:
+            headers["x-sluicegate-deployment"] = self.deployment
+            headers["x-sluicegate-attempts"] = str(self.attempts)
+        return headers
 
 
 class InvalidRequestError(GatewayError):
@@ -121,6 +131,11 @@ class UpstreamError(GatewayError):
     status = 502
     error_type = "upstream_error"
     default_code = "upstream_error"
+
+
+class UpstreamConfigError(UpstreamError):
+    """The upstream turned down what the model entry says (credentials, base_url, upstream_model):
+    the operator's mistake, not the client's, and the same on every retry of that deployment."""
 
 
 class UpstreamTimeoutError(UpstreamError):

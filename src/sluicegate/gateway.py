@@ -11,12 +11,19 @@ from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
 from sluicegate.governance.keys import KeyStore
 from sluicegate.providers.registry import ModelRegistry, Route
+from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
 from sluicegate.store.responses import ResponseStore
 from sluicegate.store.sqlite import SQLiteStore
 from sluicegate.store.sqlite_responses import SQLiteResponseStore
 
 log = logging.getLogger("sluicegate.gateway")
+
+
+def shared_cooldowns(settings: Settings) -> SharedCooldowns | None:
+    if settings.redis is None:
+        return None
+    return SharedCooldowns(settings.redis.url, settings.redis.prefix)
 
 
 @dataclass
@@ -37,7 +44,7 @@ class Gateway:
             settings=settings,
             store=store,
             keys=KeyStore(store, settings.server.key_cache_seconds),
-            models=ModelRegistry.from_configs(settings.models),
+            models=ModelRegistry.from_configs(settings.models, shared_cooldowns(settings)),
             responses=SQLiteResponseStore(store),
         )
 

@@ -13,8 +13,8 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluicegate.config_errors import validation_error, yaml_error
-from sluicegate.providers.catalog import ModelConfig
 from sluicegate.providers.local.config import LocalConfig
+from sluicegate.routing.entry import ModelSpec, check_fallbacks
 
 log = logging.getLogger("sluicegate.settings")
 DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"
@@ -39,11 +39,21 @@ class ServerConfig(BaseModel):
     key_cache_seconds: float = 2.0
 
 
+class RedisConfig(BaseModel):
+    """A Redis shared by every replica (deployment cooldowns are shared through it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str  # redis://host:6379/0
+    prefix: str = "sluicegate:"  # of every key and channel the gateway uses
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     server: ServerConfig = Field(default_factory=ServerConfig)
-    models: list[ModelConfig] = Field(
+    redis: RedisConfig | None = None
+    models: list[ModelSpec] = Field(
         default_factory=lambda: [  # type: ignore[arg-type]
             LocalConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
         ]
@@ -52,7 +62,7 @@ class Settings(BaseModel):
 
     @field_validator("models")
     @classmethod
-    def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+    def _unique_names(cls, models: list[ModelSpec]) -> list[ModelSpec]:
         seen: set[str] = set()
         for model in models:
             for name in (model.name, *model.aliases):
@@ -63,6 +73,7 @@ class Settings(BaseModel):
                 seen.add(name)
         if not models:
             raise ValueError("no models are configured; add at least one entry under `models:`")
+        check_fallbacks(models)
         return models
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ from sluicegate.errors import (
     InvalidRequestError,
     RateLimitError,
     ServiceUnavailableError,
+    UpstreamConfigError,
     UpstreamError,
 )
 from sluicegate.providers.openai.chunks import ChunkParser, finish_reason, parse_usage
@@ -281,6 +284,21 @@ def test_upstream_404_is_the_operators_mistake_not_the_clients() -> None:
     assert upstream_error(404, b"", {}, "m").http_status == 502
 
 
+def test_an_unknown_model_answered_with_400_is_the_operators_mistake_too() -> None:
+    body = orjson.dumps({"error": {"message": "gpt-4o-typo is not a valid model", "code": "model_not_found"}})
+    error = upstream_error(400, body, {}, "m")
+    assert isinstance(error, UpstreamConfigError) and error.http_status == 502
+    assert error.error_type == "upstream_error" and "upstream_model" in error.message
+
+
+def test_an_html_error_page_stays_in_the_log() -> None:
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx/1.25.3</body></html>"
+    error = upstream_error(502, page, {}, "m")
+    assert "nginx" not in error.message and "<" not in error.message
+    assert "no details" in error.message
+    assert "Service restarting" in upstream_error(500, b"Service restarting", {}, "m").message
+
+
 def test_413_keeps_its_status() -> None:
     too_big = upstream_error(413, b"", {}, "m")
     assert too_big.http_status == 413 and "too large" in too_big.message
@@ -302,15 +320,27 @@ def test_429_carries_retry_after() -> None:
     assert error.headers() == {"retry-after": "7"}
 
 
-@pytest.mark.parametrize("header", [None, "", "Wed, 21 Oct 2015 07:28:00 GMT", "-3"])
-def test_429_without_a_usable_retry_after_defaults_to_one_second(header: str | None) -> None:
-    assert upstream_error(429, b"", {"retry-after": header} if header is not None else {}, "m").headers() == {"retry-after": "1"}
+@pytest.mark.parametrize("header", [None, "", "Wed, 21 Oct 2015 07:28:00 GMT", "-3", "soon"])
+def test_429_without_a_usable_retry_after_promises_no_wait(header: str | None) -> None:
+    # an invented Retry-After would be a guess presented as the upstream's word
+    error = upstream_error(429, b"", {"retry-after": header} if header is not None else {}, "m")
+    assert isinstance(error, RateLimitError)
+    assert error.retry_after is None and error.headers() == {}
+
+
+def test_retry_after_as_a_future_http_date_or_in_milliseconds() -> None:
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    error = upstream_error(429, b"", {"retry-after": future}, "m")
+    assert error.retry_after is not None and 28 <= error.retry_after <= 30
+    error = upstream_error(429, b"", {"retry-after-ms": "1500", "retry-after": "9"}, "m")
+    assert error.retry_after == 1.5 and error.headers() == {"retry-after": "2"}
 
 
 def test_503_is_service_unavailable_with_retry_after() -> None:
     error = upstream_error(503, b"", {"retry-after": "2.4"}, "m")
     assert isinstance(error, ServiceUnavailableError)
-    assert error.http_status == 503 and error.headers() == {"retry-after": "2"}
+    # rounded up: a client that waits 2 s when asked for 2.4 s comes back too early
+    assert error.http_status == 503 and error.headers() == {"retry-after": "3"}
 
 
 @pytest.mark.parametrize("status", [500, 502, 504, 418])
@@ -324,7 +354,8 @@ def test_other_failures_are_502_naming_status_and_message(status: int) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"<html>Bad Gateway</html>", "<html>Bad Gateway</html>"),
+        (b"<html>Bad Gateway</html>", "The upstream rejected the request."),  # markup stays in the log
+        (b"Bad request: missing messages", "Bad request: missing messages"),
         (b'{"error": "plain string"}', "plain string"),
         (b'{"message": "top level"}', "top level"),
         (b'{"detail": "unknown shape"}', "The upstream rejected the request."),

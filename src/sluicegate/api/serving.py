@@ -103,6 +103,8 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
             response = await handler(request, exchange, gateway)
         except GatewayError as exc:
             exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
+            if exc.deployment:  # routing tried upstreams before it gave up
+                exchange.deployment, exchange.attempts = exc.deployment, exc.attempts
             gateway.settle(exchange)
             response = door.render_error(exc)
             response.headers.update(exchange.response_headers)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
+
 
 class Price(BaseModel):
     """USD per million tokens; `cached_input` defaults to `input`, `cache_write` too."""
@@ -29,6 +31,13 @@ class ModelEntry(BaseModel):
     price: Price | None = None
     # the completion cap for requests that give none (providers that require one use it too)
     default_max_tokens: int | None = Field(default=None, ge=1)
+    # routing (routing/config.py): set on the model entry; a deployment in `deployments:`
+    # takes only its `weight`, its share of the model's traffic
+    weight: float = Field(default=1.0, gt=0)
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    fallbacks: list[str] = Field(default_factory=list)  # other models, tried when every deployment failed
+    cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
+    timeouts: Timeouts = Field(default_factory=Timeouts)
 
     @property
     def is_wildcard(self) -> bool:
@@ -45,6 +54,8 @@ class HTTPModelEntry(ModelEntry):
     timeout_s: float = Field(default=600.0, gt=0)  # a whole non-streamed answer
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=300.0, gt=0)  # the longest silence mid-answer
+    # the longest wait for the upstream's status line (default: read_timeout_s)
+    first_byte_timeout_s: float | None = Field(default=None, gt=0)
     max_connections: int = Field(default=1000, ge=1)
 
     @field_validator("base_url")

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from sluicegate.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from sluicegate.errors import GatewayError, UpstreamConfigError, UpstreamError, UpstreamTimeoutError
 from sluicegate.http.sse import SSEDecoder, SSEEvent
 from sluicegate.providers.config import HTTPModelEntry
 
@@ -25,20 +25,35 @@ log = logging.getLogger("sluicegate.providers")
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
 
 
-def describe(exc: BaseException) -> str:
-    """What went wrong on the wire, in words a client can act on."""
+def describe(exc: BaseException, stage: str = "") -> str:
+    """What went wrong on the wire, in words a client can act on. `stage`: "" (sending the
+    request and waiting for the status), "answer" (reading a whole answer), "stream" (mid-stream)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "could not be reached in time (connect timeout)"
     if isinstance(exc, TimeoutError):
-        return "did not answer in time"
+        if stage == "stream":
+            return "went silent mid-stream for longer than the idle timeout"
+        if stage == "answer":
+            return "did not finish its answer in time"
+        return "did not start answering in time"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "could not be reached (host name not found)"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "could not be reached (TLS handshake failed)"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "could not be reached (connection refused or host unknown)"
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "could not be reached (connection refused)"
+        return "could not be reached"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "has an invalid base_url"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "closed the connection before answering"
+        return "closed the connection mid-stream" if stage == "stream" else "closed the connection before answering"
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return "closed the stream early"
+        return "closed the stream early" if stage == "stream" else "sent an incomplete answer"
     if isinstance(exc, aiohttp.ClientResponseError):
         return "sent a malformed HTTP response"
     if isinstance(exc, aiohttp.ClientOSError | ConnectionError):
-        return "reset the connection"
+        return "reset the connection mid-stream" if stage == "stream" else "reset the connection"
     return "failed on the network"
 
 
@@ -48,8 +63,15 @@ class HTTPTransport:
         self.name = config.name
         self._map_error = map_error
         self._session: aiohttp.ClientSession | None = None
+        # Until the status arrives the wait is bounded by the first-byte timeout; afterwards by
+        # the idle timeout between reads (set on the connection once the headers are in).
+        first_byte = config.first_byte_timeout_s or config.read_timeout_s
+        self._idle_timeout = config.read_timeout_s
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.connect_timeout_s, sock_read=first_byte
+        )
         self._whole_answer_timeout = aiohttp.ClientTimeout(
-            total=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=config.read_timeout_s
+            total=config.timeout_s, sock_connect=config.connect_timeout_s, sock_read=first_byte
         )
 
     async def start(self) -> None:
@@ -66,10 +88,14 @@ class HTTPTransport:
 
     def failure(self, exc: BaseException, stage: str = "") -> UpstreamError:
         """The gateway error for a network failure; the detail goes to the log."""
-        what = describe(exc)
-        log.warning("upstream of %s %s%s: %r", self.name, what, f" ({stage})" if stage else "", exc)
-        cls = UpstreamTimeoutError if isinstance(exc, TimeoutError) else UpstreamError
-        return cls(f"The upstream of `{self.name}` {what}{' ' + stage if stage else ''}.")
+        what = describe(exc, stage)
+        log.warning("upstream of %s %s: %r", self.name, what, exc)
+        cls: type[UpstreamError] = UpstreamError
+        if isinstance(exc, TimeoutError):
+            cls = UpstreamTimeoutError
+        elif isinstance(exc, aiohttp.InvalidURL):
+            cls = UpstreamConfigError
+        return cls(f"The upstream of `{self.name}` {what}.")
 
     async def post(
         self, url: str, body: bytes, headers: dict[str, str], *, stream: bool
@@ -78,11 +104,13 @@ class HTTPTransport:
         if self._session is None:
             raise UpstreamError(f"The provider for `{self.name}` is not started.")
         try:
-            # (passing timeout=None would switch the session's timeouts off: streams keep them)
-            extra: dict[str, Any] = {} if stream else {"timeout": self._whole_answer_timeout}
-            response = await self._session.post(url, data=body, headers=headers, **extra)
+            timeout = self._stream_timeout if stream else self._whole_answer_timeout
+            response = await self._session.post(url, data=body, headers=headers, timeout=timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.failure(exc) from exc
+        connection = response.connection
+        if connection is not None and connection.protocol is not None:
+            connection.protocol.read_timeout = self._idle_timeout
         if response.status >= 400:
             try:
                 raw = await response.read()
@@ -91,8 +119,15 @@ class HTTPTransport:
             finally:
                 response.release()
             error = self._map_error(response.status, raw, response.headers)
-            log.warning(
-                "upstream of %s answered %d: %s", self.name, response.status, raw[:500].decode(errors="replace")
+            # a refused key, URL or model is the operator's to fix: said louder, with the entry
+            level = logging.ERROR if isinstance(error, UpstreamConfigError) else logging.WARNING
+            log.log(
+                level,
+                "upstream of %s answered %d%s: %s",
+                self.name,
+                response.status,
+                " (fix this model entry)" if level == logging.ERROR else "",
+                raw[:500].decode(errors="replace"),
             )
             raise error
         return response
@@ -102,7 +137,7 @@ class HTTPTransport:
         try:
             raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self.failure(exc, "while sending its answer") from exc
+            raise self.failure(exc, "answer") from exc
         finally:
             response.release()
         try:
@@ -125,7 +160,7 @@ class HTTPTransport:
             if events:
                 yield events
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self.failure(exc, "mid-stream") from exc
+            raise self.failure(exc, "stream") from exc
         finally:
             response.release()  # closes the connection unless the body was read to its end
 

@@ -1,4 +1,8 @@
-"""Builds the configured providers and finds the one that serves a model name."""
+"""Builds the configured providers and finds the one that serves a model name.
+
+Every model entry is served by a `Router` over its deployments (a single-deployment entry is
+its own deployment), so retries, fail-over, fallbacks and cooldowns work the same for all.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Any
 
 from sluicegate.errors import ModelNotFoundError
 from sluicegate.providers.base import Provider
-from sluicegate.providers.catalog import build_provider
+from sluicegate.routing.build import build_routers
+from sluicegate.routing.router import Router
+from sluicegate.routing.shared import SharedCooldowns
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +52,18 @@ class ModelRegistry:
         self._kinds = dict(kinds or {})
 
     @classmethod
-    def from_configs(cls, configs: Sequence[Any]) -> ModelRegistry:
-        providers = {config.name: build_provider(config) for config in configs}
+    def from_configs(cls, configs: Sequence[Any], shared: SharedCooldowns | None = None) -> ModelRegistry:
+        """`shared`: the Redis store through which replicas share deployment cooldowns."""
+        routers = build_routers(configs, shared)
+        providers: dict[str, Provider] = dict(routers)
         aliases = {alias: config.name for config in configs for alias in config.aliases}
-        kinds = {config.name: config.provider for config in configs}
+        kinds = {config.name: routers[config.name].kind for config in configs}
         return cls(providers, aliases, kinds, {config.name: config for config in configs})
+
+    def routers(self) -> list[Router]:
+        """The routers of every model entry: their `stats`, and each deployment's `stats` and
+        `breaker.state`, are what the metrics report."""
+        return [provider for provider in self._providers.values() if isinstance(provider, Router)]
 
     def names(self) -> list[str]:
         """Every name a client may ask for: the models (a wildcard as itself), then aliases."""

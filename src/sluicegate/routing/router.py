@@ -1,0 +1,384 @@
+"""A model entry served by its deployments: a Provider over Providers, so the doors and the
+serving path do not know whether a model has one upstream or five.
+
+Until an upstream commits (its first batch, which begins with `Started`), nothing has reached
+the client, so a failure may still be retried (same deployment, exponential backoff with
+jitter, or the upstream's Retry-After up to a cap), passed to the model's next deployment in
+the order of its strategy, and then to its fallback models. Once one commits, its stream is
+passed on as it is; a failure after that is the client's error event, as for any provider.
+The `Started` the door sees names the deployment that answered and the attempts it took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
+
+from sluicegate.core.completion import Completion
+from sluicegate.core.events import Batch, Started
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import (
+    GatewayError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UpstreamConfigError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.routing.health import Breaker, DeploymentStats, ModelStats
+
+if TYPE_CHECKING:
+    from sluicegate.providers.base import Provider
+    from sluicegate.routing.shared import SharedCooldowns
+
+log = logging.getLogger("sluicegate.routing")
+T = TypeVar("T")
+Stream = AsyncGenerator[Batch, None]
+
+# what a failure before the upstream committed allows
+FINAL, NEXT, RETRY = 0, 1, 2  # raise it / try the next deployment / may retry this one
+
+
+def verdict(error: GatewayError) -> int:
+    if isinstance(error, UpstreamConfigError):
+        return NEXT  # this deployment's key, URL or model is wrong: the next may be right
+    if isinstance(error, UpstreamError | RateLimitError | ServiceUnavailableError):
+        return RETRY  # network, timeouts, 429, 5xx
+    return FINAL  # the client's request is at fault: the same everywhere
+
+
+class Deployment:
+    """One upstream of a model: its provider, its share of traffic, its health and counters."""
+
+    __slots__ = ("breaker", "name", "provider", "stats", "weight")
+
+    def __init__(self, name: str, provider: Provider, weight: float, cooldown: CooldownPolicy) -> None:
+        self.name = name
+        self.provider = provider
+        self.weight = weight
+        self.stats = DeploymentStats()
+        self.breaker = Breaker(cooldown, self.stats)
+
+
+async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream, Batch]:
+    """Start a stream and wait for its first batch: the upstream has committed."""
+    inner = provider.stream(request)
+    try:
+        first = await anext(inner, None)
+    except BaseException:
+        await inner.aclose()
+        raise
+    return inner, first or []
+
+
+async def _complete(provider: Provider, request: ChatRequest) -> Completion:
+    return await provider.complete(request)
+
+
+class Router:
+    """Serves one model entry; implements the Provider protocol. Counters: `stats` (ModelStats)
+    and each deployment's `stats` (DeploymentStats) and `breaker.state`."""
+
+    def __init__(
+        self,
+        name: str,
+        deployments: Sequence[Deployment],
+        *,
+        strategy: Strategy = "weighted",
+        retries: RetryPolicy | None = None,
+        cooldown: CooldownPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        owned_by: str | None = None,
+    ) -> None:
+        if not deployments:
+            raise ValueError(f"model {name!r} has no deployments")
+        self.name = name
+        self.deployments = list(deployments)
+        self.strategy = strategy
+        self.retries = retries or RetryPolicy()
+        self.cooldown = cooldown or CooldownPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.stats = ModelStats()
+        kinds = {deployment.provider.kind for deployment in self.deployments}
+        self.kind = kinds.pop() if len(kinds) == 1 else "mixed"
+        self.owned_by = owned_by or self.deployments[0].provider.owned_by
+        self.upstream_model = str(getattr(self.deployments[0].provider, "upstream_model", "") or "")
+        self.fallbacks: list[Router] = []
+        self.shared: SharedCooldowns | None = None
+        self._breaking = False
+        self.link([], None)
+
+    def link(self, fallbacks: Sequence[Router], shared: SharedCooldowns | None) -> None:
+        """Set the fallback models and the shared cooldown store, once every entry is built.
+        Deployments are taken out only where there is somewhere else to go."""
+        self.fallbacks = list(fallbacks)
+        self._breaking = self.cooldown.enabled and (len(self.deployments) > 1 or bool(self.fallbacks))
+        self.shared = shared if self._breaking else None
+        if self.shared is not None:
+            for deployment in self.deployments:
+                self.shared.register(self.name, deployment.name, deployment.breaker)
+
+    # --- the Provider protocol -------------------------------------------------------------
+
+    async def start(self) -> None:
+        for deployment in self.deployments:
+            await deployment.provider.start()
+        if self.shared is not None:
+            await self.shared.start()
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+        for deployment in self.deployments:
+            await deployment.provider.close()
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        return await self.deployments[0].provider.count_tokens(request)
+
+    async def stream(self, request: ChatRequest) -> Stream:
+        self.stats.requests += 1
+        deadline = self._deadline()
+        (inner, first), deployment, attempts = await self._attempts(request, deadline, _open_stream, True)
+        try:
+            if first and type(first[0]) is Started:
+                started: Started = first[0]
+            else:
+                started = Started()
+                first.insert(0, started)
+            started.deployment = deployment.name
+            started.attempts = attempts
+            yield first
+            if deadline is None:
+                async for batch in inner:
+                    yield batch
+            else:
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        more = await anext(inner, None)
+                    if more is None:
+                        break
+                    yield more
+            deployment.breaker.completed()
+        except GatewayError as exc:
+            self._failed(deployment, exc, attempts, committed=True)
+            raise
+        except TimeoutError as exc:
+            late = UpstreamTimeoutError(
+                f"The answer of `{deployment.name}` did not finish within {self.timeouts.total:g} s."
+            )
+            self._failed(deployment, late, attempts, committed=True)
+            raise late from exc
+        except Exception as exc:
+            error = self._unreadable(deployment, exc)
+            self._failed(deployment, error, attempts, committed=True)
+            raise error from exc
+        finally:
+            deployment.stats.in_flight -= 1
+            await inner.aclose()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.stats.requests += 1
+        completion, deployment, attempts = await self._attempts(request, self._deadline(), _complete, False)
+        deployment.stats.in_flight -= 1
+        deployment.breaker.completed()
+        origin = completion.origin or Started()
+        origin.deployment = deployment.name
+        origin.attempts = attempts
+        completion.origin = origin
+        return completion
+
+    # --- attempts ----------------------------------------------------------------------------
+
+    def _deadline(self) -> float | None:
+        total = self.timeouts.total
+        return None if total is None else asyncio.get_running_loop().time() + total
+
+    def order(self) -> Sequence[Deployment]:
+        """The deployments in the order this request tries them."""
+        deployments = self.deployments
+        if len(deployments) == 1 or self.strategy == "ordered":
+            return deployments
+        if self.strategy == "least-busy":
+            return sorted(deployments, key=lambda d: (d.stats.in_flight, random.random()))
+        # weighted random, drawn without replacement (Efraimidis-Spirakis keys)
+        return sorted(deployments, key=lambda d: random.random() ** (1.0 / d.weight), reverse=True)
+
+    async def _attempts(
+        self,
+        request: ChatRequest,
+        deadline: float | None,
+        attempt: Callable[[Provider, ChatRequest], Awaitable[T]],
+        first_byte: bool,
+    ) -> tuple[T, Deployment, int]:
+        """Try deployments, then fallback models, until one commits. The winner's `in_flight`
+        stays counted; the caller ends it."""
+        loop = asyncio.get_running_loop()
+        tried = 0
+        last: tuple[GatewayError, float, Deployment] | None = None
+        waits: list[float] = []  # how long the deployments skipped as cooling down stay out
+        for router in (self, *self.fallbacks):
+            routed = request
+            if router is not self:
+                self.stats.fallbacks += 1
+                routed = replace(request, upstream_model=None)
+                log.warning("model %s: every deployment failed; falling back to %s", self.name, router.name)
+            for deployment in router.order():
+                breaker = deployment.breaker
+                if router._breaking and not breaker.acquire(time.monotonic()):
+                    waits.append(breaker.remaining(time.monotonic()))
+                    continue
+                if tried and router is self:
+                    self.stats.failovers += 1
+                for retry in range(router.retries.count + 1):
+                    if deadline is not None and loop.time() >= deadline:
+                        breaker.release()
+                        raise self._exhausted(last, tried, waits, out_of_time=True)
+                    tried += 1
+                    stats = deployment.stats
+                    stats.attempts += 1
+                    if retry:
+                        stats.retries += 1
+                    stats.in_flight += 1
+                    try:
+                        result = await router._bounded(
+                            attempt(deployment.provider, routed), deadline, deployment, first_byte
+                        )
+                    except GatewayError as exc:
+                        error = exc
+                    except Exception as exc:
+                        error = router._unreadable(deployment, exc)
+                    except BaseException:
+                        stats.in_flight -= 1
+                        breaker.release()
+                        raise
+                    else:
+                        breaker.committed()
+                        return result, deployment, tried
+                    stats.in_flight -= 1
+                    kind = verdict(error)
+                    if kind == FINAL:
+                        breaker.release()
+                        error.deployment, error.attempts = deployment.name, tried
+                        raise error
+                    router._failed(deployment, error, tried, committed=False)
+                    last = (error, time.monotonic(), deployment)
+                    wait = router._retry_wait(retry, error) if kind == RETRY else None
+                    if wait is None or retry == router.retries.count:
+                        break
+                    if deadline is not None and loop.time() + wait >= deadline:
+                        break
+                    await asyncio.sleep(wait)
+                    if router._breaking and not breaker.acquire(time.monotonic()):
+                        break  # taken out meanwhile (by its own failures or another replica)
+        raise self._exhausted(last, tried, waits)
+
+    async def _bounded(
+        self, work: Awaitable[T], deadline: float | None, deployment: Deployment, first_byte: bool
+    ) -> T:
+        """The attempt, within the first-byte and total timeouts where they are set."""
+        wait = self.timeouts.first_byte if first_byte else None
+        if wait is None and deadline is None:
+            return await work
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + wait if wait is not None else deadline
+        if deadline is not None and limit is not None:
+            limit = min(limit, deadline)
+        try:
+            async with asyncio.timeout_at(limit):
+                return await work
+        except TimeoutError:
+            if deadline is not None and loop.time() >= deadline:
+                raise UpstreamTimeoutError(
+                    f"The model `{self.name}` did not answer within {self.timeouts.total:g} s."
+                ) from None
+            raise UpstreamTimeoutError(
+                f"The upstream of `{deployment.name}` did not start answering within {wait:g} s."
+            ) from None
+
+    def _retry_wait(self, retry: int, error: GatewayError) -> float | None:
+        """How long to wait before retrying the same deployment; None: move on."""
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.retries.retry_after_cap_s else None
+        return self.retries.backoff(retry, random.random())
+
+    def _failed(self, deployment: Deployment, error: GatewayError, attempt: int, committed: bool) -> None:
+        """Count a failure; take the deployment out when it fails too often, or when its
+        upstream asked for a wait longer than the retry cap."""
+        deployment.stats.failures += 1
+        now = time.monotonic()
+        tripped = False
+        if self._breaking:
+            tripped = deployment.breaker.failed(now)
+            cap = self.retries.retry_after_cap_s
+            if error.retry_after is not None and error.retry_after > cap:
+                deployment.breaker.hold(now, error.retry_after)
+                tripped = True
+        where = "mid-answer" if committed else f"attempt {attempt}"
+        if isinstance(error, UpstreamConfigError):
+            log.error(
+                "model entry %s, deployment %s (%s): %s Fix this deployment in the config.",
+                self.name,
+                deployment.name,
+                where,
+                error.message,
+            )
+        else:
+            log.warning(
+                "model %s: deployment %s failed (%s): %s", self.name, deployment.name, where, error.message
+            )
+        if tripped:
+            log.warning(
+                "model %s: deployment %s taken out for %.1f s",
+                self.name,
+                deployment.name,
+                deployment.breaker.remaining(now),
+            )
+
+    def _unreadable(self, deployment: Deployment, exc: Exception) -> UpstreamError:
+        log.exception(
+            "model %s: deployment %s: the provider failed on the upstream's answer",
+            self.name,
+            deployment.name,
+        )
+        return UpstreamError(
+            f"The upstream of `{deployment.name}` sent an answer the gateway could not read."
+        )
+
+    def _exhausted(
+        self,
+        last: tuple[GatewayError, float, Deployment] | None,
+        tried: int,
+        waits: list[float],
+        out_of_time: bool = False,
+    ) -> GatewayError:
+        """The error that ends the request: the last failure, with an honest Retry-After."""
+        self.stats.exhausted += 1
+        if out_of_time:
+            error: GatewayError = UpstreamTimeoutError(
+                f"The model `{self.name}` did not answer within {self.timeouts.total:g} s."
+            )
+            if last is not None:
+                error.deployment = last[2].name
+            error.attempts = tried
+            return error
+        if last is None:
+            return ServiceUnavailableError(
+                f"Every deployment of `{self.name}` is cooling down after failures or rate limits;"
+                " retry after the time in Retry-After.",
+                code="deployments_cooling_down",
+                retry_after=min(waits) if waits else None,
+            )
+        error, at, deployment = last
+        if error.retry_after is not None:
+            # the upstream's own wait, less the time since it said so
+            error.retry_after = max(0.0, error.retry_after - (time.monotonic() - at))
+        if tried > 1:
+            error.message = f"All {tried} attempts failed; the last: {error.message}"
+        error.deployment, error.attempts = deployment.name, tried
+        return error

@@ -1,0 +1,132 @@
+"""Deployment cooldowns shared by every replica through Redis.
+
+A replica that takes a deployment out writes `<prefix>cooldown:<model>:<deployment>` (the wall
+time it comes back, expiring then) and publishes it on `<prefix>cooldowns`; every replica
+listens and takes the deployment out too, and reads the keys when it starts. Requests never
+wait on Redis: reads are local, writes go out in the background, and while Redis is away the
+cooldowns are simply per replica. Each replica probes a deployment once when its time is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sluicegate.routing.health import Breaker
+
+log = logging.getLogger("sluicegate.routing")
+
+
+class SharedCooldowns:
+    def __init__(self, url: str, prefix: str = "sluicegate:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.channel = f"{prefix}cooldowns"
+        self._breakers: dict[str, Breaker] = {}
+        self._client: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+        self._starts = 0
+        self.subscribed = asyncio.Event()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}cooldown:{name}"
+
+    def register(self, model: str, deployment: str, breaker: Breaker) -> None:
+        name = f"{model}:{deployment}"
+        self._breakers[name] = breaker
+        breaker.on_trip = lambda until: self._publish(name, until)
+
+    async def start(self) -> None:
+        """Connect, read the cooldowns in force, listen for new ones (once, however many
+        routers share this store)."""
+        self._starts += 1
+        if self._starts > 1:
+            return
+        import redis.asyncio as redis  # only when configured
+
+        self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        names = list(self._breakers)
+        if names:
+            try:
+                values = await self._client.mget([self.key(name) for name in names])
+            except Exception as exc:
+                log.warning(
+                    "Redis at %s is unreachable (%s); cooldowns stay per replica meanwhile", self.url, exc
+                )
+            else:
+                for name, value in zip(names, values, strict=True):
+                    if value is not None:
+                        self._apply(name, float(value))
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def close(self) -> None:
+        self._starts -= 1
+        if self._starts > 0 or self._client is None:
+            return
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._writes:
+            await asyncio.wait(self._writes, timeout=2)
+        await self._client.aclose()
+        self._client = None
+
+    def _apply(self, name: str, wall_until: float) -> None:
+        breaker = self._breakers.get(name)
+        seconds = wall_until - time.time()
+        if breaker is not None and seconds > 0:
+            breaker.hold(time.monotonic(), seconds, share=False)
+
+    def _publish(self, name: str, wall_until: float) -> None:
+        if self._client is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._write(name, wall_until))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, name: str, wall_until: float) -> None:
+        millis = int((wall_until - time.time()) * 1000)
+        if millis <= 0:
+            return
+        try:
+            await self._client.set(self.key(name), repr(wall_until), px=millis)
+            await self._client.publish(self.channel, f"{wall_until!r} {name}")
+        except Exception as exc:
+            log.warning("could not share the cooldown of %s through Redis: %s", name, exc)
+
+    async def _listen(self) -> None:
+        pause = 0.5
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self.subscribed.set()
+                pause = 0.5
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._received(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.subscribed.clear()
+                log.warning("Redis cooldown channel lost (%s); retrying in %.1f s", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:
+                    log.debug("closing the Redis subscription failed", exc_info=True)
+
+    def _received(self, data: bytes | str) -> None:
+        text = data.decode() if isinstance(data, bytes) else data
+        until, _, name = text.partition(" ")
+        try:
+            self._apply(name, float(until))
+        except ValueError:
+            log.warning("ignored a malformed cooldown message: %r", text[:200])
