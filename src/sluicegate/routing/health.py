@@ -7,7 +7,11 @@
 
 A completed answer resets the count of failures; one request at a time probes a half-open
 deployment. An upstream's Retry-After longer than the retry cap holds the deployment out for
-that long too. Everything here is plain attribute access: the hot path pays nothing.
+that long too (`asked`). A deployment that is out is still the router's last resort: when every
+deployment in service failed (or none is), it is tried once, soonest back first, rather than
+giving up with it untried. A breaker routes around a bad deployment; it does not refuse traffic
+nothing else could take. Everything here is plain attribute
+access: the hot path pays nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class ModelStats:
 class Breaker:
     """The health of one deployment; `on_trip(until)` shares a trip (with other replicas)."""
 
-    __slots__ = ("_probing", "failures", "on_trip", "open_until", "policy", "stats", "wall_until")
+    __slots__ = ("_probing", "asked", "failures", "on_trip", "open_until", "policy", "stats", "wall_until")
 
     def __init__(self, policy: CooldownPolicy, stats: DeploymentStats) -> None:
         self.policy = policy
@@ -54,7 +58,8 @@ class Breaker:
         self.open_until = 0.0  # monotonic; 0: closed
         self.wall_until = 0.0  # the same instant on the wall clock, for other replicas
         self._probing = False
-        self.on_trip: Callable[[float], None] | None = None
+        self.asked = False  # out because its upstream asked for a wait (Retry-After), not judged
+        self.on_trip: Callable[[float, bool], None] | None = None
 
     @property
     def state(self) -> str:
@@ -89,7 +94,7 @@ class Breaker:
 
     def close(self) -> None:
         self.open_until = self.wall_until = 0.0
-        self._probing = False
+        self._probing = self.asked = False
         self.failures = 0
 
     def failed(self, now: float) -> bool:
@@ -102,17 +107,18 @@ class Breaker:
             return True
         return False
 
-    def hold(self, now: float, seconds: float, share: bool = True) -> None:
-        """Take it out for `seconds` (a trip, or an upstream's long Retry-After)."""
+    def hold(self, now: float, seconds: float, share: bool = True, asked: bool = False) -> None:
+        """Take it out for `seconds`: a trip, or (`asked`) an upstream's long Retry-After."""
         until = now + seconds
-        if until <= self.open_until and not self._probing:
+        if until <= self.open_until:
             return
         was_open = self.open_until > now
         self.open_until = until
         self.wall_until = time.time() + seconds
+        self.asked = asked or (was_open and self.asked)
         self._probing = False
         self.failures = 0
         if not was_open:
             self.stats.cooldowns += 1
         if share and self.on_trip is not None:
-            self.on_trip(self.wall_until)
+            self.on_trip(self.wall_until, self.asked)

@@ -16,8 +16,8 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Batch, Started
@@ -218,10 +218,7 @@ class Router:
     ) -> tuple[T, Deployment, int]:
         """Try deployments, then fallback models, until one commits. The winner's `in_flight`
         stays counted; the caller ends it."""
-        loop = asyncio.get_running_loop()
-        tried = 0
-        last: tuple[GatewayError, float, Deployment] | None = None
-        waits: list[float] = []  # how long the deployments skipped as cooling down stay out
+        run = _Run(attempt, deadline, first_byte)
         for router in (self, *self.fallbacks):
             routed = request
             if router is not self:
@@ -229,60 +226,83 @@ class Router:
                 routed = replace(request, upstream_model=None)
                 log.warning("model %s: every deployment failed; falling back to %s", self.name, router.name)
             for deployment in router.order():
-                breaker = deployment.breaker
-                if router._breaking and not breaker.acquire(time.monotonic()):
-                    waits.append(breaker.remaining(time.monotonic()))
+                if router._breaking and not deployment.breaker.acquire(time.monotonic()):
+                    run.skipped.append((router, deployment, routed))
                     continue
-                if tried and router is self:
+                if run.tried and router is self:
                     self.stats.failovers += 1
-                for retry in range(router.retries.count + 1):
-                    if deadline is not None and loop.time() >= deadline:
-                        breaker.release()
-                        raise self._exhausted(last, tried, waits, out_of_time=True)
-                    tried += 1
-                    stats = deployment.stats
-                    stats.attempts += 1
-                    if retry:
-                        stats.retries += 1
-                    stats.in_flight += 1
-                    try:
-                        result = await router._bounded(
-                            attempt(deployment.provider, routed), deadline, deployment, first_byte
-                        )
-                    except GatewayError as exc:
-                        error = exc
-                    except Exception as exc:
-                        error = router._unreadable(deployment, exc)
-                    except BaseException:
-                        stats.in_flight -= 1
-                        breaker.release()
-                        raise
-                    else:
-                        breaker.committed()
-                        return result, deployment, tried
-                    stats.in_flight -= 1
-                    kind = verdict(error)
-                    if kind == FINAL:
-                        breaker.release()
-                        error.deployment, error.attempts = deployment.name, tried
-                        raise error
-                    router._failed(deployment, error, tried, committed=False)
-                    last = (error, time.monotonic(), deployment)
-                    wait = router._retry_wait(retry, error) if kind == RETRY else None
-                    if wait is None or retry == router.retries.count:
-                        break
-                    if deadline is not None and loop.time() + wait >= deadline:
-                        break
-                    await asyncio.sleep(wait)
-                    if router._breaking and not breaker.acquire(time.monotonic()):
-                        break  # taken out meanwhile (by its own failures or another replica)
-        raise self._exhausted(last, tried, waits)
+                done = await router._try(deployment, routed, run, router.retries.count, acquired=True)
+                if done is not None:
+                    return done[0], deployment, run.tried
+        # Last resort: what the breakers took out, soonest back first, once each, rather than
+        # give up with deployments untried. Not those whose upstream asked for a wait.
+        now = time.monotonic()
+        resort = sorted(
+            (s for s in run.skipped if not s[1].breaker.asked), key=lambda s: s[1].breaker.remaining(now)
+        )
+        for router, deployment, routed in resort:
+            log.warning(
+                "model %s: trying %s although it is taken out (last resort)", self.name, deployment.name
+            )
+            done = await router._try(deployment, routed, run, 0, acquired=False)
+            if done is not None:
+                return done[0], deployment, run.tried
+        raise self._exhausted(run)
 
-    async def _bounded(
-        self, work: Awaitable[T], deadline: float | None, deployment: Deployment, first_byte: bool
-    ) -> T:
+    async def _try(
+        self, deployment: Deployment, request: ChatRequest, run: _Run[T], retries: int, acquired: bool
+    ) -> tuple[T] | None:
+        """One deployment, retried up to `retries` times; None when it gave up on it."""
+        loop = asyncio.get_running_loop()
+        breaker, stats = deployment.breaker, deployment.stats
+        for retry in range(retries + 1):
+            if run.deadline is not None and loop.time() >= run.deadline:
+                if acquired:
+                    breaker.release()
+                run.out_of_time = True
+                raise self._exhausted(run)
+            run.tried += 1
+            stats.attempts += 1
+            if retry:
+                stats.retries += 1
+            stats.in_flight += 1
+            try:
+                result = await self._bounded(run.attempt(deployment.provider, request), run, deployment)
+            except GatewayError as exc:
+                error = exc
+            except Exception as exc:
+                error = self._unreadable(deployment, exc)
+            except BaseException:
+                stats.in_flight -= 1
+                if acquired:
+                    breaker.release()
+                raise
+            else:
+                breaker.committed()
+                return (result,)
+            stats.in_flight -= 1
+            kind = verdict(error)
+            if kind == FINAL:
+                if acquired:
+                    breaker.release()
+                error.deployment, error.attempts = deployment.name, run.tried
+                raise error
+            self._failed(deployment, error, run.tried, committed=False)
+            run.last = (error, time.monotonic(), deployment)
+            wait = self._retry_wait(retry, error) if kind == RETRY else None
+            if wait is None or retry == retries:
+                break
+            if run.deadline is not None and loop.time() + wait >= run.deadline:
+                break
+            await asyncio.sleep(wait)
+            if self._breaking and not breaker.acquire(time.monotonic()):
+                break  # taken out meanwhile (by its own failures or another replica)
+        return None
+
+    async def _bounded(self, work: Awaitable[T], run: _Run[T], deployment: Deployment) -> T:
         """The attempt, within the first-byte and total timeouts where they are set."""
-        wait = self.timeouts.first_byte if first_byte else None
+        deadline = run.deadline
+        wait = self.timeouts.first_byte if run.first_byte else None
         if wait is None and deadline is None:
             return await work
         loop = asyncio.get_running_loop()
@@ -317,7 +337,7 @@ class Router:
             tripped = deployment.breaker.failed(now)
             cap = self.retries.retry_after_cap_s
             if error.retry_after is not None and error.retry_after > cap:
-                deployment.breaker.hold(now, error.retry_after)
+                deployment.breaker.hold(now, error.retry_after, asked=True)
                 tripped = True
         where = "mid-answer" if committed else f"attempt {attempt}"
         if isinstance(error, UpstreamConfigError):
@@ -350,35 +370,44 @@ class Router:
             f"The upstream of `{deployment.name}` sent an answer the gateway could not read."
         )
 
-    def _exhausted(
-        self,
-        last: tuple[GatewayError, float, Deployment] | None,
-        tried: int,
-        waits: list[float],
-        out_of_time: bool = False,
-    ) -> GatewayError:
+    def _exhausted(self, run: _Run[T]) -> GatewayError:
         """The error that ends the request: the last failure, with an honest Retry-After."""
         self.stats.exhausted += 1
-        if out_of_time:
+        if run.out_of_time:
             error: GatewayError = UpstreamTimeoutError(
                 f"The model `{self.name}` did not answer within {self.timeouts.total:g} s."
             )
-            if last is not None:
-                error.deployment = last[2].name
-            error.attempts = tried
+            if run.last is not None:
+                error.deployment = run.last[2].name
+            error.attempts = run.tried
             return error
-        if last is None:
+        if run.last is None:
+            now = time.monotonic()
+            waits = [deployment.breaker.remaining(now) for _, deployment, _ in run.skipped]
             return ServiceUnavailableError(
-                f"Every deployment of `{self.name}` is cooling down after failures or rate limits;"
+                f"Every deployment of `{self.name}` was asked by its upstream to wait;"
                 " retry after the time in Retry-After.",
                 code="deployments_cooling_down",
                 retry_after=min(waits) if waits else None,
             )
-        error, at, deployment = last
+        error, at, deployment = run.last
         if error.retry_after is not None:
             # the upstream's own wait, less the time since it said so
             error.retry_after = max(0.0, error.retry_after - (time.monotonic() - at))
-        if tried > 1:
-            error.message = f"All {tried} attempts failed; the last: {error.message}"
-        error.deployment, error.attempts = deployment.name, tried
+        if run.tried > 1:
+            error.message = f"All {run.tried} attempts failed; the last: {error.message}"
+        error.deployment, error.attempts = deployment.name, run.tried
         return error
+
+
+@dataclass(slots=True)
+class _Run(Generic[T]):
+    """One request's way through the deployments."""
+
+    attempt: Callable[[Provider, ChatRequest], Awaitable[T]]
+    deadline: float | None
+    first_byte: bool
+    tried: int = 0
+    out_of_time: bool = False
+    last: tuple[GatewayError, float, Deployment] | None = None
+    skipped: list[tuple[Router, Deployment, ChatRequest]] = field(default_factory=list)

@@ -38,7 +38,7 @@ class SharedCooldowns:
     def register(self, model: str, deployment: str, breaker: Breaker) -> None:
         name = f"{model}:{deployment}"
         self._breakers[name] = breaker
-        breaker.on_trip = lambda until: self._publish(name, until)
+        breaker.on_trip = lambda until, asked: self._publish(name, until, asked)
 
     async def start(self) -> None:
         """Connect, read the cooldowns in force, listen for new ones (once, however many
@@ -60,7 +60,7 @@ class SharedCooldowns:
             else:
                 for name, value in zip(names, values, strict=True):
                     if value is not None:
-                        self._apply(name, float(value))
+                        self._received(value + b" " + name.encode())
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def close(self) -> None:
@@ -75,26 +75,22 @@ class SharedCooldowns:
         await self._client.aclose()
         self._client = None
 
-    def _apply(self, name: str, wall_until: float) -> None:
-        breaker = self._breakers.get(name)
-        seconds = wall_until - time.time()
-        if breaker is not None and seconds > 0:
-            breaker.hold(time.monotonic(), seconds, share=False)
-
-    def _publish(self, name: str, wall_until: float) -> None:
+    def _publish(self, name: str, wall_until: float, asked: bool) -> None:
         if self._client is None:
             return
-        task = asyncio.get_running_loop().create_task(self._write(name, wall_until))
+        task = asyncio.get_running_loop().create_task(self._write(name, wall_until, asked))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _write(self, name: str, wall_until: float) -> None:
+    async def _write(self, name: str, wall_until: float, asked: bool) -> None:
+        """The key holds `<until> <asked>`; the message `<until> <asked> <model>:<deployment>`."""
         millis = int((wall_until - time.time()) * 1000)
         if millis <= 0:
             return
+        value = f"{wall_until!r} {int(asked)}"
         try:
-            await self._client.set(self.key(name), repr(wall_until), px=millis)
-            await self._client.publish(self.channel, f"{wall_until!r} {name}")
+            await self._client.set(self.key(name), value, px=millis)
+            await self._client.publish(self.channel, f"{value} {name}")
         except Exception as exc:
             log.warning("could not share the cooldown of %s through Redis: %s", name, exc)
 
@@ -125,8 +121,11 @@ class SharedCooldowns:
 
     def _received(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
-        until, _, name = text.partition(" ")
         try:
-            self._apply(name, float(until))
+            until, asked, name = text.split(" ", 2)
+            seconds = float(until) - time.time()
+            breaker = self._breakers.get(name)
+            if breaker is not None and seconds > 0:
+                breaker.hold(time.monotonic(), seconds, share=False, asked=asked == "1")
         except ValueError:
             log.warning("ignored a malformed cooldown message: %r", text[:200])

@@ -1,0 +1,112 @@
+"""The two shapes of a model entry in the YAML, and config errors an operator can read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sluicegate.providers.openai.config import OpenAIConfig
+from sluicegate.routing.build import build_router
+from sluicegate.routing.entry import DeploymentsEntry
+from sluicegate.settings import ConfigError, load_settings
+
+YAML = """
+models:
+  - name: gpt-4o
+    routing: least-busy
+    retries: 2
+    fallbacks: [llama]
+    cooldown: {failures: 5, seconds: 60}
+    timeouts: {connect: 3, first_byte: 20, idle: 15, total: 120}
+    deployments:
+      - provider: openai
+        base_url: http://127.0.0.1:1/v1/
+        api_key: a
+        weight: 3
+      - name: azure-east
+        provider: openai
+        base_url: http://127.0.0.1:2/v1
+        upstream_model: gpt-4o-2024-08-06
+        read_timeout_s: 99
+  - name: llama
+    provider: openai
+    base_url: http://127.0.0.1:3/v1
+    aliases: [llama3]
+    cooldown: false
+"""
+
+
+def load(tmp_path: Path, text: str) -> object:
+    path = tmp_path / "sluicegate.yaml"
+    path.write_text(text)
+    return load_settings(path, data_dir=tmp_path)
+
+
+def test_a_model_with_deployments(tmp_path: Path) -> None:
+    settings = load(tmp_path, YAML)
+    entry, single = settings.models  # type: ignore[attr-defined]
+    assert isinstance(entry, DeploymentsEntry) and isinstance(single, OpenAIConfig)
+    first, second = entry.deployments
+    assert (first.name, first.weight, first.upstream_model, first.base_url) == (
+        "gpt-4o#1",
+        3,
+        "gpt-4o",  # asks its upstream for the model's own name
+        "http://127.0.0.1:1/v1",
+    )
+    assert (second.name, second.weight, second.upstream_model) == ("azure-east", 1, "gpt-4o-2024-08-06")
+    assert entry.retries.count == 2 and entry.fallbacks == ["llama"] and entry.provider == "openai"
+    assert not single.cooldown.enabled and single.cooldown.failures == 3
+
+
+def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: Path) -> None:
+    entry = load(tmp_path, YAML).models[0]  # type: ignore[attr-defined]
+    router = build_router(entry)
+    one, two = (deployment.provider.config for deployment in router.deployments)  # type: ignore[attr-defined]
+    assert (one.connect_timeout_s, one.first_byte_timeout_s, one.read_timeout_s, one.timeout_s) == (
+        3,
+        20,
+        15,
+        120,
+    )
+    assert two.read_timeout_s == 99  # its own
+    assert (router.strategy, router.timeouts.total, router.kind) == ("least-busy", 120, "openai")
+
+
+@pytest.mark.parametrize(
+    ("models", "words"),
+    [
+        (
+            "- {name: m, provider: opneai, base_url: x}",
+            "a model entry needs `provider:` (one of local, openai",
+        ),
+        ("- {name: m, deployments: [{provider: openai}]}", "deployments.0.openai.base_url"),
+        ("- {name: m, deployments: []}", "at least 1 item"),
+        (
+            "- {name: m, weight: 2, deployments: [{provider: local}]}",
+            "`weight` belongs to each of the deployments",
+        ),
+        (
+            "- {name: m, deployments: [{provider: local, fallbacks: [x]}]}",
+            "deployment 'm#1': `fallbacks` belongs to the model entry",
+        ),
+        (
+            "- {name: m, deployments: [{name: a, provider: local}, {name: a, provider: local}]}",
+            "deployment name 'a' is used twice",
+        ),
+        ("- {name: m, provider: local, fallbacks: [nope]}", "fallback 'nope' is not a configured model"),
+        ("- {name: m, provider: local, fallbacks: [m]}", "cannot be its own fallback"),
+        ("- {name: m, provider: local, routing: ordered}", "routing"),
+        ("- {name: m, provider: local, retries: {count: 99}}", "retries.count"),
+        ("- {name: m, provider: local, timeouts: {idle: 0}}", "timeouts.idle"),
+    ],
+)
+def test_config_errors_say_where_and_why(tmp_path: Path, models: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "models:\n  " + models + "\n")
+    assert words in str(info.value)
+
+
+def test_a_redis_for_shared_cooldowns(tmp_path: Path) -> None:
+    settings = load(tmp_path, "redis: {url: 'redis://127.0.0.1:6379/0'}\n")
+    assert settings.redis is not None and settings.redis.prefix == "sluicegate:"  # type: ignore[attr-defined]
