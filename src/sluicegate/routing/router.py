@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Batch, Started
@@ -70,11 +70,13 @@ async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream
     """Start a stream and wait for its first batch: the upstream has committed."""
     inner = provider.stream(request)
     try:
-        first = await anext(inner, None)
+        first = await inner.__anext__()
+    except StopAsyncIteration:
+        return inner, []
     except BaseException:
         await inner.aclose()
         raise
-    return inner, first or []
+    return inner, first
 
 
 async def _complete(provider: Provider, request: ChatRequest) -> Completion:
@@ -158,12 +160,26 @@ class Router:
                 async for batch in inner:
                     yield batch
             else:
-                while True:
-                    async with asyncio.timeout_at(deadline):
-                        more = await anext(inner, None)
-                    if more is None:
-                        break
-                    yield more
+                # one timer for the whole answer, not one per chunk
+                clock = _Deadline(deadline)
+                try:
+                    while True:
+                        if clock.fired:
+                            raise TimeoutError
+                        clock.waiting = task = asyncio.current_task()
+                        try:
+                            more = await inner.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except asyncio.CancelledError:
+                            if clock.fired and task is not None and task.uncancel() == 0:
+                                raise TimeoutError from None
+                            raise
+                        finally:
+                            clock.waiting = None
+                        yield more
+                finally:
+                    clock.handle.cancel()
             deployment.breaker.completed()
         except GatewayError as exc:
             self._failed(deployment, exc, attempts, committed=True)
@@ -267,7 +283,11 @@ class Router:
                 stats.retries += 1
             stats.in_flight += 1
             try:
-                result = await self._bounded(run.attempt(deployment.provider, request), run, deployment)
+                work = run.attempt(deployment.provider, request)
+                if run.deadline is None and (self.timeouts.first_byte is None or not run.first_byte):
+                    result = await work
+                else:
+                    result = await self._bounded(work, run, deployment)
             except GatewayError as exc:
                 error = exc
             except Exception as exc:
@@ -398,6 +418,23 @@ class Router:
             error.message = f"All {run.tried} attempts failed; the last: {error.message}"
         error.deployment, error.attempts = deployment.name, run.tried
         return error
+
+
+class _Deadline:
+    """The total timeout of a streamed answer: when it fires it cancels the task that waits on
+    the upstream at that moment (if any; otherwise the next wait sees `fired`)."""
+
+    __slots__ = ("fired", "handle", "waiting")
+
+    def __init__(self, when: float) -> None:
+        self.fired = False
+        self.waiting: asyncio.Task[Any] | None = None
+        self.handle = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self.waiting is not None:
+            self.waiting.cancel()
 
 
 @dataclass(slots=True)
