@@ -142,7 +142,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             allow_origins=settings.server.cors_origins,
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
-            expose_headers=["retry-after", "x-request-id", "request-id", "x-sluicegate-token-count"],
+            expose_headers=[
+                "retry-after",
+                "x-request-id",
+                "request-id",
+                "x-sluicegate-token-count",
+                "x-sluicegate-deployment",
+                "x-sluicegate-attempts",
+            ],
             max_age=600,
         )
     ]

@@ -281,6 +281,19 @@ async def test_fallback_to_another_model_after_every_deployment_failed(
     assert [t.model for t in b.attempts] == ["tiny", "tiny"]
 
 
+async def test_a_fallback_cut_mid_answer_counts_against_its_own_deployment(
+    b: FaultUpstream, closed_url: str
+) -> None:
+    b.reset("reset:after=1")
+    primary = {"name": "big", "fallbacks": ["small"], **openai(closed_url)}
+    fallback = {"name": "small", **openai(b.base_url)}
+    async with routers(primary, fallback) as built:
+        with pytest.raises(UpstreamError, match="closed the stream early"):
+            await answer(built["big"])
+    assert built["small"].deployments[0].stats.failures == 1
+    assert built["big"].deployments[0].stats.failures == 1  # its own refused connection only
+
+
 async def test_first_byte_timeout_fails_over_and_cancels_the_slow_attempt(
     a: FaultUpstream, b: FaultUpstream
 ) -> None:

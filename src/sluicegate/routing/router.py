@@ -56,7 +56,7 @@ def verdict(error: GatewayError) -> int:
 class Deployment:
     """One upstream of a model: its provider, its share of traffic, its health and counters."""
 
-    __slots__ = ("breaker", "name", "provider", "stats", "weight")
+    __slots__ = ("breaker", "name", "provider", "router", "stats", "weight")
 
     def __init__(self, name: str, provider: Provider, weight: float, cooldown: CooldownPolicy) -> None:
         self.name = name
@@ -64,6 +64,7 @@ class Deployment:
         self.weight = weight
         self.stats = DeploymentStats()
         self.breaker = Breaker(cooldown, self.stats)
+        self.router: Router | None = None  # the model it serves (set by the Router)
 
 
 async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream, Batch]:
@@ -102,6 +103,8 @@ class Router:
             raise ValueError(f"model {name!r} has no deployments")
         self.name = name
         self.deployments = list(deployments)
+        for deployment in self.deployments:
+            deployment.router = self
         self.strategy = strategy
         self.retries = retries or RetryPolicy()
         self.cooldown = cooldown or CooldownPolicy()
@@ -147,6 +150,7 @@ class Router:
         self.stats.requests += 1
         deadline = self._deadline()
         (inner, first), deployment, attempts = await self._attempts(request, deadline, _open_stream, True)
+        owner = deployment.router or self  # a fallback model's deployment answers to its own router
         try:
             if first and type(first[0]) is Started:
                 started: Started = first[0]
@@ -182,17 +186,16 @@ class Router:
                     clock.handle.cancel()
             deployment.breaker.completed()
         except GatewayError as exc:
-            self._failed(deployment, exc, attempts, committed=True)
+            owner._failed(deployment, exc, attempts, committed=True)
             raise
-        except TimeoutError as exc:
-            late = UpstreamTimeoutError(
-                f"The answer of `{deployment.name}` did not finish within {self.timeouts.total:g} s."
-            )
-            self._failed(deployment, late, attempts, committed=True)
-            raise late from exc
         except Exception as exc:
-            error = self._unreadable(deployment, exc)
-            self._failed(deployment, error, attempts, committed=True)
+            if isinstance(exc, TimeoutError) and deadline is not None:
+                error: UpstreamError = UpstreamTimeoutError(
+                    f"The answer of `{deployment.name}` did not finish within {self.timeouts.total:g} s."
+                )
+            else:
+                error = owner._unreadable(deployment, exc)
+            owner._failed(deployment, error, attempts, committed=True)
             raise error from exc
         finally:
             deployment.stats.in_flight -= 1
