@@ -252,9 +252,9 @@ class FaultUpstream:
         except asyncio.CancelledError:
             attempt.cancelled_at = time.monotonic()
             raise
-        except ConnectionError:
+        except ConnectionError:  # the client (or `refuse()`) closed it while we wrote
             attempt.cancelled_at = time.monotonic()
-            raise
+            return web.Response(status=499)
         finally:
             attempt.ended_at = time.monotonic()
 
