@@ -16,6 +16,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from sluicegate.providers.local.config import LocalConfig
+from sluicegate.routing.entry import deployments_of
 from sluicegate.settings import Settings
 
 
@@ -52,23 +54,28 @@ def prepare_data_dir(path: Path, writable: bool = False) -> None:
 
 def check_models(settings: Settings) -> None:
     """Model files that do not exist are the config's mistake, said before anything starts."""
-    for position, model in enumerate(settings.models):
-        if model.provider != "local":
-            continue
-        if model.path:
-            if not Path(model.path).is_file():
-                raise OperatorError(
-                    f"model {model.name!r} (models[{position}]): the model file {model.path} does not exist;"
-                    " fix its `path` in the config",
-                    exit_code=2,
-                )
-        else:
-            from sluicegate.providers.local.model import bundled_model_path
+    for position, entry in enumerate(settings.models):
+        for model in deployments_of(entry):
+            _check_model_file(model, position)
 
-            try:
-                bundled_model_path()
-            except Exception as exc:
-                raise OperatorError(f"model {model.name!r}: {exc}", exit_code=2) from None
+
+def _check_model_file(model: object, position: int) -> None:
+    if not isinstance(model, LocalConfig):
+        return
+    if model.path:
+        if not Path(model.path).is_file():
+            raise OperatorError(
+                f"model {model.name!r} (models[{position}]): the model file {model.path} does not exist;"
+                " fix its `path` in the config",
+                exit_code=2,
+            )
+    else:
+        from sluicegate.providers.local.model import bundled_model_path
+
+        try:
+            bundled_model_path()
+        except Exception as exc:
+            raise OperatorError(f"model {model.name!r}: {exc}", exit_code=2) from None
 
 
 def bind(host: str, port: int) -> socket.socket:

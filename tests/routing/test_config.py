@@ -78,10 +78,11 @@ def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: P
     [
         (
             "- {name: m, provider: opneai, base_url: x}",
-            "a model entry needs `provider:` (one of local, openai",
+            "line 2: models[0]: a model entry needs `provider:` (one of local, openai",
         ),
-        ("- {name: m, deployments: [{provider: openai}]}", "deployments.0.openai.base_url"),
-        ("- {name: m, deployments: []}", "at least 1 item"),
+        ("- {name: m, deployments: [{provider: openai}]}", "models[0].deployments[0].base_url: is required"),
+        ("- {name: m, deployments: [{base_url: x}]}", "models[0].deployments[0]: says no `provider:`"),
+        ("- {name: m, deployments: []}", "models[0].deployments: List should have at least 1 item"),
         (
             "- {name: m, weight: 2, deployments: [{provider: local}]}",
             "`weight` belongs to each of the deployments",
@@ -96,15 +97,22 @@ def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: P
         ),
         ("- {name: m, provider: local, fallbacks: [nope]}", "fallback 'nope' is not a configured model"),
         ("- {name: m, provider: local, fallbacks: [m]}", "cannot be its own fallback"),
-        ("- {name: m, provider: local, routing: ordered}", "routing"),
-        ("- {name: m, provider: local, retries: {count: 99}}", "retries.count"),
-        ("- {name: m, provider: local, timeouts: {idle: 0}}", "timeouts.idle"),
+        ("- {name: m, provider: local, routing: ordered}", "models[0].routing: unknown setting"),
+        ("- {name: m, provider: local, retries: {count: 99}}", "models[0].retries.count"),
+        ("- {name: m, provider: local, timeouts: {idle: 0}}", "models[0].timeouts.idle"),
     ],
 )
 def test_config_errors_say_where_and_why(tmp_path: Path, models: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, "models:\n  " + models + "\n")
     assert words in str(info.value)
+
+
+def test_a_deployments_mistake_names_its_line(tmp_path: Path) -> None:
+    text = "models:\n  - name: m\n    deployments:\n      - {provider: openai, base_url: x}\n      - provider: openai\n        api_key: k\n"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert str(info.value).endswith("line 5: models[0].deployments[1].base_url: is required but missing")
 
 
 def test_a_redis_for_shared_cooldowns(tmp_path: Path) -> None:

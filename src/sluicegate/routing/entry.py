@@ -113,6 +113,11 @@ else:
     ]
 
 
+def deployments_of(entry: Any) -> list[Any]:
+    """The provider entries behind a model entry: its deployments, or itself."""
+    return list(entry.deployments) if isinstance(entry, DeploymentsEntry) else [entry]
+
+
 def check_fallbacks(models: Sequence[ModelEntry]) -> None:
     """Every fallback names another configured model (or alias), not a wildcard entry."""
     known: dict[str, str] = {}

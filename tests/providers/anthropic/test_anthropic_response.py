@@ -13,6 +13,7 @@ from sluicegate.errors import (
     PayloadTooLargeError,
     RateLimitError,
     ServiceUnavailableError,
+    UpstreamConfigError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -103,9 +104,9 @@ def error_body(kind: str, text: str) -> bytes:
     ("status", "kind", "cls", "client_status"),
     [
         (400, "invalid_request_error", InvalidRequestError, 400),
-        (401, "authentication_error", UpstreamError, 502),
-        (403, "permission_error", UpstreamError, 502),
-        (404, "not_found_error", UpstreamError, 502),
+        (401, "authentication_error", UpstreamConfigError, 502),
+        (403, "permission_error", UpstreamConfigError, 502),
+        (404, "not_found_error", UpstreamConfigError, 502),
         (413, "request_too_large", PayloadTooLargeError, 413),
         (429, "rate_limit_error", RateLimitError, 429),
         (500, "api_error", UpstreamError, 502),
@@ -135,7 +136,7 @@ def test_retry_after_is_kept_for_429_and_529() -> None:
     overloaded = upstream_error(529, error_body("overloaded_error", "Overloaded"), {"retry-after": "3"}, "c")
     assert overloaded.headers() == {"retry-after": "3"}
     assert overloaded.to_dict()["error"]["code"] == "upstream_overloaded"
-    assert upstream_error(529, b"", {}, "c").headers() == {"retry-after": "1"}
+    assert upstream_error(529, b"", {}, "c").headers() == {}  # no wait promised that the upstream did not
 
 
 def test_a_non_json_error_body_is_quoted() -> None:

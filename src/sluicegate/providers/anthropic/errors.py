@@ -19,37 +19,38 @@ from sluicegate.errors import (
     PayloadTooLargeError,
     RateLimitError,
     ServiceUnavailableError,
+    UpstreamConfigError,
     UpstreamError,
     UpstreamTimeoutError,
 )
-from sluicegate.providers.openai.errors import retry_after_seconds
+from sluicegate.providers.openai.errors import retry_after
 
 
 def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: str) -> GatewayError:
     kind, message = error_details(body)
     said = f"{message or 'no details'}" + (f" ({kind})" if kind else "")
-    delay = retry_after_seconds(headers.get("retry-after") or headers.get("Retry-After"))
+    delay = retry_after(headers)  # only the upstream's own word: none when it sent none
     upstream = f"The Anthropic upstream of `{name}`"
     if status == 400:
         return InvalidRequestError(f"{upstream} rejected the request: {said}", code=kind)
     if status in (401, 403):
-        return UpstreamError(
+        return UpstreamConfigError(
             f"{upstream} refused the gateway's credentials ({status}: {said})."
             f" Check the `api_key` of the model entry `{name}`."
         )
     if status == 404:
-        return UpstreamError(
+        return UpstreamConfigError(
             f"{upstream} answered 404: {said}. Check the `upstream_model` and `base_url` of the model entry `{name}`."
         )
     if status == 413:
         return PayloadTooLargeError(f"{upstream} found the request too large: {said}")
     if status == 429:
-        return RateLimitError(f"{upstream} is rate limiting requests: {said}", retry_after=delay or 1.0)
+        return RateLimitError(f"{upstream} is rate limiting requests: {said}", retry_after=delay)
     if status in (503, 529):
         return ServiceUnavailableError(
             f"{upstream} is overloaded ({status}): {said}",
             code="upstream_overloaded",
-            retry_after=delay or 1.0,
+            retry_after=delay,
         )
     if status == 504:
         return UpstreamTimeoutError(f"{upstream} timed out (504): {said}")
