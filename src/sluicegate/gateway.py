@@ -21,9 +21,8 @@ log = logging.getLogger("sluicegate.gateway")
 
 
 def shared_cooldowns(settings: Settings) -> SharedCooldowns | None:
-    if settings.redis is None:
-        return None
-    return SharedCooldowns(settings.redis.url, settings.redis.prefix)
+    url = settings.redis.url
+    return SharedCooldowns(url, settings.redis.prefix) if url else None
 
 
 @dataclass

@@ -40,11 +40,12 @@ class ServerConfig(BaseModel):
 
 
 class RedisConfig(BaseModel):
-    """A Redis shared by every replica (deployment cooldowns are shared through it)."""
+    """`redis://host:6379/0`, shared by every replica (deployment cooldowns); unset: each
+    process keeps its own."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str  # redis://host:6379/0
+    url: str | None = None
     prefix: str = "sluicegate:"  # of every key and channel the gateway uses
 
 
@@ -52,7 +53,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     server: ServerConfig = Field(default_factory=ServerConfig)
-    redis: RedisConfig | None = None
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     models: list[ModelSpec] = Field(
         default_factory=lambda: [  # type: ignore[arg-type]
             LocalConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))

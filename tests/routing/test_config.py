@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sluicegate.gateway import shared_cooldowns
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.routing.build import build_router
 from sluicegate.routing.entry import DeploymentsEntry
@@ -117,4 +118,6 @@ def test_a_deployments_mistake_names_its_line(tmp_path: Path) -> None:
 
 def test_a_redis_for_shared_cooldowns(tmp_path: Path) -> None:
     settings = load(tmp_path, "redis: {url: 'redis://127.0.0.1:6379/0'}\n")
-    assert settings.redis is not None and settings.redis.prefix == "sluicegate:"  # type: ignore[attr-defined]
+    assert settings.redis.url == "redis://127.0.0.1:6379/0" and settings.redis.prefix == "sluicegate:"  # type: ignore[attr-defined]
+    assert shared_cooldowns(settings) is not None  # type: ignore[arg-type]
+    assert shared_cooldowns(load(tmp_path, "{}\n")) is None  # type: ignore[arg-type]
