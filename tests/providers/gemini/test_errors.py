@@ -9,6 +9,7 @@ from sluicegate.errors import (
     ModelNotFoundError,
     RateLimitError,
     ServiceUnavailableError,
+    UpstreamConfigError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -39,7 +40,7 @@ def test_invalid_argument_is_the_clients_400_with_googles_message() -> None:
 def test_a_refused_key_is_the_gateways_problem_even_as_a_400() -> None:
     body = error_body(400, "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT", KEY_INVALID)
     error = upstream_error(400, body, {}, "gem")
-    assert type(error) is UpstreamError and error.http_status == 502
+    assert type(error) is UpstreamConfigError and error.http_status == 502
     assert "credentials" in error.message
 
 
@@ -72,13 +73,13 @@ def test_429_waits_as_the_header_says_or_as_retry_info_says() -> None:
     from_header = upstream_error(429, body, {"retry-after": "5"}, "gem")
     assert from_header.retry_after == 5.0
     bare = upstream_error(429, error_body(429, "slow down", "RESOURCE_EXHAUSTED"), {}, "gem")
-    assert bare.retry_after == 1.0
+    assert bare.retry_after is None and bare.headers() == {}  # no wait the upstream did not give
 
 
 def test_5xx() -> None:
     unavailable = upstream_error(503, error_body(503, "The model is overloaded.", "UNAVAILABLE"), {}, "gem")
     assert isinstance(unavailable, ServiceUnavailableError) and unavailable.http_status == 503
-    assert unavailable.retry_after == 1.0
+    assert unavailable.retry_after is None  # Google gave no wait: none is promised
     internal = upstream_error(500, error_body(500, "An internal error has occurred.", "INTERNAL"), {}, "gem")
     assert type(internal) is UpstreamError and internal.http_status == 502
     assert "An internal error has occurred." in internal.message
@@ -90,7 +91,8 @@ def test_5xx() -> None:
     ("body", "message"),
     [
         (b'[{"error": {"code": 400, "message": "in a list", "status": "INVALID_ARGUMENT"}}]', "in a list"),
-        (b"<html>Bad Request</html>", "<html>Bad Request</html>"),
+        (b"<html>Bad Request</html>", "no details"),  # markup stays in the log
+        (b"Bad Request: no contents", "Bad Request: no contents"),
         (b"", "no details"),
         (b'{"error": "plain"}', "plain"),
     ],

@@ -20,10 +20,11 @@ from sluicegate.errors import (
     ModelNotFoundError,
     RateLimitError,
     ServiceUnavailableError,
+    UpstreamConfigError,
     UpstreamError,
     UpstreamTimeoutError,
 )
-from sluicegate.providers.openai.errors import retry_after_seconds
+from sluicegate.providers.openai.errors import retry_after
 
 _KEY_REASONS = frozenset(
     {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
@@ -47,7 +48,7 @@ def error_from(
     code = word.lower() if word else None
     said = f"Gemini answered {status}{' ' + word if word else ''}: {message or 'no details'}"
     if status in (401, 403) or _reasons(error) & _KEY_REASONS:
-        return UpstreamError(
+        return UpstreamConfigError(
             f"The upstream of `{name}` refused the gateway's credentials ({status}{' ' + word if word else ''})."
         )
     if status in (400, 422):
@@ -56,18 +57,18 @@ def error_from(
         if wildcard:
             # the client chose the upstream model through a wildcard entry: its name is the mistake
             return ModelNotFoundError(f"{said}", param="model")
-        return UpstreamError(
+        return UpstreamConfigError(
             f"The upstream of `{name}` answered 404 (not found): {message or 'no details'}."
             f" Check the model entry `{name}` (upstream_model, base_url, api_version)."
         )
     if status == 413:
         return InvalidRequestError(said, status=413, code=code or "request_too_large")
-    if status == 429:
-        delay = retry_after_seconds(headers.get("retry-after")) or _retry_delay(error)
-        return RateLimitError(said, retry_after=delay or 1.0)
-    if status == 503:
-        delay = retry_after_seconds(headers.get("retry-after")) or _retry_delay(error)
-        return ServiceUnavailableError(said, retry_after=delay or 1.0)
+    if status in (429, 503):
+        # only the upstream's own wait (header or RetryInfo): none promised when it gave none
+        delay = retry_after(headers)
+        delay = _retry_delay(error) if delay is None else delay
+        cls = RateLimitError if status == 429 else ServiceUnavailableError
+        return cls(said, retry_after=delay)
     if status == 504:
         return UpstreamTimeoutError(f"The upstream of `{name}` timed out: {message or 'no details'}")
     return UpstreamError(f"The upstream of `{name}` failed with HTTP {status}: {message or 'no details'}")
@@ -77,8 +78,10 @@ def _error_object(body: bytes) -> dict[str, Any]:
     try:
         parsed: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
+        # a plain sentence is passed on; a proxy's HTML page or a long dump stays in the log
         text = body[:300].decode("utf-8", errors="replace").strip()
-        return {"message": text} if text else {}
+        plain = text and len(body) <= 300 and "<" not in text and "\n" not in text
+        return {"message": text} if plain else {}
     if isinstance(parsed, list) and parsed:
         parsed = parsed[0]
     error = parsed.get("error") if isinstance(parsed, dict) else None
