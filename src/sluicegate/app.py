@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
 from sluicegate.api.messages.errors import render_anthropic_error
@@ -28,6 +28,8 @@ from sluicegate.api.responses.route import (
 )
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
 from sluicegate.gateway import Gateway
+from sluicegate.http.request_id import RequestIdMiddleware
+from sluicegate.observability.metrics import metrics_endpoint
 from sluicegate.settings import Settings, load_settings
 
 log = logging.getLogger("sluicegate")
@@ -91,7 +93,11 @@ async def playground(request: Request) -> Response:
 
 class GatewayApp(Starlette):
     """The Starlette app, with a lifespan of its own: a gateway that cannot start (a model that
-    does not load, an upstream config that cannot work) says so in one line, not a traceback."""
+    does not load, an upstream config that cannot work) says so in one line, not a traceback;
+    and the request-id middleware outside everything, its error handling included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestIdMiddleware(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -133,6 +139,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", playground, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]

@@ -50,7 +50,7 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["SLUICEGATE_DATA_DIR"] = str(settings.data_dir.resolve())
     if args.config:
         os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
-    return serve_gateway(settings, host, port, workers, args.log_level)
+    return serve_gateway(settings, host, port, workers, args.log_level, args.log_format)
 
 
 def keys_create(args: argparse.Namespace) -> int:
@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", help="address to listen on (default: server.host of the config, 127.0.0.1)")
     p_serve.add_argument("--port", type=int, help="port to listen on (default: server.port of the config, 8080)")
     p_serve.add_argument("--workers", type=int, help="processes (default: server.workers of the config, 1)")
-    p_serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="how much to log")
+    p_serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="how much to log; debug also logs prompts and answers")
+    p_serve.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines on stderr")
     p_serve.set_defaults(func=serve)
 
     p_keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
 from sluicegate.governance.keys import KeyStore
+from sluicegate.http.shutdown import Shutdown
+from sluicegate.observability.access_log import AccessLog
+from sluicegate.observability.metrics import Metrics
+from sluicegate.observability.tracing import tracing_from_settings
 from sluicegate.providers.registry import ModelRegistry, Route
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
@@ -25,38 +29,68 @@ def shared_cooldowns(settings: Settings) -> SharedCooldowns | None:
     return SharedCooldowns(url, settings.redis.prefix) if url else None
 
 
+@dataclass(frozen=True, slots=True)
+class KeepAliveTiming:
+    first_s: float
+    interval_s: float
+
+
 @dataclass
 class Gateway:
+    """`hooks` wrap admitted requests (governance: admit, then settle exactly once);
+    `observers` see every request a door finished, refused or not (metrics, the access log,
+    traces): their `admit` runs before the hooks', their `settle` for every exchange."""
+
     settings: Settings
     store: SQLiteStore
     keys: KeyStore
     models: ModelRegistry
     responses: ResponseStore  # the Responses door's kept responses
     hooks: list[ExchangeHook] = field(default_factory=list)
+    observers: list[ExchangeHook] = field(default_factory=list)
+    metrics: Metrics | None = None
+    shutdown: Shutdown = field(default_factory=Shutdown)
     started_at: int = field(default_factory=lambda: int(time.time()))
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings) -> Gateway:
         store = SQLiteStore.in_data_dir(settings.data_dir)
-        return cls(
+        gateway = cls(
             settings=settings,
             store=store,
             keys=KeyStore(store, settings.server.key_cache_seconds),
             models=ModelRegistry.from_configs(settings.models, shared_cooldowns(settings)),
             responses=SQLiteResponseStore(store),
         )
+        if settings.server.metrics:
+            gateway.metrics = Metrics()
+            gateway.observers.append(gateway.metrics)
+            gateway.metrics.watch_queues(gateway.models.providers())
+        gateway.observers.append(AccessLog())
+        tracing = tracing_from_settings(settings.server.otel_endpoint)
+        if tracing is not None:
+            gateway.observers.append(tracing)
+        return gateway
+
+    @property
+    def keepalive(self) -> KeepAliveTiming | None:
+        server = self.settings.server
+        return KeepAliveTiming(server.keepalive_first_s, server.keepalive_interval_s) if server.keepalive else None
 
     async def start(self) -> None:
         for provider in self.models.providers():
             await provider.start()
 
     async def close(self) -> None:
-        if self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.wait_settled()
         for provider in self.models.providers():
             await provider.close()
         await self.responses.close()
+        for hook in (*self.observers, *self.hooks):
+            close = getattr(hook, "close", None)
+            if close is not None:
+                await close()
         self.store.close()
 
     def route(self, chat: ChatRequest) -> Route:
@@ -72,25 +106,34 @@ class Gateway:
     async def admit(self, exchange: Exchange) -> None:
         """Every hook's checks before the provider is called (limits, budgets); a refusal
         raises its GatewayError, and the exchange is settled all the same."""
+        for observer in self.observers:
+            await observer.admit(exchange)
         exchange.admitted = True
         for hook in self.hooks:
             await hook.admit(exchange)
 
     def settle(self, exchange: Exchange) -> None:
-        """Hand the finished exchange to every hook, off the request path, exactly once."""
-        if not exchange.admitted or exchange.settled:
+        """Hand the finished exchange to the observers, and to every hook if it was admitted,
+        off the request path, exactly once."""
+        if exchange.settled:
             return
         exchange.settled = True
         if exchange.total_s is None:
             exchange.total_s = exchange.elapsed()
-        if not self.hooks:
+        if not self.observers and not (exchange.admitted and self.hooks):
             return
         task = asyncio.get_running_loop().create_task(self._settle(exchange))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
+    async def wait_settled(self) -> None:
+        """Until every finished exchange has been through the hooks (tests, shutdown)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
     async def _settle(self, exchange: Exchange) -> None:
-        for hook in self.hooks:
+        hooks = [*self.hooks, *self.observers] if exchange.admitted else self.observers
+        for hook in hooks:
             try:
                 await hook.settle(exchange)
             except Exception:

@@ -157,8 +157,10 @@ def banner(settings: Settings, host: str, port: int, secret: str | None) -> str:
     return "\n".join(lines)
 
 
-def serve_gateway(settings: Settings, host: str, port: int, workers: int, log_level: str) -> int:
-    from sluicegate.server import run
+def serve_gateway(
+    settings: Settings, host: str, port: int, workers: int, log_level: str, log_format: str = "text"
+) -> int:
+    from sluicegate.server import ServeOptions, run
 
     sock = bind(host, port)
     secret = first_key(settings)
@@ -167,7 +169,14 @@ def serve_gateway(settings: Settings, host: str, port: int, workers: int, log_le
         print(banner(settings, host, port, secret), flush=True)
 
     try:
-        return run(sock, workers, log_level, on_ready=ready)
+        options = ServeOptions(
+            workers=workers,
+            log_level=log_level,
+            log_format="json" if log_format == "json" else "text",
+            shutdown_timeout_s=settings.server.shutdown_timeout_s,
+            worker_timeout_s=settings.server.worker_timeout_s,
+        )
+        return run(sock, options, on_ready=ready)
     finally:
         sock.close()
         sys.stdout.flush()

@@ -37,6 +37,18 @@ class ServerConfig(BaseModel):
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     key_cache_seconds: float = 2.0
+    # While a stream waits (for the upstream, its next chunk, a place in the local queue), the
+    # client gets a keep-alive (an SSE comment; Anthropic's `ping`) after `keepalive_first_s` of
+    # silence, then every `keepalive_interval_s`, so idle timeouts of proxies do not cut it.
+    keepalive: bool = True
+    keepalive_first_s: float = Field(default=5.0, gt=0)
+    keepalive_interval_s: float = Field(default=10.0, gt=0)
+    # On SIGTERM / Ctrl-C, requests in flight may finish for this long; then they end with the
+    # door's error event (or a 503 when nothing was sent yet).
+    shutdown_timeout_s: float = Field(default=10.0, ge=0)
+    worker_timeout_s: float = Field(default=30.0, gt=0)  # a worker silent this long is restarted
+    metrics: bool = True  # GET /metrics (Prometheus)
+    otel_endpoint: str | None = None  # OTLP/HTTP traces (the `otel` extra); else OTEL_EXPORTER_OTLP_*
 
 
 class RedisConfig(BaseModel):

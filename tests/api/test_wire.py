@@ -37,6 +37,8 @@ def split_events(raw: bytes) -> list[bytes]:
     events = raw[:-2].split(b"\n\n")
     payloads = []
     for event in events:
+        if event == b": keep-alive":  # sent while the stream waits (a busy machine, a queue)
+            continue
         assert event.startswith(b"data: "), event[:80]
         assert b"\n" not in event, event  # one line per event: no other fields, no multi-line data
         payloads.append(event[len(b"data: ") :])

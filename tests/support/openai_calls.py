@@ -79,6 +79,8 @@ def stream_events(gateway: Gateway, **body: Any) -> list[Any]:
     assert raw.endswith(b"\n\n")
     events: list[Any] = []
     for block in raw[:-2].split(b"\n\n"):
+        if block == b": keep-alive":  # sent while the stream waits (a busy machine, a queue)
+            continue
         assert block.startswith(b"data: "), block
         assert b"\n" not in block and b"\r" not in block
         data = block[len(b"data: ") :]

@@ -26,7 +26,8 @@ class Reply:
     chunks: list[bytes] = field(default_factory=list)
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
+    delay_s: float = 0.0  # before each chunk (the status and headers are already out)
+    wait_s: float = 0.0  # before answering at all (no status yet)
     hang_after: bool = False  # keep the connection open after the chunks, sending nothing
 
 
@@ -112,6 +113,8 @@ class OpenAIUpstream:
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         reply = self.replies.popleft() if self.replies else self._echo(body)
+        if reply.wait_s:
+            await asyncio.sleep(reply.wait_s)
         if reply.status != 200 or reply.body is not None:
             return web.Response(
                 status=reply.status,

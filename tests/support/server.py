@@ -57,10 +57,19 @@ class Gateway:
             self.process.kill()
 
 
-def start_gateway(data_dir: Path, config: dict[str, object] | None = None, startup_s: float = 30) -> Gateway:
+def start_gateway(
+    data_dir: Path,
+    config: dict[str, object] | None = None,
+    startup_s: float = 30,
+    extra_args: list[str] | None = None,
+    new_session: bool = False,
+) -> Gateway:
+    """`new_session`: the gateway leads its own process group, so a test can signal the group
+    as a terminal's Ctrl-C does (the master and its workers at once)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [sys.executable, "-m", "sluicegate.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
+    args += extra_args or []
     if config is not None:
         config_path = data_dir / "sluicegate.yaml"
         config_path.write_text(yaml.safe_dump(config))
@@ -68,7 +77,9 @@ def start_gateway(data_dir: Path, config: dict[str, object] | None = None, start
     log_path = data_dir / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEGATE_")}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=new_session
+        )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,15 +34,23 @@ from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import AuthenticationError, GatewayError
 from sluicegate.gateway import Gateway
-from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
+from sluicegate.http.event_stream import EventStreamResponse, KeepAlive, watch_disconnect
+from sluicegate.http.request_id import choose_request_id
+from sluicegate.http.shutdown import shutting_down
+from sluicegate.http.sse import KEEPALIVE
 
 log = logging.getLogger("sluicegate.serving")
 T = TypeVar("T")
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 
 class StreamEncoder(Protocol):
-    """A door's wire format for a streamed answer."""
+    """A door's wire format for a streamed answer.
+
+    An encoder may also have `keepalive() -> bytes`: what the door sends while the stream
+    waits (Anthropic's door sends `event: ping`); without it, the SSE comment `: keep-alive`.
+    It can be asked for before `open()` (a stream still waiting for its first event), and so
+    can `fail()`: a failure after a keep-alive went out arrives as the door's error event.
+    """
 
     def open(self, started: Started) -> bytes:
         """The first bytes, sent when the provider commits (before any token)."""
@@ -83,11 +89,14 @@ def bearer_secret(request: Request) -> str | None:
 
 
 def request_id(request: Request) -> str:
-    """The client's own `x-request-id` when it sent a sane one, else a new one."""
-    sent = request.headers.get("x-request-id")
-    if sent and _CLIENT_REQUEST_ID.fullmatch(sent):
-        return sent
-    return "req_" + secrets.token_hex(12)
+    """The id the request-id middleware chose (the client's own `x-request-id` when sane)."""
+    chosen = request.scope.get("state", {}).get("request_id")
+    return str(chosen) if chosen else choose_request_id(request.headers.get("x-request-id"))
+
+
+def keepalive_of(encoder: StreamEncoder) -> bytes:
+    keepalive: Callable[[], bytes] | None = getattr(encoder, "keepalive", None)
+    return keepalive() if keepalive is not None else KEEPALIVE
 
 
 def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable[Response | EventStreamResponse]]:
@@ -98,6 +107,8 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
         gateway: Gateway = request.app.state.gateway
         exchange = Exchange(request_id=request_id(request), door=door.name)
         try:
+            if gateway.shutdown.begun:
+                raise shutting_down()
             key = gateway.keys.authenticate(door.secret(request))
             exchange.key_id, exchange.key_name = key.id, key.name
             response = await handler(request, exchange, gateway)
@@ -145,12 +156,17 @@ async def serve_chat(
     await gateway.admit(exchange)
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
+        work = asyncio.ensure_future(route.provider.complete(chat))
         try:
-            completion = await unless_client_leaves(route.provider.complete(chat), disconnect)
+            outcome = await _wait(work, disconnect, gateway, None)
         finally:
             disconnect.cancel()
-        if completion is None:
-            return _client_left(exchange, gateway)
+        if outcome is not _DONE:
+            await _cancel(work)
+            if outcome is _CLIENT_LEFT:
+                return _client_left(exchange, gateway)
+            raise shutting_down()
+        completion = work.result()
         _observe_completion(exchange, completion)
         response = whole(completion, route.model)
         response.headers.update(_answer_headers(exchange))
@@ -158,22 +174,54 @@ async def serve_chat(
         return response
 
     events = route.provider.stream(chat)
+    pending = asyncio.ensure_future(anext(events, None))
+    keepalive = gateway.keepalive
     try:
-        first = await unless_client_leaves(anext(events, None), disconnect)
+        outcome = await _wait(pending, disconnect, gateway, keepalive.first_s if keepalive else None)
+        if outcome is _CLIENT_LEFT or outcome is _SHUTDOWN:
+            await _cancel(pending)
+        first = pending.result() if outcome is _DONE else None
     except BaseException:
         disconnect.cancel()
         await events.aclose()
         raise
-    if disconnect.done():
+    if outcome is _CLIENT_LEFT or outcome is _SHUTDOWN:
+        disconnect.cancel()
         await events.aclose()
-        return _client_left(exchange, gateway)
+        if outcome is _CLIENT_LEFT:
+            return _client_left(exchange, gateway)
+        raise shutting_down()
+    if outcome is _WAITING:
+        # Still waiting (for the upstream, or a place in the local queue): commit to 200 with a
+        # keep-alive now; the first events, or the failure, follow in the stream.
+        headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
+        encoder = stream_encoder(route.model, Started())
+        body = _stream_body(encoder, events, exchange, gateway, before_close, pending=pending)
+        return _event_stream(body, headers, disconnect, encoder, gateway, waiting=True)
     first = first or []
     started = next((event for event in first if isinstance(event, Started)), Started())
     observe(exchange, first)
     encoder = stream_encoder(route.model, started)
     headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
-    body = _stream_body(encoder, started, first, events, exchange, gateway, before_close)
-    return EventStreamResponse(body, headers=headers, disconnect=disconnect)
+    body = _stream_body(encoder, events, exchange, gateway, before_close, first=first)
+    return _event_stream(body, headers, disconnect, encoder, gateway, waiting=False)
+
+
+def _event_stream(
+    body: AsyncIterator[bytes],
+    headers: list[tuple[bytes, bytes]],
+    disconnect: asyncio.Future[None],
+    encoder: StreamEncoder,
+    gateway: Gateway,
+    waiting: bool,
+) -> EventStreamResponse:
+    settings = gateway.keepalive
+    keepalive = None
+    if settings is not None:
+        keepalive = KeepAlive(keepalive_of(encoder), settings.first_s, settings.interval_s)
+    return EventStreamResponse(
+        body, headers, disconnect, keepalive, gateway.shutdown, keepalive_at_once=waiting
+    )
 
 
 def _client_left(exchange: Exchange, gateway: Gateway) -> Response:
@@ -192,15 +240,54 @@ def _answer_headers(exchange: Exchange) -> dict[str, str]:
     return headers
 
 
+_DONE, _CLIENT_LEFT, _SHUTDOWN, _WAITING = "done", "client left", "shutdown", "waiting"
+
+
+async def _wait(
+    work: asyncio.Future[T], disconnect: asyncio.Future[None], gateway: Gateway, patience_s: float | None
+) -> str:
+    """Wait for the work, unless the client leaves, the shutdown deadline comes, or
+    `patience_s` passes first (then the stream commits with a keep-alive). If this wait itself is cancelled, the work is cancelled and awaited before
+    the cancellation goes on, so nobody closes a generator the work is still running."""
+    stop = gateway.shutdown.watch()
+    try:
+        await asyncio.wait((work, disconnect, stop), timeout=patience_s, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        await _cancel(work)
+        raise
+    finally:
+        gateway.shutdown.unwatch(stop)
+    if disconnect.done():
+        return _CLIENT_LEFT
+    if work.done():
+        return _DONE
+    return _SHUTDOWN if stop.done() else _WAITING
+
+
+async def _cancel(work: asyncio.Future[Any]) -> None:
+    """Cancel the work and wait until it has finished (its `finally` blocks have run)."""
+    if work.done():
+        if not work.cancelled():
+            work.exception()  # retrieved: a failure nobody will read is not an error
+        return
+    work.cancel()
+    await asyncio.wait((work,))
+    if not work.cancelled():
+        work.exception()
+
+
 async def unless_client_leaves(work: Awaitable[T], disconnect: asyncio.Future[None]) -> T | None:
     """The work's result (or its exception), or None if the client goes away first: then the
     work is cancelled, so a client that gave up (a timeout, a closed tab) does not keep a model
-    generating for nobody."""
+    generating for nobody. If the caller is cancelled, the work is cancelled and awaited too."""
     task = asyncio.ensure_future(work)
-    await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        await _cancel(task)
+        raise
     if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await _cancel(task)
         return None
     return task.result()
 
@@ -253,14 +340,22 @@ def _observe_completion(exchange: Exchange, completion: Completion) -> None:
 
 async def _stream_body(
     encoder: StreamEncoder,
-    started: Started,
-    first: Batch,
     events: AsyncGenerator[Batch, None],
     exchange: Exchange,
     gateway: Gateway,
     before_close: Callable[[], Awaitable[None]] | None = None,
+    first: Batch | None = None,
+    pending: asyncio.Future[Batch | None] | None = None,
 ) -> AsyncIterator[bytes]:
+    """The stream's bytes. With `pending`, a keep-alive is already out and the first events
+    are still coming: their failure then arrives as the door's error event like any other.
+    Cancelled at the shutdown deadline, the stream ends with the error event too."""
     try:
+        if pending is not None:
+            first = await pending or []
+            observe(exchange, first)
+        first = first or []
+        started = next((event for event in first if isinstance(event, Started)), Started())
         if any(type(event) is Metadata for event in first):
             # known before the first byte: let the opening bytes carry it (system_fingerprint)
             encoder.encode_batch([event for event in first if type(event) is Metadata])
@@ -282,7 +377,21 @@ async def _stream_body(
         if before_close is not None:
             await before_close()
         yield closing
-    except (asyncio.CancelledError, GeneratorExit):
+    except asyncio.CancelledError:
+        if not gateway.shutdown.over:
+            exchange.client_gone = True
+            exchange.status = 499
+            raise
+        stopping = shutting_down()
+        exchange.failed(stopping.http_status, stopping.error_type, stopping.code, stopping.message)
+        if pending is not None:
+            await _cancel(pending)
+        await events.aclose()  # the model stops now, before the last bytes go out
+        closing = encoder.fail(stopping)
+        if before_close is not None:
+            await before_close()
+        yield closing
+    except GeneratorExit:
         exchange.client_gone = True
         exchange.status = 499
         raise
@@ -295,5 +404,7 @@ async def _stream_body(
             await before_close()
         yield closing
     finally:
+        if pending is not None:
+            await _cancel(pending)
         await events.aclose()
         gateway.settle(exchange)

@@ -1,23 +1,41 @@
-"""A streaming ASGI response that notices a client leaving even while nothing is being sent.
+"""A streaming ASGI response that notices a client leaving even while nothing is being sent,
+keeps a quiet connection alive, and ends when the server's shutdown deadline comes.
 
 Starlette's StreamingResponse only notices a disconnect on its next write on some servers;
 a model that is still thinking would go on generating for nobody. Here a watcher waits on
 `receive()` for `http.disconnect` and cancels the producer at once, whose `finally` blocks
 then close the provider (the local model stops, the upstream connection is closed).
+
+Keep-alives cost nothing per chunk: the producer only notes the time of each write, and one
+timer per stream, re-armed rarely, sends the door's keep-alive bytes from its own task while
+the producer waits for data; the producer waits for such a write before its next one, so two
+writes never overlap. At the shutdown deadline the producer is cancelled; the body (see
+`api/serving.py`) turns that cancellation into the door's error event and terminator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
+
+from sluicegate.http.shutdown import Shutdown
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    data: bytes  # the door's keep-alive: an SSE comment, or Anthropic's `ping` event
+    first_s: float  # silence before the first one
+    interval_s: float  # then one every interval while the silence lasts
 
 
 def watch_disconnect(receive: Receive) -> asyncio.Future[None]:
@@ -38,17 +56,30 @@ class EventStreamResponse:
         body: AsyncIterator[bytes],
         headers: list[tuple[bytes, bytes]] | None = None,
         disconnect: asyncio.Future[None] | None = None,
+        keepalive: KeepAlive | None = None,
+        shutdown: Shutdown | None = None,
+        keepalive_at_once: bool = False,
     ) -> None:
         self.body = body
         self.headers = SSE_HEADERS + (headers or [])
         self.disconnect = disconnect
+        self.keepalive = keepalive
+        self.shutdown = shutdown
+        self.keepalive_at_once = keepalive_at_once  # the first bytes are a keep-alive (still waiting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producer = asyncio.ensure_future(self._produce(send))
         watcher = self.disconnect or watch_disconnect(receive)
+        stop = self.shutdown.watch() if self.shutdown is not None else None
         try:
-            await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
+            waiting = (producer, watcher) if stop is None else (producer, watcher, stop)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if stop is not None and stop.done() and not producer.done():
+                producer.cancel()  # the body ends the stream with the door's error event
+                await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            if stop is not None and self.shutdown is not None:
+                self.shutdown.unwatch(stop)
             for task in (producer, watcher):
                 task.cancel()
             await asyncio.gather(producer, watcher, return_exceptions=True)
@@ -59,11 +90,85 @@ class EventStreamResponse:
 
     async def _produce(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        writer = None
         try:
-            async for data in self.body:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+            if self.keepalive is None:
+                async for data in self.body:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            else:
+                writer = _KeepAliveWriter(send, self.keepalive)
+                if self.keepalive_at_once:
+                    await writer.keepalive_now()
+                async for data in self.body:
+                    await writer.write(data)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            if writer is not None:
+                writer.close()
             aclose = getattr(self.body, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+
+class _KeepAliveWriter:
+    """Writes the body's data, and a keep-alive whenever the body has been quiet too long."""
+
+    __slots__ = ("_closed", "_keepalive", "_last", "_loop", "_ping", "_quiet", "_send", "_timer", "_writing")
+
+    def __init__(self, send: Send, keepalive: KeepAlive) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._send = send
+        self._keepalive = keepalive
+        self._last = self._loop.time()
+        self._quiet = keepalive.first_s  # silence allowed before the next keep-alive
+        self._writing = False
+        self._closed = False
+        self._ping: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(keepalive.first_s, self._due)
+
+    async def write(self, data: bytes) -> None:
+        if self._ping is not None:
+            await self._ping
+        self._writing = True
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        finally:
+            self._writing = False
+        self._last = self._loop.time()
+        self._quiet = self._keepalive.first_s
+
+    async def keepalive_now(self) -> None:
+        await self.write(self._keepalive.data)
+        self._quiet = self._keepalive.interval_s
+
+    def _due(self) -> None:
+        if self._closed:
+            return
+        wait = self._last + self._quiet - self._loop.time()
+        if self._writing or self._ping is not None:
+            wait = self._quiet  # a write is under way: it resets the silence anyway
+        if wait > 0:
+            self._timer = self._loop.call_later(wait, self._due)
+            return
+        self._timer = None
+        self._ping = self._loop.create_task(self._send_keepalive())
+
+    async def _send_keepalive(self) -> None:
+        try:
+            with contextlib.suppress(Exception):  # a client gone: the watcher ends the stream
+                await self._send(
+                    {"type": "http.response.body", "body": self._keepalive.data, "more_body": True}
+                )
+        finally:
+            self._ping = None
+            self._last = self._loop.time()
+            self._quiet = self._keepalive.interval_s
+            if not self._closed:
+                self._timer = self._loop.call_later(self._quiet, self._due)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._ping is not None:
+            self._ping.cancel()

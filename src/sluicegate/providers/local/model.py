@@ -58,6 +58,7 @@ class Job:
     top_logprobs: int = 0
     logit_bias: dict[int, float] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    failed: bool = False  # ended by an error (its duration says nothing of generation times)
 
 
 class LocalModel:
@@ -93,6 +94,7 @@ class LocalModel:
         try:
             self._run(job)
         except BaseException as exc:
+            job.failed = True
             job.emit(exc)
         finally:
             job.emit(None)

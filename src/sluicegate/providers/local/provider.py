@@ -2,16 +2,21 @@
 
 Generation runs on one worker thread per loaded model, so the event loop never blocks and
 jobs run one at a time; at most `queue_size` more wait, and beyond that a request is turned
-away with 429 and a Retry-After estimated from recent job durations. Tokens cross from the
-thread to the loop through `call_soon_threadsafe`. Closing the event iterator (a client that
-went away) sets the job's cancel flag, which the token loop checks before every token.
+away with 429 and a Retry-After: the time the running job has left, by the measured
+generation time of recent jobs (generation only: time spent queued is not the model's).
+Tokens cross from the thread to the loop through `call_soon_threadsafe`. Closing the event
+iterator (a client that went away, the shutdown deadline) sets the job's cancel flag, which
+the token loop checks before every token; closing the provider cancels every job and waits
+for the thread without blocking the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +30,26 @@ from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.params import check_request
 from sluicegate.providers.local.prompt import flatten_messages
 
+log = logging.getLogger("sluicegate.local")
+CLOSE_WAIT_S = 5.0  # the running job stops at its next token; this only bounds a stuck one
+
+
+class ServiceTimes:
+    """How long recent jobs took to generate (a moving average of finished, uncancelled jobs)."""
+
+    def __init__(self, initial_s: float = 2.0) -> None:
+        self.mean_s = initial_s
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        self.mean_s = seconds if self.count == 0 else 0.8 * self.mean_s + 0.2 * seconds
+        self.count += 1
+
+    def retry_after(self, running_for_s: float | None) -> float:
+        """Seconds until a place in the queue frees: what the running job has left (at least 1)."""
+        left = self.mean_s - running_for_s if running_for_s is not None else self.mean_s
+        return max(1.0, left)
+
 
 class LocalProvider:
     kind = "local"
@@ -36,7 +61,11 @@ class LocalProvider:
         self._model: LocalModel | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{config.name}")
         self._admitted = 0
-        self._mean_job_s = 2.0
+        self._service = ServiceTimes()
+        self._running_since: float | None = None  # monotonic start of the job generating now
+        self._jobs: set[threading.Event] = set()  # cancel flags of admitted jobs
+        self._futures: set[asyncio.Future[None]] = set()
+        self.on_queue: Callable[[int], None] | None = None  # metrics: requests waiting
 
     async def start(self) -> None:
         path = Path(self.config.path) if self.config.path else bundled_model_path()
@@ -48,7 +77,35 @@ class LocalProvider:
         )
 
     async def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Cancel every job (the running one stops at its next token) and wait for the thread
+        off the event loop, so closing never blocks the loop until a generation ends."""
+        for cancelled in self._jobs:
+            cancelled.set()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        running = {future for future in self._futures if not future.done()}
+        if running:
+            _, stuck = await asyncio.wait(running, timeout=CLOSE_WAIT_S)
+            if stuck:
+                log.warning("the model `%s` did not stop within %.0f s", self.name, CLOSE_WAIT_S)
+
+    def _generate(self, model: LocalModel, job: Job) -> None:
+        """Runs in the worker thread: the job, timed when it ran to its end."""
+        began = time.monotonic()
+        self._running_since = began
+        try:
+            model.run(job)
+        finally:
+            self._running_since = None
+            if not job.cancelled.is_set() and not job.failed:
+                self._service.add(time.monotonic() - began)
+
+    def retry_after(self) -> float:
+        running = self._running_since
+        return self._service.retry_after(None if running is None else time.monotonic() - running)
+
+    def _queue_changed(self) -> None:
+        if self.on_queue is not None:
+            self.on_queue(max(0, self._admitted - 1))
 
     def _check_loaded(self) -> LocalModel:
         if self._model is None:
@@ -62,7 +119,7 @@ class LocalProvider:
             raise RateLimitError(
                 f"The model `{self.name}` is busy ({self._admitted} requests running or queued); retry later.",
                 code="model_overloaded",
-                retry_after=self._mean_job_s * self._admitted,
+                retry_after=self.retry_after(),
             )
         return model
 
@@ -88,8 +145,12 @@ class LocalProvider:
             logit_bias=parse_logit_bias(request.logit_bias, model.n_vocab),
         )
         self._admitted += 1
-        started = time.monotonic()
-        future = loop.run_in_executor(self._executor, model.run, job)
+        self._jobs.add(job.cancelled)
+        self._queue_changed()
+        future = loop.run_in_executor(self._executor, self._generate, model, job)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        ended = False
         try:
             while True:
                 batch: Batch = []
@@ -104,14 +165,16 @@ class LocalProvider:
                 if batch:
                     yield batch
                 if item is None:
+                    ended = True
                     break
                 if isinstance(item, BaseException):
                     raise item
         finally:
-            job.cancelled.set()
+            if not ended:
+                job.cancelled.set()  # the model stops at its next token (or never starts)
+            self._jobs.discard(job.cancelled)
             self._admitted -= 1
-            if future.done():
-                self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * (time.monotonic() - started)
+            self._queue_changed()
 
     async def complete(self, request: ChatRequest) -> Completion:
         return await collect(self.stream(request))

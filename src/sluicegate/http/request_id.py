@@ -1,0 +1,59 @@
+"""Every answer carries an `x-request-id`: the client's own when it sent a sane one, else a new one.
+
+A pure ASGI middleware (not BaseHTTPMiddleware, which copies every streamed chunk through a
+memory stream). It sits outside everything else, so even the gateway's own 500s carry the id.
+The id goes into `scope["state"]`, where the front doors take it for the exchange (the access
+log, metrics and traces name the same id); the header is added only when the endpoint did not
+set it already.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"x-request-id"
+_SANE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def choose_request_id(sent: str | None) -> str:
+    """The client's own id when it is sane (no spaces, no control characters, not too long)."""
+    if sent and _SANE.fullmatch(sent):
+        return sent
+    return new_request_id()
+
+
+def _sent_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == HEADER:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = choose_request_id(_sent_id(scope))
+        scope.setdefault("state", {})["request_id"] = request_id
+        raw = request_id.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or ())
+                if not any(name == HEADER for name, _ in headers):
+                    headers.append((HEADER, raw))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -1,0 +1,187 @@
+"""`GET /metrics` in Prometheus' text format, fed by an exchange hook off the request path.
+
+With several workers, each worker is its own process: the server points the library's
+multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`) at a fresh directory before it forks, every
+worker writes its values to files there, and a scrape answered by any worker adds them up
+(gauges of a dead worker are dropped by `mark_process_dead`). With one worker the values
+live in memory. The choice is made when `prometheus_client` is first imported, so nothing
+here imports it at module level.
+
+Labels stay bounded: `model` is the configured entry that served the request (never the
+name a client typed), `deployment` the routing layer's deployment name.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sluicegate.core.exchange import Exchange
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TOTAL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class Metrics:
+    """The gateway's metrics. An ExchangeHook that sees every exchange (see Gateway.observers);
+    the routing layer reports retries, fallbacks and cooldowns through `retry`, `fallback` and
+    `cooldown`, and local models their queue through `queue_length`."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+        disable_created_metrics()  # type: ignore[no-untyped-call] # no `_created` series beside every counter
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        by = ("model", "deployment")
+        self.requests = Counter(
+            "sluicegate_requests",
+            "Requests answered, by door, model, deployment, HTTP status and error type.",
+            ("door", "model", "deployment", "status", "error_type"),
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "sluicegate_time_to_first_token_seconds",
+            "From the request's arrival to its first content (text, reasoning or tool call).",
+            by,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "sluicegate_request_duration_seconds",
+            "From the request's arrival to its last byte.",
+            by,
+            buckets=TOTAL_BUCKETS,
+            registry=r,
+        )
+        self.input_tokens = Counter(
+            "sluicegate_input_tokens", "Prompt tokens, as the provider counted them.", by, registry=r
+        )
+        self.output_tokens = Counter(
+            "sluicegate_output_tokens", "Completion tokens, as the provider counted them.", by, registry=r
+        )
+        self.in_flight = Gauge(
+            "sluicegate_requests_in_flight",
+            "Requests admitted and not yet finished.",
+            ("model",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.retries = Counter(
+            "sluicegate_retries",
+            "Attempts retried on a deployment.",
+            ("model", "deployment", "reason"),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "sluicegate_fallbacks", "Requests handed to a fallback.", ("model", "fallback"), registry=r
+        )
+        self.cooldowns = Counter(
+            "sluicegate_cooldowns",
+            "Deployments taken out of rotation for a cooldown.",
+            ("deployment",),
+            registry=r,
+        )
+        self.queue = Gauge(
+            "sluicegate_local_queue_length",
+            "Requests waiting for the embedded model (beyond the one generating).",
+            ("model",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    # ExchangeHook ---------------------------------------------------------------------------
+
+    async def admit(self, exchange: Exchange) -> None:
+        self.in_flight.labels(exchange.served_by).inc()
+        exchange.state["metrics.in_flight"] = exchange.served_by
+
+    async def settle(self, exchange: Exchange) -> None:
+        counted = exchange.state.pop("metrics.in_flight", None)
+        if counted is not None:
+            self.in_flight.labels(counted).dec()
+        model, deployment = exchange.served_by, exchange.deployment or exchange.served_by
+        error_type = exchange.error_type or ("client_disconnected" if exchange.client_gone else "")
+        self.requests.labels(exchange.door, model, deployment, str(exchange.status), error_type).inc()
+        if exchange.ttft_s is not None:
+            self.ttft.labels(model, deployment).observe(exchange.ttft_s)
+        if exchange.total_s is not None:
+            self.duration.labels(model, deployment).observe(exchange.total_s)
+        if exchange.usage is not None:
+            self.input_tokens.labels(model, deployment).inc(exchange.usage.prompt_tokens)
+            self.output_tokens.labels(model, deployment).inc(exchange.usage.completion_tokens)
+
+    # what other parts report ---------------------------------------------------------------
+
+    def retry(self, model: str, deployment: str, reason: str) -> None:
+        self.retries.labels(model, deployment, reason).inc()
+
+    def fallback(self, model: str, fallback: str) -> None:
+        self.fallbacks.labels(model, fallback).inc()
+
+    def cooldown(self, deployment: str) -> None:
+        self.cooldowns.labels(deployment).inc()
+
+    def queue_length(self, model: str, waiting: int) -> None:
+        self.queue.labels(model).set(waiting)
+
+    def watch_queues(self, providers: Iterable[object]) -> None:
+        """Providers with a queue (the local model) report its length as it changes."""
+        for provider in providers:
+            if hasattr(provider, "on_queue"):
+                name = str(getattr(provider, "name", ""))
+                provider.on_queue = functools.partial(self.queue_length, name)
+                self.queue_length(name, 0)
+
+    # exposition ------------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return generate_latest(self._scraped_registry()), CONTENT_TYPE_LATEST
+
+    def _scraped_registry(self) -> CollectorRegistry:
+        if not multiprocess():
+            return self.registry
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: Metrics | None = getattr(request.app.state.gateway, "metrics", None)
+    if metrics is None:
+        return Response("metrics are disabled (server.metrics: false)\n", status_code=404)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (in flight, queue length); its counters stay counted."""
+    if multiprocess():
+        from prometheus_client import multiprocess as mp
+
+        mp.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def fresh_multiprocess_dir(path: str) -> None:
+    """Empty a multiprocess directory of the previous run's value files."""
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
