@@ -117,6 +117,11 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
         self._started = 0  # workers that reported their start-up done
         self._on_ready = app.on_ready
         self._announced = False
+        self._stopping = False
+
+    def stop(self, graceful: bool = True) -> None:
+        self._stopping = True
+        super().stop(graceful)
 
     def start(self) -> None:
         """Listen on the socket the operator step bound (the banner names it) instead of binding."""
@@ -157,6 +162,8 @@ class _Arbiter(Arbiter):  # type: ignore[misc]
         super().manage_workers()
 
     def worker_died(self, lived_s: float) -> None:
+        if self._stopping:
+            return
         if lived_s >= SHORT_LIFE_S:
             self._backoff_s = 0.0
             return
@@ -229,7 +236,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 heartbeat=(self.notify, max(0.5, self.timeout / 2)),
                 on_ready=ready,
             )
-            server.run(sockets=self.sockets)
+            server.run(sockets=[listener.sock for listener in self.sockets])
         except Exception:
             self.log.exception("worker failed")
         if server is None or not server.started:

@@ -63,13 +63,13 @@ def test_a_slow_upstream_gets_keepalives_before_the_first_byte_of_the_answer(
     events = data_events(response.content)
     assert all(event.startswith(b"data: ") for event in events)
     assert events[-1] == b"data: [DONE]"
-    text = "".join(
-        orjson.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in events[:-1]
-    )
+    text = "".join(orjson.loads(e[6:])["choices"][0]["delta"].get("content") or "" for e in events[:-1])
     assert text == "".join(WORDS)
 
 
-def test_keepalives_fill_the_silences_between_chunks(gateway: Gateway, clean_upstream: OpenAIUpstream) -> None:
+def test_keepalives_fill_the_silences_between_chunks(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
     clean_upstream.enqueue(answer(delay_s=0.3))
     raw = raw_stream(gateway).content
     first_word = raw.index(b'"content":"Hello"')

@@ -8,78 +8,18 @@ here measures time."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from tests.support.openai_upstream import OpenAIUpstream, Reply, chunk
 from tests.support.server import LOCAL_MODEL, Gateway, start_gateway
-
-CONTENT = re.compile(rb'"content":"[^"]')
-LONG_JSON = {
-    "type": "json_schema",
-    "json_schema": {
-        "name": "story",
-        "schema": {
-            "type": "object",
-            "properties": {"story": {"type": "string", "minLength": 3000}},
-            "required": ["story"],
-        },
-    },
-}
-
-
-class StreamClient(threading.Thread):
-    """One streaming request in the background, its raw bytes kept as they arrive."""
-
-    def __init__(self, gateway: Gateway, body: dict[str, Any]) -> None:
-        super().__init__(daemon=True)
-        self.gateway = gateway
-        self.body = {"stream": True, **body}
-        self.raw = b""
-        self.status: int | None = None
-        self.failure: BaseException | None = None
-        self.content = threading.Event()
-        self.keepalive = threading.Event()
-        self.done = threading.Event()
-        self.start()
-
-    def run(self) -> None:
-        try:
-            with httpx.stream(
-                "POST",
-                self.gateway.v1 + "/chat/completions",
-                json=self.body,
-                headers={"Authorization": f"Bearer {self.gateway.api_key}"},
-                timeout=180,
-            ) as response:
-                self.status = response.status_code
-                for part in response.iter_raw():
-                    self.raw += part
-                    if CONTENT.search(self.raw):
-                        self.content.set()
-                    if b": keep-alive\n\n" in self.raw:
-                        self.keepalive.set()
-        except BaseException as exc:
-            self.failure = exc
-        finally:
-            self.done.set()
-
-    def events(self) -> list[bytes]:
-        assert self.done.wait(120), "the stream never ended"
-        assert self.failure is None, self.failure
-        assert self.status == 200
-        assert self.raw.endswith(b"\n\n"), self.raw[-200:]
-        return [block for block in self.raw[:-2].split(b"\n\n") if block != b": keep-alive"]
+from tests.support.streams import LONG_JSON, StreamClient
 
 
 def assert_ended_by_shutdown(client: StreamClient) -> None:
@@ -168,7 +108,9 @@ def test_sigterm_stops_accepting_and_a_second_ctrl_c_ends_the_streams_at_once(
     upstream_gateway: Gateway, clean_upstream: OpenAIUpstream
 ) -> None:
     gateway = upstream_gateway
-    clean_upstream.enqueue(Reply(chunks=[chunk(role="assistant", content=""), chunk("Once")], hang_after=True))
+    clean_upstream.enqueue(
+        Reply(chunks=[chunk(role="assistant", content=""), chunk("Once")], hang_after=True)
+    )
     stream = StreamClient(gateway, {"model": "up", "messages": [{"role": "user", "content": "tell"}]})
     assert stream.content.wait(30), stream.raw
 

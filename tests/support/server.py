@@ -63,9 +63,11 @@ def start_gateway(
     startup_s: float = 30,
     extra_args: list[str] | None = None,
     new_session: bool = False,
+    stderr_path: Path | None = None,
 ) -> Gateway:
     """`new_session`: the gateway leads its own process group, so a test can signal the group
-    as a terminal's Ctrl-C does (the master and its workers at once)."""
+    as a terminal's Ctrl-C does (the master and its workers at once). `stderr_path`: the logs
+    (stderr) go there, apart from stdout (the banner)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = [sys.executable, "-m", "sluicegate.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
@@ -76,9 +78,13 @@ def start_gateway(
         args += ["--config", str(config_path)]
     log_path = data_dir / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICEGATE_")}
-    with log_path.open("wb") as log:
+    with log_path.open("wb") as log, (stderr_path or log_path).open("ab") as errors:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=new_session
+            args,
+            stdout=log,
+            stderr=errors if stderr_path is not None else subprocess.STDOUT,
+            env=env,
+            start_new_session=new_session,
         )
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + startup_s
