@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -95,6 +95,10 @@ class Metrics:
             ("deployment",),
             registry=r,
         )
+        # The labelled children, looked up once per label set (labels() costs a lock and a dict).
+        self._requests: dict[tuple[str, ...], Any] = {}
+        self._series: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._in_flight: dict[str, Any] = {}
         self.queue = Gauge(
             "sluicegate_local_queue_length",
             "Requests waiting for the embedded model (beyond the one generating).",
@@ -106,23 +110,37 @@ class Metrics:
     # ExchangeHook ---------------------------------------------------------------------------
 
     async def admit(self, exchange: Exchange) -> None:
-        self.in_flight.labels(exchange.served_by).inc()
-        exchange.state["metrics.in_flight"] = exchange.served_by
+        gauge = self._in_flight.get(exchange.served_by)
+        if gauge is None:
+            gauge = self._in_flight[exchange.served_by] = self.in_flight.labels(exchange.served_by)
+        gauge.inc()
+        exchange.state["metrics.in_flight"] = gauge
 
     async def settle(self, exchange: Exchange) -> None:
-        counted = exchange.state.pop("metrics.in_flight", None)
-        if counted is not None:
-            self.in_flight.labels(counted).dec()
+        gauge = exchange.state.pop("metrics.in_flight", None)
+        if gauge is not None:
+            gauge.dec()
         model, deployment = exchange.served_by, exchange.deployment or exchange.served_by
         error_type = exchange.error_type or ("client_disconnected" if exchange.client_gone else "")
-        self.requests.labels(exchange.door, model, deployment, str(exchange.status), error_type).inc()
+        key = (exchange.door, model, deployment, str(exchange.status), error_type)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(*key)
+        counter.inc()
+        series = self._series.get((model, deployment))
+        if series is None:
+            series = self._series[(model, deployment)] = tuple(
+                metric.labels(model, deployment)
+                for metric in (self.ttft, self.duration, self.input_tokens, self.output_tokens)
+            )
+        ttft, duration, input_tokens, output_tokens = series
         if exchange.ttft_s is not None:
-            self.ttft.labels(model, deployment).observe(exchange.ttft_s)
+            ttft.observe(exchange.ttft_s)
         if exchange.total_s is not None:
-            self.duration.labels(model, deployment).observe(exchange.total_s)
+            duration.observe(exchange.total_s)
         if exchange.usage is not None:
-            self.input_tokens.labels(model, deployment).inc(exchange.usage.prompt_tokens)
-            self.output_tokens.labels(model, deployment).inc(exchange.usage.completion_tokens)
+            input_tokens.inc(exchange.usage.prompt_tokens)
+            output_tokens.inc(exchange.usage.completion_tokens)
 
     # what other parts report ---------------------------------------------------------------
 
