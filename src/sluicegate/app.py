@@ -29,6 +29,7 @@ from sluicegate.api.responses.route import (
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
 from sluicegate.gateway import Gateway
 from sluicegate.http.request_id import RequestIdMiddleware
+from sluicegate.observability.access_log import log_other_request
 from sluicegate.observability.metrics import metrics_endpoint
 from sluicegate.settings import Settings, load_settings
 
@@ -97,7 +98,7 @@ class GatewayApp(Starlette):
     and the request-id middleware outside everything, its error handling included."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestIdMiddleware(super().build_middleware_stack())
+        return RequestIdMiddleware(super().build_middleware_stack(), on_other=log_other_request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":

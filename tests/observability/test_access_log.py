@@ -125,3 +125,22 @@ def test_debug_logging_shows_prompts_and_answers(tmp_path: Path, clean_upstream:
     assert shown["messages"] == [{"role": "user", "content": PROMPT}]
     assert shown["answer"] == PROMPT
     assert gateway.api_key not in log  # keys never, even in debug
+
+
+def test_requests_no_door_took_have_a_line_too(tmp_path: Path, clean_upstream: OpenAIUpstream) -> None:
+    gateway, stderr = start(tmp_path, clean_upstream, "--log-format", "json")
+    bogus = {"Authorization": f"Bearer {BOGUS_KEY}", "x-request-id": "models-1"}
+    assert httpx.get(gateway.v1 + "/models?key=" + BOGUS_KEY, headers=bogus).status_code == 401
+    assert httpx.get(gateway.base_url + "/health").status_code == 200
+    log = stopped_log(gateway, stderr)
+    access = [r for r in map(json.loads, log.splitlines()) if r["logger"] == "sluicegate.access"]
+    assert len(access) == 1  # health checks (and the start-up polling) log at debug only
+    line = access[0]
+    assert (line["request_id"], line["method"], line["path"], line["status"]) == (
+        "models-1",
+        "GET",
+        "/v1/models",
+        401,
+    )
+    assert isinstance(line["total_ms"], int)
+    assert BOGUS_KEY not in log  # neither the header nor the query string is logged

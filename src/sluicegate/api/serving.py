@@ -106,6 +106,7 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
     async def endpoint(request: Request) -> Response | EventStreamResponse:
         gateway: Gateway = request.app.state.gateway
         exchange = Exchange(request_id=request_id(request), door=door.name)
+        request.scope.setdefault("state", {})["exchange"] = exchange  # its own log line, after the last byte
         try:
             if gateway.shutdown.begun:
                 raise shutting_down()

@@ -1,4 +1,6 @@
 """One log line per request, written after its last byte (an exchange hook, off the request path).
+Requests no front door took (models, an unknown path) get a shorter line from the request-id
+middleware: the API's at info level, health checks, metrics scrapes and the playground at debug.
 
 It names the request id, the key's id, the model and deployment, the status, the time to the
 first token, the total time and the tokens; never the key itself, the prompt or the answer.
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+
+from starlette.types import Scope
 
 from sluicegate.core.exchange import Exchange
 
@@ -71,3 +75,19 @@ class AccessLog:
                 "answer": "".join(exchange.output_parts),
             }
             log.debug("request %s content (debug logging)", exchange.request_id, extra={"fields": content})
+
+
+def log_other_request(scope: Scope, request_id: str, status: int, seconds: float) -> None:
+    """The line of a request that is not an exchange: method, path (never the query), status."""
+    path = str(scope.get("path", ""))
+    level = logging.INFO if path.startswith("/v1/") else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    fields = {
+        "request_id": request_id,
+        "method": scope.get("method"),
+        "path": path,
+        "status": status,
+        "total_ms": _ms(seconds),
+    }
+    log.log(level, access_line(fields), extra={"fields": fields})
