@@ -88,6 +88,7 @@ def test_a_failure_after_a_keepalive_is_an_error_event_then_done(
     assert response.content.startswith(KA)
     events = data_events(response.content)
     assert events[-1] == b"data: [DONE]"
+    assert orjson.loads(events[0][6:])["choices"][0]["delta"]["role"] == "assistant"  # opened as usual
     failure = orjson.loads(events[-2][6:])["error"]
     assert set(failure) >= {"message", "type", "code", "param"}
     assert "overloaded" in failure["message"]
@@ -124,3 +125,22 @@ def test_keepalives_can_be_turned_off(tmp_path: Path, clean_upstream: OpenAIUpst
         assert raw.startswith(b"data: ") and raw.endswith(b"data: [DONE]\n\n")
     finally:
         server.stop()
+
+
+def test_the_responses_door_keeps_its_event_order_behind_keepalives(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    clean_upstream.enqueue(Reply(status=503, body=b'{"error": {"message": "down"}}', wait_s=0.5))
+    body = {"model": "up", "input": "hi", "stream": True, "store": False}
+    with httpx.stream(
+        "POST",
+        gateway.v1 + "/responses",
+        json=body,
+        headers={"Authorization": f"Bearer {gateway.api_key}"},
+        timeout=30,
+    ) as response:
+        raw = response.read()
+    assert response.status_code == 200
+    assert raw.startswith(KA)
+    kinds = [line[len(b"event: ") :] for line in raw.split(b"\n") if line.startswith(b"event: ")]
+    assert kinds == [b"response.created", b"response.in_progress", b"response.failed"]

@@ -48,8 +48,8 @@ class StreamEncoder(Protocol):
 
     An encoder may also have `keepalive() -> bytes`: what the door sends while the stream
     waits (Anthropic's door sends `event: ping`); without it, the SSE comment `: keep-alive`.
-    It can be asked for before `open()` (a stream still waiting for its first event), and so
-    can `fail()`: a failure after a keep-alive went out arrives as the door's error event.
+    It can be asked for before `open()`: a stream still waiting for its first events is
+    committed by a keep-alive; if it then fails, `open()` and `fail()` follow at once.
     """
 
     def open(self, started: Started) -> bytes:
@@ -351,6 +351,7 @@ async def _stream_body(
     """The stream's bytes. With `pending`, a keep-alive is already out and the first events
     are still coming: their failure then arrives as the door's error event like any other.
     Cancelled at the shutdown deadline, the stream ends with the error event too."""
+    opened = False
     try:
         if pending is not None:
             first = await pending or []
@@ -361,7 +362,9 @@ async def _stream_body(
             # known before the first byte: let the opening bytes carry it (system_fingerprint)
             encoder.encode_batch([event for event in first if type(event) is Metadata])
             first = [event for event in first if type(event) is not Metadata]
-        yield encoder.open(started) + encoder.encode_batch(first)
+        opening = encoder.open(started) + encoder.encode_batch(first)
+        opened = True
+        yield opening
         async for batch in events:
             observe(exchange, batch)
             data = encoder.encode_batch(batch)
@@ -374,10 +377,7 @@ async def _stream_body(
     except GatewayError as exc:
         log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
         exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
-        closing = encoder.fail(exc)
-        if before_close is not None:
-            await before_close()
-        yield closing
+        yield await _last_words(encoder, exc, opened, before_close)
     except asyncio.CancelledError:
         if not gateway.shutdown.over:
             exchange.client_gone = True
@@ -388,10 +388,7 @@ async def _stream_body(
         if pending is not None:
             await _cancel(pending)
         await events.aclose()  # the model stops now, before the last bytes go out
-        closing = encoder.fail(stopping)
-        if before_close is not None:
-            await before_close()
-        yield closing
+        yield await _last_words(encoder, stopping, opened, before_close)
     except GeneratorExit:
         exchange.client_gone = True
         exchange.status = 499
@@ -400,12 +397,24 @@ async def _stream_body(
         log.exception("request %s: stream failed after the first byte", exchange.request_id)
         error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
         exchange.failed(500, error.error_type, error.code, error.message)
-        closing = encoder.fail(error)
-        if before_close is not None:
-            await before_close()
-        yield closing
+        yield await _last_words(encoder, error, opened, before_close)
     finally:
         if pending is not None:
             await _cancel(pending)
         await events.aclose()
         gateway.settle(exchange)
+
+
+async def _last_words(
+    encoder: StreamEncoder,
+    error: GatewayError,
+    opened: bool,
+    before_close: Callable[[], Awaitable[None]] | None,
+) -> bytes:
+    """The door's error event and terminator; after its opening bytes if the stream failed
+    while it still waited for its first events (behind keep-alives), so every door's stream
+    starts as that door's streams do (OpenAI's role chunk, `response.created`...)."""
+    closing = (b"" if opened else encoder.open(Started())) + encoder.fail(error)
+    if before_close is not None:
+        await before_close()
+    return closing
