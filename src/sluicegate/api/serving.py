@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,6 +38,8 @@ from sluicegate.http.event_stream import EventStreamResponse, KeepAlive, watch_d
 from sluicegate.http.request_id import choose_request_id
 from sluicegate.http.shutdown import shutting_down
 from sluicegate.http.sse import KEEPALIVE
+from sluicegate.http.waiting import Outcome, cancel, wait_for_work
+from sluicegate.http.waiting import unless_client_leaves as unless_client_leaves  # for the doors
 
 log = logging.getLogger("sluicegate.serving")
 T = TypeVar("T")
@@ -159,12 +161,12 @@ async def serve_chat(
     if not chat.stream:
         work = asyncio.ensure_future(route.provider.complete(chat))
         try:
-            outcome = await _wait(work, disconnect, gateway, None)
+            outcome = await wait_for_work(work, disconnect, gateway.shutdown, None)
         finally:
             disconnect.cancel()
-        if outcome is not _DONE:
-            await _cancel(work)
-            if outcome is _CLIENT_LEFT:
+        if outcome is not Outcome.DONE:
+            await cancel(work)
+            if outcome is Outcome.CLIENT_LEFT:
                 return _client_left(exchange, gateway)
             raise shutting_down()
         completion = work.result()
@@ -178,21 +180,21 @@ async def serve_chat(
     pending = asyncio.ensure_future(anext(events, None))
     keepalive = gateway.keepalive
     try:
-        outcome = await _wait(pending, disconnect, gateway, keepalive.first_s if keepalive else None)
-        if outcome is _CLIENT_LEFT or outcome is _SHUTDOWN:
-            await _cancel(pending)
-        first = pending.result() if outcome is _DONE else None
+        outcome = await wait_for_work(pending, disconnect, gateway.shutdown, keepalive.first_s if keepalive else None)
+        if outcome is Outcome.CLIENT_LEFT or outcome is Outcome.SHUTDOWN:
+            await cancel(pending)
+        first = pending.result() if outcome is Outcome.DONE else None
     except BaseException:
         disconnect.cancel()
         await events.aclose()
         raise
-    if outcome is _CLIENT_LEFT or outcome is _SHUTDOWN:
+    if outcome is Outcome.CLIENT_LEFT or outcome is Outcome.SHUTDOWN:
         disconnect.cancel()
         await events.aclose()
-        if outcome is _CLIENT_LEFT:
+        if outcome is Outcome.CLIENT_LEFT:
             return _client_left(exchange, gateway)
         raise shutting_down()
-    if outcome is _WAITING:
+    if outcome is Outcome.WAITING:
         # Still waiting (for the upstream, or a place in the local queue): commit to 200 with a
         # keep-alive now; the first events, or the failure, follow in the stream.
         headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
@@ -239,58 +241,6 @@ def _answer_headers(exchange: Exchange) -> dict[str, str]:
         headers["x-sluicegate-attempts"] = str(exchange.attempts)
     headers.update(exchange.response_headers)
     return headers
-
-
-_DONE, _CLIENT_LEFT, _SHUTDOWN, _WAITING = "done", "client left", "shutdown", "waiting"
-
-
-async def _wait(
-    work: asyncio.Future[T], disconnect: asyncio.Future[None], gateway: Gateway, patience_s: float | None
-) -> str:
-    """Wait for the work, unless the client leaves, the shutdown deadline comes, or
-    `patience_s` passes first (then the stream commits with a keep-alive). If this wait itself is cancelled, the work is cancelled and awaited before
-    the cancellation goes on, so nobody closes a generator the work is still running."""
-    stop = gateway.shutdown.watch()
-    try:
-        await asyncio.wait((work, disconnect, stop), timeout=patience_s, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        await _cancel(work)
-        raise
-    finally:
-        gateway.shutdown.unwatch(stop)
-    if disconnect.done():
-        return _CLIENT_LEFT
-    if work.done():
-        return _DONE
-    return _SHUTDOWN if stop.done() else _WAITING
-
-
-async def _cancel(work: asyncio.Future[Any]) -> None:
-    """Cancel the work and wait until it has finished (its `finally` blocks have run)."""
-    if work.done():
-        if not work.cancelled():
-            work.exception()  # retrieved: a failure nobody will read is not an error
-        return
-    work.cancel()
-    await asyncio.wait((work,))
-    if not work.cancelled():
-        work.exception()
-
-
-async def unless_client_leaves(work: Awaitable[T], disconnect: asyncio.Future[None]) -> T | None:
-    """The work's result (or its exception), or None if the client goes away first: then the
-    work is cancelled, so a client that gave up (a timeout, a closed tab) does not keep a model
-    generating for nobody. If the caller is cancelled, the work is cancelled and awaited too."""
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.wait((task, disconnect), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        await _cancel(task)
-        raise
-    if not task.done():
-        await _cancel(task)
-        return None
-    return task.result()
 
 
 def observe(exchange: Exchange, batch: Batch) -> None:
@@ -386,7 +336,7 @@ async def _stream_body(
         stopping = shutting_down()
         exchange.failed(stopping.http_status, stopping.error_type, stopping.code, stopping.message)
         if pending is not None:
-            await _cancel(pending)
+            await cancel(pending)
         await events.aclose()  # the model stops now, before the last bytes go out
         yield await _last_words(encoder, stopping, opened, before_close)
     except GeneratorExit:
@@ -400,7 +350,7 @@ async def _stream_body(
         yield await _last_words(encoder, error, opened, before_close)
     finally:
         if pending is not None:
-            await _cancel(pending)
+            await cancel(pending)
         await events.aclose()
         gateway.settle(exchange)
 
