@@ -44,6 +44,8 @@ def frames(raw: bytes) -> list[dict[str, Any]]:
     assert b"[DONE]" not in raw  # the Responses API has no [DONE] terminator
     events = []
     for block in raw[:-2].split(b"\n\n"):
+        if block == b": keep-alive":  # sent while a slow model keeps the stream waiting
+            continue
         lines = block.split(b"\n")
         assert len(lines) == 2 and lines[0].startswith(b"event: ") and lines[1].startswith(b"data: "), block
         data = orjson.loads(lines[1][len(b"data: ") :])
