@@ -144,3 +144,30 @@ def test_the_responses_door_keeps_its_event_order_behind_keepalives(
     assert raw.startswith(KA)
     kinds = [line[len(b"event: ") :] for line in raw.split(b"\n") if line.startswith(b"event: ")]
     assert kinds == [b"response.created", b"response.in_progress", b"response.failed"]
+
+
+def test_the_messages_door_keeps_alive_with_anthropics_ping(
+    gateway: Gateway, clean_upstream: OpenAIUpstream
+) -> None:
+    import anthropic
+
+    ping = b'event: ping\ndata: {"type":"ping"}\n\n'
+    clean_upstream.enqueue(answer(wait_s=0.5, delay_s=0.1))
+    body = {"model": "up", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream(
+        "POST", gateway.v1 + "/messages", json=body, headers={"x-api-key": gateway.api_key}, timeout=30
+    ) as response:
+        raw = response.read()
+    assert response.status_code == 200
+    assert raw.startswith(ping + ping)  # Anthropic's own keep-alive, not an SSE comment
+    assert KA not in raw
+    assert b"event: message_start" in raw and raw.endswith(
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+
+    clean_upstream.enqueue(answer(wait_s=0.3, delay_s=0.1))
+    client = anthropic.Anthropic(api_key=gateway.api_key, base_url=gateway.base_url, max_retries=0)
+    with client.messages.stream(
+        model="up", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == "".join(WORDS)
