@@ -40,13 +40,21 @@ MAX_BACKOFF_S = 30.0
 def run_prefork(sock: socket.socket, options: ServeOptions, on_ready: Callable[[], None] | None = None) -> int:
     """Serve on the bound socket with `options.workers` workers; `on_ready` runs in the master
     once every worker has started (its lifespan succeeded)."""
+    master = os.getpid()
     ready_read, ready_write = os.pipe()
     os.set_blocking(ready_read, False)
     os.set_blocking(ready_write, False)
     try:
         _Application(sock, options, (ready_read, ready_write), on_ready).run()
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 1
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        if os.getpid() != master:
+            # A worker's life ends here, in the frames it inherited from the master: leave now,
+            # before the master's clean-up (its metrics directory, its socket) runs in it too.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     finally:
         os.close(ready_read)
         os.close(ready_write)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli.test_serve_workers import children, wait_for
 from tests.support.inprocess import in_process, settings_for
 from tests.support.openai_upstream import OpenAIUpstream, Reply
 from tests.support.server import LOCAL_MODEL, Gateway, start_gateway
@@ -132,6 +135,22 @@ def test_several_workers_add_up(tmp_path: Path, clean_upstream: OpenAIUpstream) 
             with httpx.Client(timeout=10) as client:
                 again = parse(client.get(gateway.base_url + "/metrics").text)
             assert value(again, "sluicegate_requests_total", model="up", status="200") == 12
+
+        # A worker that stops (and is replaced) takes nothing with it: its counts stay counted.
+        worker = min(children(gateway.process.pid))
+        os.kill(worker, signal.SIGTERM)
+        assert wait_for(
+            lambda: worker not in children(gateway.process.pid) and len(children(gateway.process.pid)) == 2
+        )
+        with httpx.Client(timeout=30) as client:
+            assert (
+                client.post(
+                    gateway.v1 + "/chat/completions", json=chat("up", True), headers=headers
+                ).status_code
+                == 200
+            )
+        samples = scrape_until(gateway, "sluicegate_requests_total", 13)
+        assert value(samples, "sluicegate_requests_total", model="up", status="200") == 13
     finally:
         gateway.stop()
 
