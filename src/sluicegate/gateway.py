@@ -66,7 +66,7 @@ class Gateway:
         if settings.server.metrics:
             gateway.metrics = Metrics()
             gateway.observers.append(gateway.metrics)
-            gateway.metrics.watch_queues(gateway.models.providers())
+            gateway.metrics.follow(gateway.models.routers())
         gateway.observers.append(AccessLog())
         tracing = tracing_from_settings(settings.server.otel_endpoint)
         if tracing is not None:

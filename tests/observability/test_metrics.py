@@ -72,24 +72,43 @@ async def test_counts_after_known_traffic_are_exact(tmp_path: Path, clean_upstre
     assert value(samples, "sluicegate_time_to_first_token_seconds_count", model="up") == 4
     assert value(samples, "sluicegate_request_duration_seconds_count", model="up") == 5
     assert value(samples, "sluicegate_requests_in_flight", model="up") == 0
-    assert ("sluicegate_retries_total", ()) not in samples  # no routing events: no series yet
+    assert value(samples, "sluicegate_retries_total") == 0  # no routing events
 
 
-async def test_routing_events_are_counted(tmp_path: Path, clean_upstream: OpenAIUpstream) -> None:
-    settings = settings_for(
-        tmp_path, [{"name": "up", "provider": "openai", "base_url": clean_upstream.base_url}]
-    )
+async def test_fail_over_retries_and_cooldowns_are_counted(
+    tmp_path: Path, clean_upstream: OpenAIUpstream
+) -> None:
+    deployments = [
+        {"name": "first", "provider": "openai", "base_url": clean_upstream.base_url},
+        {"name": "second", "provider": "openai", "base_url": clean_upstream.base_url},
+    ]
+    entry = {
+        "name": "up",
+        "routing": "ordered",
+        "retries": 1,
+        "cooldown": {"failures": 2, "seconds": 60},
+        "deployments": deployments,
+    }
+    settings = settings_for(tmp_path, [entry])
     async with in_process(settings) as gw:
-        metrics = gw.gateway.metrics
-        assert metrics is not None
-        metrics.retry("up", "up#1", "status_429")
-        metrics.retry("up", "up#1", "status_429")
-        metrics.fallback("up", "other")
-        metrics.cooldown("up#1")
+        # `first` fails twice (a retry, then its cooldown), `second` answers
+        boom = Reply(status=500, body=b'{"error": {"message": "boom"}}')
+        clean_upstream.enqueue(boom, boom)
+        response = await gw.client.post("/v1/chat/completions", json=chat("up", True), headers=gw.auth())
+        assert response.status_code == 200
+        assert response.headers["x-sluicegate-deployment"] == "second"
+        assert response.headers["x-sluicegate-attempts"] == "3"
+        await gw.gateway.wait_settled()
         samples = parse((await gw.client.get("/metrics")).text)
-    assert value(samples, "sluicegate_retries_total", deployment="up#1", reason="status_429") == 2
-    assert value(samples, "sluicegate_fallbacks_total", model="up", fallback="other") == 1
-    assert value(samples, "sluicegate_cooldowns_total", deployment="up#1") == 1
+
+    assert value(samples, "sluicegate_requests_total", model="up", deployment="second", status="200") == 1
+    assert value(samples, "sluicegate_upstream_attempts_total", model="up", deployment="first") == 2
+    assert value(samples, "sluicegate_upstream_attempts_total", model="up", deployment="second") == 1
+    assert value(samples, "sluicegate_upstream_failures_total", model="up", deployment="first") == 2
+    assert value(samples, "sluicegate_retries_total", model="up", deployment="first") == 1
+    assert value(samples, "sluicegate_cooldowns_total", model="up", deployment="first") == 1
+    assert value(samples, "sluicegate_failovers_total", model="up") == 1
+    assert value(samples, "sluicegate_fallbacks_total", model="up") == 0
 
 
 async def test_metrics_can_be_turned_off(tmp_path: Path, clean_upstream: OpenAIUpstream) -> None:

@@ -22,9 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.core.exchange import Exchange
+from sluicegate.observability.routing_metrics import RoutingMetrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from sluicegate.routing.router import Router
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -37,8 +40,8 @@ def multiprocess() -> bool:
 
 class Metrics:
     """The gateway's metrics. An ExchangeHook that sees every exchange (see Gateway.observers);
-    the routing layer reports retries, fallbacks and cooldowns through `retry`, `fallback` and
-    `cooldown`, and local models their queue through `queue_length`."""
+    `follow` points it at the routers, whose retries, fail-overs, fallbacks and cooldowns it
+    reports (`routing_metrics`), and whose local models report their queue length."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -80,21 +83,7 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.retries = Counter(
-            "sluicegate_retries",
-            "Attempts retried on a deployment.",
-            ("model", "deployment", "reason"),
-            registry=r,
-        )
-        self.fallbacks = Counter(
-            "sluicegate_fallbacks", "Requests handed to a fallback.", ("model", "fallback"), registry=r
-        )
-        self.cooldowns = Counter(
-            "sluicegate_cooldowns",
-            "Deployments taken out of rotation for a cooldown.",
-            ("deployment",),
-            registry=r,
-        )
+        self.routing = RoutingMetrics(r)
         # The labelled children, looked up once per label set (labels() costs a lock and a dict).
         self._requests: dict[tuple[str, ...], Any] = {}
         self._series: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -102,7 +91,7 @@ class Metrics:
         self.queue = Gauge(
             "sluicegate_local_queue_length",
             "Requests waiting for the embedded model (beyond the one generating).",
-            ("model",),
+            ("model", "deployment"),
             registry=r,
             multiprocess_mode="livesum",
         )
@@ -141,34 +130,31 @@ class Metrics:
         if exchange.usage is not None:
             input_tokens.inc(exchange.usage.prompt_tokens)
             output_tokens.inc(exchange.usage.completion_tokens)
+        self.routing.sync()
 
     # what other parts report ---------------------------------------------------------------
 
-    def retry(self, model: str, deployment: str, reason: str) -> None:
-        self.retries.labels(model, deployment, reason).inc()
+    def follow(self, routers: Iterable[Router]) -> None:
+        """Report the routers' counters, and the queue length of their local deployments."""
+        routers = list(routers)
+        self.routing.follow(routers)
+        for router in routers:
+            for deployment in router.deployments:
+                if hasattr(deployment.provider, "on_queue"):
+                    deployment.provider.on_queue = functools.partial(
+                        self.queue_length, router.name, deployment.name
+                    )
+                    self.queue_length(router.name, deployment.name, 0)
 
-    def fallback(self, model: str, fallback: str) -> None:
-        self.fallbacks.labels(model, fallback).inc()
-
-    def cooldown(self, deployment: str) -> None:
-        self.cooldowns.labels(deployment).inc()
-
-    def queue_length(self, model: str, waiting: int) -> None:
-        self.queue.labels(model).set(waiting)
-
-    def watch_queues(self, providers: Iterable[object]) -> None:
-        """Providers with a queue (the local model) report its length as it changes."""
-        for provider in providers:
-            if hasattr(provider, "on_queue"):
-                name = str(getattr(provider, "name", ""))
-                provider.on_queue = functools.partial(self.queue_length, name)
-                self.queue_length(name, 0)
+    def queue_length(self, model: str, deployment: str, waiting: int) -> None:
+        self.queue.labels(model, deployment).set(waiting)
 
     # exposition ------------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        self.routing.sync()
         return generate_latest(self._scraped_registry()), CONTENT_TYPE_LATEST
 
     def _scraped_registry(self) -> CollectorRegistry:
