@@ -31,6 +31,7 @@ from bench.scenarios import REPO_ROOT, request_body
 from bench.targets import DIRECT, PORTKEY, SLUICEGATE, Target, start_mock, start_portkey, start_sluicegate
 
 BARE = "bare"
+BASELINE = "sluicegate-base"  # another source tree of sluicegate (--baseline-src), run side by side
 HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, PORTKEY)
 MODEL = "mock-c20-t0"
 
@@ -210,6 +211,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="auto: wrk when on PATH (apt-get install wrk), else bench.closedloop")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None,
+        help=f"a `src` directory of another sluicegate build: adds target {BASELINE} (run with that "
+        "PYTHONPATH), interleaved with the others, so a change is measured against its baseline in the same run",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -218,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if set(wanted) - set(HOP_TARGETS):
+    if args.baseline_src is not None:
+        wanted.append(BASELINE)
+    if set(wanted) - set(HOP_TARGETS) - {BASELINE}:
         raise SystemExit(f"unknown targets: {set(wanted) - set(HOP_TARGETS)}")
     wrk = shutil.which("wrk") if args.client in ("auto", "wrk") else None
     if args.client == "wrk" and wrk is None:
@@ -238,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             BARE: lambda: _start_bare(workdir, mock),
             SLUICEGATE: lambda: start_sluicegate(workdir, mock.base_url, [MODEL], 1),
             PORTKEY: lambda: start_portkey(workdir, mock.base_url, [MODEL], 1),
-        }
+            BASELINE: lambda: start_sluicegate(
+                workdir, mock.base_url, [MODEL], 1, name=BASELINE,
+                env={"PYTHONPATH": str(Path(args.baseline_src).resolve())},
+            ),
+        }  # fmt: skip
         for name in wanted:
             target = starters[name]() if mock.ok else Target(name, error=f"mock failed: {mock.error}")
             if target.ok:  # every answer checked before anything is measured (wrk reads no bodies)

@@ -84,16 +84,24 @@ def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, ob
     }
 
 
-def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], workers: int) -> Target:
-    """Start sluicegate as deployed: auth on, a real data dir, a key created through its own CLI."""
-    target = Target(SLUICEGATE)
+def start_sluicegate(
+    workdir: Path,
+    mock_base_url: str,
+    models: Sequence[str],
+    workers: int,
+    name: str = SLUICEGATE,
+    env: dict[str, str] | None = None,
+) -> Target:
+    """Start sluicegate as deployed: auth on, a real data dir, a key created through its own CLI.
+    `env` (e.g. a PYTHONPATH naming another source tree) lets two builds run side by side."""
+    target = Target(name)
     exe = shutil.which("sluicegate")
     if exe is None:
         target.error = "`sluicegate` is not installed on PATH (pip install -e .)"
         return target
-    data_dir = workdir / "sluicegate-data"
+    data_dir = workdir / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "sluicegate.yaml"
+    config = workdir / f"{name}.yaml"
     config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models), sort_keys=False))
     try:
         key = create_key(exe, data_dir, timeout_s=60)
@@ -104,7 +112,7 @@ def start_sluicegate(workdir: Path, mock_base_url: str, models: Sequence[str], w
     port = free_port()
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--config", str(config), "--workers", str(workers)]
-    managed = spawn("sluicegate", cmd, workdir / "sluicegate.log")
+    managed = spawn(name, cmd, workdir / f"{name}.log", env=env)
     return _ready(target, managed, port, key, "/health", timeout_s=60)
 
 
