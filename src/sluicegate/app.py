@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -28,6 +28,7 @@ from sluicegate.api.responses.route import (
 )
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
 from sluicegate.gateway import Gateway
+from sluicegate.http.event_stream import EventStreamResponse
 from sluicegate.http.request_id import RequestIdMiddleware
 from sluicegate.observability.access_log import log_other_request
 from sluicegate.observability.metrics import metrics_endpoint
@@ -92,6 +93,19 @@ async def playground(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
 
+# The front doors' POST endpoints, reached without Starlette's middleware and routing (the hot
+# path): each door's endpoint already turns every error into an answer in its own shape, so the
+# stack's exception handlers have nothing to add; it chooses the request id itself and puts it
+# on every answer (the request-id middleware's work); and without an Origin header the CORS
+# layer only appends `vary: Origin`, which is done here. A request with an Origin header takes
+# the full stack.
+DIRECT_ENDPOINTS: dict[str, Callable[[Request], Awaitable[Response | EventStreamResponse]]] = {
+    "/v1/chat/completions": chat_completions,
+    "/v1/messages": messages,
+    "/v1/responses": create_response,
+}
+
+
 class GatewayApp(Starlette):
     """The Starlette app, with a lifespan of its own: a gateway that cannot start (a model that
     does not load, an upstream config that cannot work) says so in one line, not a traceback;
@@ -102,6 +116,12 @@ class GatewayApp(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
+            if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+                endpoint = DIRECT_ENDPOINTS.get(scope["path"])
+                if endpoint is not None and not any(name == b"origin" for name, _ in scope["headers"]):
+                    scope["app"] = self
+                    await _direct(endpoint, scope, receive, send)
+                    return
             await super().__call__(scope, receive, send)
             return
         gateway: Gateway = self.state.gateway
@@ -119,6 +139,22 @@ class GatewayApp(Starlette):
         except Exception as exc:
             log.warning("shutting down: %s", _words(exc), exc_info=True)
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _direct(
+    endpoint: Callable[[Request], Awaitable[Response | EventStreamResponse]],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    response = await endpoint(Request(scope, receive, send))
+    if isinstance(response, EventStreamResponse):
+        if not any(name == b"x-request-id" for name, _ in response.headers):
+            response.headers.append((b"x-request-id", scope["state"]["exchange"].request_id.encode()))
+        response.headers.append((b"vary", b"Origin"))
+    else:
+        response.headers["vary"] = ", ".join([*response.headers.getlist("vary"), "Origin"])
+    await response(scope, receive, send)
 
 
 def _words(exc: Exception) -> str:
