@@ -34,7 +34,7 @@ from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import AuthenticationError, GatewayError
 from sluicegate.gateway import Gateway
-from sluicegate.http.event_stream import EventStreamResponse, KeepAlive, watch_disconnect
+from sluicegate.http.event_stream import Closing, EventStreamResponse, KeepAlive, watch_disconnect
 from sluicegate.http.request_id import choose_request_id
 from sluicegate.http.shutdown import shutting_down
 from sluicegate.http.sse import KEEPALIVE
@@ -323,11 +323,11 @@ async def _stream_body(
         closing = encoder.close()
         if before_close is not None:
             await before_close()
-        yield closing
+        yield Closing(closing)
     except GatewayError as exc:
         log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
         exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
-        yield await _last_words(encoder, exc, opened, before_close)
+        yield Closing(await _last_words(encoder, exc, opened, before_close))
     except asyncio.CancelledError:
         if not gateway.shutdown.over:
             exchange.client_gone = True
@@ -338,7 +338,7 @@ async def _stream_body(
         if pending is not None:
             await cancel(pending)
         await events.aclose()  # the model stops now, before the last bytes go out
-        yield await _last_words(encoder, stopping, opened, before_close)
+        yield Closing(await _last_words(encoder, stopping, opened, before_close))
     except GeneratorExit:
         exchange.client_gone = True
         exchange.status = 499
@@ -347,7 +347,7 @@ async def _stream_body(
         log.exception("request %s: stream failed after the first byte", exchange.request_id)
         error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
         exchange.failed(500, error.error_type, error.code, error.message)
-        yield await _last_words(encoder, error, opened, before_close)
+        yield Closing(await _last_words(encoder, error, opened, before_close))
     finally:
         if pending is not None:
             await cancel(pending)

@@ -50,6 +50,13 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
+class Closing(bytes):
+    """A body's last bytes: held until the body ends (its `finally` blocks have run, at no wait)
+    and sent with the end of the response, so the terminator costs no write of its own."""
+
+    __slots__ = ()
+
+
 class EventStreamResponse:
     def __init__(
         self,
@@ -91,17 +98,31 @@ class EventStreamResponse:
     async def _produce(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
         writer = None
+        held = b""  # the body's Closing bytes, sent with the end of the body
         try:
             if self.keepalive is None:
                 async for data in self.body:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    if held:
+                        await send({"type": "http.response.body", "body": held, "more_body": True})
+                        held = b""
+                    if type(data) is Closing:
+                        held = data
+                    else:
+                        await send({"type": "http.response.body", "body": data, "more_body": True})
+                await send({"type": "http.response.body", "body": held, "more_body": False})
             else:
                 writer = _KeepAliveWriter(send, self.keepalive)
                 if self.keepalive_at_once:
                     await writer.keepalive_now()
                 async for data in self.body:
-                    await writer.write(data)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if held:
+                        await writer.write(held)
+                        held = b""
+                    if type(data) is Closing:
+                        held = data
+                    else:
+                        await writer.write(data)
+                await writer.end(held)
         finally:
             if writer is not None:
                 writer.close()
@@ -136,6 +157,13 @@ class _KeepAliveWriter:
             self._writing = False
         self._last = self._loop.time()
         self._quiet = self._keepalive.first_s
+
+    async def end(self, data: bytes) -> None:
+        """The last bytes, with the end of the body (after a keep-alive under way)."""
+        if self._ping is not None:
+            await self._ping
+        self._closed = True
+        await self._send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def keepalive_now(self) -> None:
         await self.write(self._keepalive.data)
