@@ -122,9 +122,11 @@ class ChunkParser:
         if error:
             message = error.get("message") if isinstance(error, dict) else str(error)
             raise UpstreamError(f"The upstream of `{self.name}` reported an error mid-stream: {message}")
-        usage = parse_usage(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
+        raw_usage = chunk.get("usage")
+        if raw_usage is not None:
+            usage = parse_usage(raw_usage)
+            if usage is not None:
+                self.usage = usage
         events: list[Event] = []
         fingerprint, tier = chunk.get("system_fingerprint"), chunk.get("service_tier")
         if (fingerprint or tier) and (fingerprint, tier) != self._meta:
@@ -145,6 +147,17 @@ class ChunkParser:
         index = int(choice.get("index") or 0)
         self.seen.add(index)
         delta = choice.get("delta") or {}
+        if (  # nearly every chunk: one piece of text and nothing else (what the rest would find)
+            type(delta) is dict
+            and len(delta) == 1
+            and type(content := delta.get("content")) is str
+            and content
+            and choice.get("logprobs") is None
+            and not choice.get("finish_reason")
+            and choice.keys() <= _KNOWN_CHOICE_KEYS
+        ):
+            events.append(TextDelta(content, index))
+            return
         if not isinstance(delta, dict):
             delta = {}
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
