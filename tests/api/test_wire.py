@@ -173,6 +173,24 @@ def test_error_before_first_byte_carries_cors_headers(gateway: Gateway) -> None:
     assert response.headers["access-control-allow-origin"] in ("*", "http://example.test")
 
 
+def test_answers_without_origin_carry_vary_and_request_id(gateway: Gateway) -> None:
+    # The doors' POSTs without an Origin header skip Starlette's middleware: what the CORS and
+    # request-id layers add must still be there, streamed, refused before the first byte, and
+    # at each door.
+    streamed = stream_raw(
+        gateway, body(gateway.model, stream=True, max_tokens=2), headers={"x-request-id": "abc-1"}
+    )
+    assert streamed.status_code == 200
+    assert streamed.headers["vary"] == "Origin"
+    assert streamed.headers["x-request-id"] == "abc-1"
+    assert "access-control-allow-origin" not in streamed.headers
+    for path in ("/chat/completions", "/messages", "/responses"):
+        refused = httpx.post(gateway.v1 + path, content=b"{}", headers={"Content-Type": "application/json"})
+        assert refused.status_code == 401, path
+        assert refused.headers["vary"] == "Origin", path
+        assert refused.headers["x-request-id"].startswith("req_"), path
+
+
 def test_failure_after_first_byte_becomes_an_error_event_then_done(
     gateway: Gateway, clean_upstream: OpenAIUpstream
 ) -> None:
