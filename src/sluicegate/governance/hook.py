@@ -1,0 +1,181 @@
+"""Governance as an exchange hook: per-key rules, limits and budget before the provider is
+called; the ledger record and the budget settlement after the last byte.
+
+`admit` costs nothing for a key without limits or budget. With limits it is one limiter call
+(a Redis round trip, or a dict in memory), with a budget one atomic reservation in the
+database: nothing else touches storage on the request path. `settle` only computes the record
+and hands it to the batched ledger writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import secrets
+import time
+from typing import Any
+
+from sluicegate.core.exchange import Exchange
+from sluicegate.errors import InsufficientBalanceError, PermissionDeniedError, RateLimitError
+from sluicegate.governance.config import GovernanceConfig
+from sluicegate.governance.keys import KeyStore
+from sluicegate.governance.ledger import LedgerWriter
+from sluicegate.governance.limits import Limiter
+from sluicegate.governance.pricing import cost_nanos, estimate_nanos
+from sluicegate.governance.tokens import TokenCounter, prompt_estimate
+from sluicegate.store.base import Store
+from sluicegate.store.records import LedgerRecord, nanos_to_usd
+
+log = logging.getLogger("sluicegate.governance")
+STATE = "governance"
+SWEEP_S = 60.0
+
+
+class Admission:
+    __slots__ = ("key_id", "reservation_id", "tokens_counted")
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        self.reservation_id: str | None = None
+        self.tokens_counted: int | None = None  # tokens the limiter counted at admission
+
+
+def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
+    """A key's model list matches the name asked for or the entry that serves it (`*` globs)."""
+    return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+class Governance:
+    def __init__(
+        self,
+        config: GovernanceConfig,
+        store: Store,
+        keys: KeyStore,
+        limiter: Limiter,
+        models: dict[str, Any],
+        providers: dict[str, Any],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.keys = keys
+        self.limiter = limiter
+        self.models = models  # entry name -> ModelEntry (its price)
+        self.providers = providers  # entry name -> provider (its tokenizer)
+        self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
+        self.counter = TokenCounter()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.ledger.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.counter.warm(
+            [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
+        )
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sweeper
+        await self.ledger.close()
+        await self.limiter.close()
+
+    async def _sweep(self) -> None:
+        """Release reservations whose process died before settling them."""
+        while True:
+            try:
+                released = await self.store.release_expired(time.time() - self.config.reservation_ttl_s)
+                if released:
+                    log.warning("released %d reservations left by requests that never settled", released)
+            except Exception:
+                log.exception("releasing expired reservations failed")
+            await asyncio.sleep(SWEEP_S)
+
+    async def admit(self, exchange: Exchange) -> None:
+        key = self.keys.by_id(exchange.key_id)
+        if key is None:
+            return
+        admission = Admission(key.id)
+        exchange.state[STATE] = admission
+        if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
+            raise PermissionDeniedError(
+                f"This API key may not use the model `{exchange.model}`.", code="model_not_allowed", param="model"
+            )
+        if not (key.rpm or key.tpm or key.budget_nanos is not None):
+            return
+        prompt = prompt_estimate(exchange.request)
+        if key.rpm or key.tpm:
+            cost = prompt if key.tpm else 0
+            decision = await self.limiter.acquire(key.id, key.rpm, key.tpm, cost)
+            exchange.response_headers.update(decision.headers)
+            if not decision.ok:
+                which = decision.exceeded
+                limit = key.rpm if which == "requests" else key.tpm
+                raise RateLimitError(
+                    f"Rate limit reached for this API key: {limit} {which} per minute. Please try again in"
+                    f" {max(1, round(decision.retry_after_s))}s.",
+                    retry_after=max(1.0, decision.retry_after_s),
+                )
+            if key.tpm:
+                admission.tokens_counted = cost
+        if key.budget_nanos is not None:
+            await self._reserve(exchange, admission, prompt)
+
+    async def _reserve(self, exchange: Exchange, admission: Admission, prompt: int) -> None:
+        request = exchange.request
+        completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        choices = request.n if request else 1
+        price = getattr(self.models.get(exchange.served_by), "price", None)
+        amount = estimate_nanos(price, prompt, completion * max(1, choices))
+        reservation_id = "res_" + secrets.token_hex(10)
+        result = await self.store.reserve(admission.key_id, reservation_id, amount, time.time())
+        if not result.ok:
+            balance, estimate = nanos_to_usd(result.balance_nanos), nanos_to_usd(amount)
+            raise InsufficientBalanceError(
+                f"This API key's budget is exhausted: the request may cost up to ${estimate:.6f} and"
+                f" ${max(0.0, balance):.6f} remains.",
+                extra={"balance_usd": balance, "estimated_cost_usd": estimate},
+            )
+        admission.reservation_id = reservation_id
+
+    async def settle(self, exchange: Exchange) -> None:
+        admission = exchange.state.get(STATE)
+        usage, source = await self.counter.usage_for(exchange, self.providers.get(exchange.served_by))
+        price = getattr(self.models.get(exchange.served_by), "price", None)
+        self.ledger.add(
+            LedgerRecord(
+                request_id=exchange.request_id,
+                created_at=exchange.created,
+                key_id=exchange.key_id,
+                door=exchange.door,
+                model=exchange.model,
+                provider=exchange.provider,
+                served_by=exchange.served_by,
+                upstream_model=exchange.upstream_model,
+                deployment=exchange.deployment,
+                stream=exchange.stream,
+                status=exchange.status,
+                error_type=exchange.error_type,
+                error_code=exchange.error_code,
+                finish_reason=exchange.finish_reason,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                cache_creation_tokens=usage.cache_creation_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                usage_source=source,
+                cost_nanos=cost_nanos(price, usage),
+                ttft_ms=exchange.ttft_s * 1000 if exchange.ttft_s is not None else None,
+                total_ms=exchange.total_s * 1000 if exchange.total_s is not None else None,
+                client_gone=exchange.client_gone,
+                reservation_id=admission.reservation_id if admission else None,
+            )
+        )
+        if admission is not None and admission.tokens_counted is not None:
+            correction = usage.prompt_tokens + usage.completion_tokens - admission.tokens_counted
+            try:
+                await self.limiter.add_tokens(admission.key_id, correction)
+            except Exception:
+                log.exception("correcting the token count of %s failed", exchange.request_id)
