@@ -147,19 +147,32 @@ class KeyStore:
         key = self._by_hash.get(digest)
         if key is not None:
             return _check(key, secret or "")
-        now = time.monotonic()
+        arrival = time.monotonic()
         expiry = self._negative.get(digest)
-        if expiry is None or expiry <= now:
-            if now - self._last_refresh > MIN_REFRESH_S:
-                try:
-                    await self._coalesced_refresh()
-                except Exception:
-                    log.exception("refreshing the key table failed")
+        if expiry is None or expiry <= arrival:
+            try:
+                await self._fresh_since(arrival)
+            except Exception:
+                log.exception("refreshing the key table failed")
             key = self._by_hash.get(digest)
             if key is not None:
                 return _check(key, secret or "")
-            self._remember_unknown(digest, now)
+            self._remember_unknown(digest, time.monotonic())
         raise _unknown(secret or "")
+
+    async def _fresh_since(self, arrival: float) -> None:
+        """Wait for a look at the store that began after `arrival`: a key made elsewhere a moment
+        ago is found, and however many unknown secrets arrive, the store sees at most one look
+        per MIN_REFRESH_S."""
+        while self._last_refresh < arrival:
+            if self._refreshing is not None and not self._refreshing.done():
+                await asyncio.shield(self._refreshing)
+                continue
+            wait = self._last_refresh + MIN_REFRESH_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
 
     def _remember_unknown(self, digest: str, now: float) -> None:
         if self._negative_size <= 0:
@@ -174,13 +187,21 @@ class KeyStore:
     async def create(self, name: str = "default", admin: bool = False, **rules: Any) -> tuple[KeyRecord, str]:
         """Make a key; the secret is returned here and never again."""
         key, secret = new_key(name, admin, **rules)
-        await self.store.create_key(key, hash_key(secret))
+        digest = hash_key(secret)
+        await self.store.create_key(key, digest)
+        self._by_hash[digest] = key  # usable here at once; other processes find it on a miss
+        self._by_id[key.id] = key
         self._version = None  # the next look reloads
         return key, secret
 
     async def update(self, ref: str, changes: dict[str, Any]) -> KeyRecord | None:
         key = await self.store.update_key(ref, changes) if changes else await self.store.get_key(ref)
         self._version = None
+        if key is not None:  # this process applies it at once, the others within refresh_s
+            digest = next((d for d, old in self._by_hash.items() if old.id == key.id), None)
+            if digest is not None:
+                self._by_hash[digest] = key
+                self._by_id[key.id] = key
         return key
 
     async def revoke(self, ref: str) -> KeyRecord | None:
