@@ -17,6 +17,7 @@ import logging
 import math
 import re
 import threading
+import warnings
 from typing import Any
 
 from sluicegate.core.events import Usage
@@ -78,7 +79,9 @@ class TokenCounter:
             if encoding is None:
                 import bpe_openai
 
-                encoding = self._encodings[name] = bpe_openai.get_encoding(name)
+                with warnings.catch_warnings():  # its data loader uses a deprecated importlib call
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    encoding = self._encodings[name] = bpe_openai.get_encoding(name)
             return encoding
 
     def warm(self, models: list[str]) -> None:
