@@ -77,10 +77,10 @@ class TokenCounter:
         with self._lock:
             encoding = self._encodings.get(name)
             if encoding is None:
-                import bpe_openai
-
                 with warnings.catch_warnings():  # its data loader uses a deprecated importlib call
                     warnings.simplefilter("ignore", DeprecationWarning)
+                    import bpe_openai
+
                     encoding = self._encodings[name] = bpe_openai.get_encoding(name)
             return encoding
 
