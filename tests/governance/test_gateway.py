@@ -268,3 +268,17 @@ def test_admin_key_management(gov: GovGateway) -> None:
                     "completion_tokens", "total_tokens", "cost_usd"} <= set(row)
         assert admin.get("/admin/usage", params={"group_by": "colour"}).status_code == 400
         assert admin.get("/admin/usage", params={"since": "yesterday"}).status_code == 400
+
+
+def test_a_request_refused_by_its_limit_gives_its_reservation_back(gov: GovGateway) -> None:
+    key_id, secret = gov.new_key(rpm=1, budget_usd=10)  # limit and budget are checked at once
+    sdk = client(gov, secret)
+    sdk.chat.completions.create(model=PRICED, messages=HI, max_tokens=5)  # type: ignore[arg-type]
+    with pytest.raises(openai.RateLimitError):
+        sdk.chat.completions.create(model=PRICED, messages=HI, max_tokens=5)  # type: ignore[arg-type]
+    rows = gov.rows(key_id, 2)
+    assert sorted(r["status"] for r in rows) == [200, 429]
+    key = gov.key(key_id)
+    assert key["reserved_usd"] == 0
+    assert key["spent_usd"] == pytest.approx(1.0)
+    assert key["remaining_usd"] == pytest.approx(9.0)
