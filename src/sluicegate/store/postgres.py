@@ -42,11 +42,21 @@ class PostgresStore:
         self.url, self.schema = split_schema(url)
         self._min, self._max = min_size, max_size
         self._pool: asyncpg.Pool | None = None
+        self._hot: asyncpg.Pool | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "the store is not open"
         return self._pool
+
+    @property
+    def hot(self) -> asyncpg.Pool:
+        """Connections for the request path's reservations, committed without waiting for the WAL
+        flush (synchronous_commit=off): a PostgreSQL crash may forget the last moment's
+        reservations (releasing budget early), never a ledger row or spend, which the other pool
+        commits durably."""
+        assert self._hot is not None, "the store is not open"
+        return self._hot
 
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else {}
@@ -61,6 +71,12 @@ class PostgresStore:
         self._pool = await asyncpg.create_pool(
             self.url, min_size=self._min, max_size=self._max, server_settings=settings
         )
+        self._hot = await asyncpg.create_pool(
+            self.url,
+            min_size=self._min,
+            max_size=self._max,
+            server_settings={**settings, "synchronous_commit": "off"},
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await conn.execute("CREATE TABLE IF NOT EXISTS sluicegate_schema (version INTEGER NOT NULL)")
@@ -74,9 +90,10 @@ class PostgresStore:
                 await conn.execute("UPDATE sluicegate_schema SET version = $1", number)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._hot, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._hot = None
 
     async def create_key(self, key: KeyRecord, key_hash: str) -> None:
         await self.pool.execute(sql.KEY_INSERT, *sql.key_insert_params(key, key_hash))
@@ -100,10 +117,10 @@ class PostgresStore:
         return sql.key_from_row(row) if row else None
 
     async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
-        row = await self.pool.fetchrow(RESERVE_ONE_STATEMENT, key_id, amount_nanos, reservation_id, now)
+        row = await self.hot.fetchrow(RESERVE_ONE_STATEMENT, key_id, amount_nanos, reservation_id, now)
         if row is not None:
             return Reservation(True, int(row[1]) if row[1] is not None else 0)
-        balance = await self.pool.fetchval(sql.BALANCE, key_id)
+        balance = await self.hot.fetchval(sql.BALANCE, key_id)
         return Reservation(False, int(balance) if balance is not None else 0)
 
     async def settle(self, records: Sequence[LedgerRecord]) -> None:

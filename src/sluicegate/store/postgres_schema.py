@@ -17,8 +17,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
             budget_nanos    BIGINT,
             spent_nanos     BIGINT NOT NULL DEFAULT 0,
             reserved_nanos  BIGINT NOT NULL DEFAULT 0,
-            rpm             INTEGER,
-            tpm             INTEGER,
+            rpm             BIGINT,
+            tpm             BIGINT,
             models          TEXT,
             is_admin        BOOLEAN NOT NULL DEFAULT FALSE,
             updated_at      DOUBLE PRECISION NOT NULL DEFAULT 0
