@@ -90,3 +90,27 @@ def test_kill_9_mid_load_keeps_ledger_and_spend_consistent(
     assert key["reserved_usd"] == 0
     assert len(billed) <= completed + CONCURRENCY  # rows of requests the client saw finish, or in flight
     assert len(rows) > 0
+
+
+def test_a_clean_stop_writes_every_record(backend: Backend, tmp_path: Path, upstream: OpenAIUpstream) -> None:
+    # Records would wait a minute in memory: only the shutdown flush can have written them.
+    config = gateway_config(upstream, backend, ledger_flush_s=60)
+    gov = start(tmp_path / "gw", config)
+    key_id, secret = gov.new_key(budget_usd=1000)
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"model": PRICED, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    with httpx.Client(timeout=30) as http:
+        for _ in range(25):
+            assert http.post(gov.v1 + "/chat/completions", json=body, headers=headers).status_code == 200
+    assert gov.rows(key_id, 1, timeout_s=0.5) == []  # still in memory
+    gov.gateway.process.send_signal(signal.SIGTERM)
+    assert gov.gateway.process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+    again = start(tmp_path / "gw", config, admin_key=gov.admin_key)
+    try:
+        rows = again.rows(key_id, 25, timeout_s=5)
+        key = again.key(key_id)
+    finally:
+        again.stop()
+    assert len(rows) == 25
+    assert key["spent_usd"] == pytest.approx(25.0)
+    assert key["reserved_usd"] == 0
