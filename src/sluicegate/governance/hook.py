@@ -15,10 +15,16 @@ import fnmatch
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from sluicegate.core.exchange import Exchange
-from sluicegate.errors import InsufficientBalanceError, PermissionDeniedError, RateLimitError
+from sluicegate.errors import (
+    InsufficientBalanceError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
 from sluicegate.governance.config import GovernanceConfig
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.ledger import LedgerWriter
@@ -29,6 +35,7 @@ from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, Reservation, nanos_to_usd
 
 log = logging.getLogger("sluicegate.governance")
+T = TypeVar("T")
 STATE = "governance"
 SWEEP_S = 60.0
 
@@ -45,6 +52,13 @@ class Admission:
 def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
     """A key's model list matches the name asked for or the entry that serves it (`*` globs)."""
     return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+async def _caught(work: Awaitable[T]) -> T | BaseException:
+    try:
+        return await work
+    except Exception as exc:
+        return exc
 
 
 class Governance:
@@ -108,18 +122,28 @@ class Governance:
             return
         prompt = prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
-        decision: Decision | None = None
-        held: tuple[Reservation, int, str] | None = None
+        decision: Decision | BaseException | None = None
+        held: tuple[Reservation, int, str] | BaseException | None = None
         if limited and budgeted:  # both at once: one round trip's wait instead of two
             decision, held = await asyncio.gather(
-                self.limiter.acquire(key.id, key.rpm, key.tpm, cost), self._reserve(exchange, key.id, prompt)
+                self.limiter.acquire(key.id, key.rpm, key.tpm, cost),
+                self._reserve(exchange, key.id, prompt),
+                return_exceptions=True,
             )
         elif limited:
-            decision = await self.limiter.acquire(key.id, key.rpm, key.tpm, cost)
+            decision = await _caught(self.limiter.acquire(key.id, key.rpm, key.tpm, cost))
         else:
-            held = await self._reserve(exchange, key.id, prompt)
-        if held is not None and held[0].ok:
+            held = await _caught(self._reserve(exchange, key.id, prompt))
+        if isinstance(held, tuple) and held[0].ok:
             admission.reservation_id = held[2]  # released at settle, even if refused below
+        for failure in (decision, held):
+            if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
+                log.error("admission of %s failed: %r", exchange.request_id, failure)
+                raise ServiceUnavailableError(
+                    f"The gateway cannot check this key's limits or budget right now ({type(failure).__name__}).",
+                    retry_after=1,
+                ) from failure
+        assert not isinstance(decision, BaseException) and not isinstance(held, BaseException)
         if decision is not None:
             exchange.response_headers.update(decision.headers)
             if not decision.ok:
