@@ -105,7 +105,7 @@ class Governance:
                     log.warning("released %d reservations left by requests that never settled", released)
             except Exception:
                 log.exception("releasing expired reservations failed")
-            await asyncio.sleep(SWEEP_S)
+            await asyncio.sleep(min(SWEEP_S, max(0.5, self.config.reservation_ttl_s / 2)))
 
     async def admit(self, exchange: Exchange) -> None:
         key = self.keys.by_id(exchange.key_id)
