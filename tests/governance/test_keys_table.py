@@ -99,3 +99,15 @@ async def test_a_key_made_by_another_process_works_at_once(store: Store) -> None
             here.authenticate("sk-" + secrets.token_hex(16))
     finally:
         await here.close()
+
+
+async def test_the_admin_key_from_the_environment_lives_in_memory_only(store: Store) -> None:
+    secret = "sk-admin-" + secrets.token_hex(16)
+    keys = KeyStore(store, admin_secret=secret)
+    await keys.start()
+    try:
+        admin = await keys.resolve(secret)
+        assert admin.admin and keys.has_admin()
+        assert all(not key.admin for key in await keys.list())  # never written to the store
+    finally:
+        await keys.close()

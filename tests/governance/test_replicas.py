@@ -21,6 +21,7 @@ def replicas(pg_backend: Backend, tmp_path: Path, upstream: OpenAIUpstream) -> I
     first = start(tmp_path / "one", config)
     try:
         second = start(tmp_path / "two", config, admin_key=first.admin_key)
+        assert "admin key:" not in second.gateway.log()  # made and printed once, by the first
         try:
             yield [first, second]
         finally:
