@@ -157,18 +157,25 @@ class SQLiteStore:
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """One statement, blocking: for callers on their own thread (`asyncio.to_thread`), such as
         the Responses store. Never call it on the event loop."""
-        conn = self._bulk
-        assert conn is not None, "the store is not open"
+        conn = self._open_bulk()
         with self._bulk_lock:
             rows: list[tuple[object, ...]] = conn.execute(sql, params).fetchall()
             return rows
 
+    def _open_bulk(self) -> sqlite3.Connection:
+        """The bulk connection, connected and migrated on first use."""
+        with self._bulk_lock:
+            if self._bulk is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = _connect(self.path)
+                _owner_only(self.path)
+                _migrate(conn)
+                self._bulk = conn
+            return self._bulk
+
     async def open(self) -> None:
         def connect() -> None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._bulk = _connect(self.path)
-            _owner_only(self.path)
-            _migrate(self._bulk)
+            self._open_bulk()
             self._hot = _connect(self.path)
 
         await asyncio.get_running_loop().run_in_executor(self._bulk_thread, connect)
