@@ -86,6 +86,15 @@ async def measure(backend: str, count: int, data_dir: Path, tag: str) -> dict[st
     }
 
 
+def _run(work: Any) -> Any:
+    """On uvloop, as the gateway runs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(work)
+    return uvloop.run(work)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.governance_micro", description=__doc__)
     parser.add_argument("--backends", default="sqlite,postgres")
@@ -97,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"bench_micro_{secrets.token_hex(4)}"
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                results[backend] = asyncio.run(measure(backend, args.requests, Path(tmp), tag))
+                results[backend] = _run(measure(backend, args.requests, Path(tmp), tag))
             finally:
                 if backend == "postgres":
                     drop_schema(tag)

@@ -80,21 +80,46 @@ class Governance:
         self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
         self.counter = TokenCounter()
         self._sweeper: asyncio.Task[None] | None = None
+        self._corrector: asyncio.Task[None] | None = None
+        self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
 
     async def start(self) -> None:
         self.ledger.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
         self.counter.warm(
             [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
         )
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._sweeper
+        for task in (self._sweeper, self._corrector):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        await self._correct()
         await self.ledger.close()
         await self.limiter.close()
+
+    async def _correct_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ledger_flush_s)
+            await self._correct()
+
+    async def _correct(self) -> None:
+        """Add the answers' tokens to the limiter, for every key in one round trip."""
+        corrections, self._corrections = self._corrections, {}
+        if not corrections:
+            return
+        try:
+            add_many = getattr(self.limiter, "add_many", None)
+            if add_many is not None:
+                await add_many(corrections)
+            else:
+                for key_id, tokens in corrections.items():
+                    await self.limiter.add_tokens(key_id, tokens)
+        except Exception:
+            log.exception("correcting the token counts of %d keys failed", len(corrections))
 
     async def _sweep(self) -> None:
         """Release reservations whose process died before settling them."""
@@ -208,7 +233,7 @@ class Governance:
         )
         if admission is not None and admission.tokens_counted is not None:
             correction = usage.prompt_tokens + usage.completion_tokens - admission.tokens_counted
-            try:
+            if self.limiter.backend == "memory":  # free: at once
                 await self.limiter.add_tokens(admission.key_id, correction)
-            except Exception:
-                log.exception("correcting the token count of %s failed", exchange.request_id)
+            else:  # batched with the other keys' every `ledger_flush_s`
+                self._corrections[admission.key_id] = self._corrections.get(admission.key_id, 0) + correction

@@ -196,10 +196,13 @@ class RedisLimiter:
 
     backend = "redis"
 
-    def __init__(self, url: str, prefix: str = "sluicegate:") -> None:
+    def __init__(self, url: str, prefix: str = "sluicegate:", connections: int = 32) -> None:
         import redis.asyncio as aioredis
 
-        self._client = aioredis.Redis.from_url(url)
+        # A bounded pool that makes a burst wait for a connection instead of failing (the
+        # default pool refuses once it is full) and keeps Redis's connection count small.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=connections, timeout=10)
+        self._client = aioredis.Redis(connection_pool=pool)
         self._prefix = prefix + "rl:"
         self._acquire = self._client.register_script(_ACQUIRE)
         self._add = self._client.register_script(_ADD_TOKENS)
@@ -214,8 +217,17 @@ class RedisLimiter:
         if tokens:
             await self._add(keys=[self._prefix + key_id], args=[tokens, WINDOW_S])
 
+    async def add_many(self, tokens: dict[str, int]) -> None:
+        """Several keys' corrections in one round trip."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key_id, count in tokens.items():
+                if count:
+                    await self._add(keys=[self._prefix + key_id], args=[count, WINDOW_S], client=pipe)
+            await pipe.execute()
+
     async def ping(self) -> None:
         await self._client.ping()
 
     async def close(self) -> None:
         await self._client.aclose()
+        await self._client.connection_pool.disconnect()

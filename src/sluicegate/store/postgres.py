@@ -26,6 +26,10 @@ RESERVE_ONE_STATEMENT = (
 SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
 
 
+async def _no_reset(connection: object) -> None:
+    return None
+
+
 def split_schema(url: str) -> tuple[str, str | None]:
     """The URL without sluicegate's `schema` parameter, and that parameter."""
     parts = urlsplit(url)
@@ -68,14 +72,17 @@ class PostgresStore:
                 pass  # another process created it at the same moment
             finally:
                 await conn.close()
+        # No reset query when a connection goes back to the pool (asyncpg's default costs a round
+        # trip per use): these connections never change session state, listen or hold locks.
         self._pool = await asyncpg.create_pool(
-            self.url, min_size=self._min, max_size=self._max, server_settings=settings
+            self.url, min_size=self._min, max_size=self._max, server_settings=settings, reset=_no_reset
         )
         self._hot = await asyncpg.create_pool(
             self.url,
             min_size=self._min,
             max_size=self._max,
             server_settings={**settings, "synchronous_commit": "off"},
+            reset=_no_reset,
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
