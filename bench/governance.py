@@ -39,6 +39,7 @@ from bench.targets import Target, _ready, sluicegate_config, start_mock
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OFF, ON = "gov-off", "gov-on"
+NOISE_MS = 5.0
 
 
 def log(message: str) -> None:
@@ -170,6 +171,12 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         added = max(r["added_ttfb_p50_ms"], r["added_total_p50_ms"])
         drop = r.get("rate_drop_pct", float("nan"))
         verdict = "PASS" if added <= 1.0 and drop <= 10.0 else "MISS"
+        # The same target's p50 moving more than a few ms between rounds: the machine (other
+        # processes) decides the figures, and a 1 ms difference cannot be seen.
+        rounds = [x["ttfb_p50"] for x in r["rounds"].get(OFF, [])]
+        spread = max(rounds) - min(rounds) if rounds else 0.0
+        if spread > NOISE_MS:
+            verdict = f"NOISY (gov-off p50 moved {spread:.0f} ms between rounds)"
         lines.append(
             f"| {backend} | {r[OFF]['ttfb_p50_ms']:.2f} / {r[ON]['ttfb_p50_ms']:.2f} | {r['added_ttfb_p50_ms']:+.2f}"
             f" | {r[OFF]['total_p50_ms']:.2f} / {r[ON]['total_p50_ms']:.2f} | {r['added_total_p50_ms']:+.2f}"
@@ -180,6 +187,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "p50s are the median over the interleaved rounds at 200 req/s; the per-round figures are in governance.json.",
         "Targets: added p50 within 1 ms, highest sustained short-stream rate at most 10% lower.",
+        "`python -m bench.governance_micro` measures the admission path alone, in process (governance_micro.json).",
     ]
     return "\n".join(lines) + "\n"
 
