@@ -31,6 +31,7 @@ from sluicegate.governance.ledger import LedgerWriter
 from sluicegate.governance.limits import Decision, Limiter
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, prompt_estimate
+from sluicegate.providers.config import Price
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, Reservation, nanos_to_usd
 
@@ -193,15 +194,32 @@ class Governance:
         request = exchange.request
         completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
         choices = request.n if request else 1
-        price = getattr(self.models.get(exchange.served_by), "price", None)
+        price = self._price(exchange)
         amount = estimate_nanos(price, prompt, completion * max(1, choices))
         reservation_id = "res_" + secrets.token_hex(10)
         return await self.store.reserve(key_id, reservation_id, amount, time.time()), amount, reservation_id
 
+    def _answered_by(self, exchange: Exchange) -> Any:
+        """The provider that answered: a model entry's deployment (by name) when it has several."""
+        served = self.providers.get(exchange.served_by)
+        deployments = getattr(served, "deployments", None)
+        if not deployments:
+            return served
+        chosen = next((d for d in deployments if d.name == exchange.deployment), deployments[0])
+        return chosen.provider
+
+    def _price(self, exchange: Exchange) -> Price | None:
+        """The model entry's price, else the answering deployment's own."""
+        price = getattr(self.models.get(exchange.served_by), "price", None)
+        if price is None:
+            config = getattr(self._answered_by(exchange), "config", None)
+            price = getattr(config, "price", None)
+        return price if isinstance(price, Price) else None
+
     async def settle(self, exchange: Exchange) -> None:
         admission = exchange.state.get(STATE)
-        usage, source = await self.counter.usage_for(exchange, self.providers.get(exchange.served_by))
-        price = getattr(self.models.get(exchange.served_by), "price", None)
+        usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
+        price = self._price(exchange)
         self.ledger.add(
             LedgerRecord(
                 request_id=exchange.request_id,
