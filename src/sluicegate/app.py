@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sluicegate.api.admin.routes import admin_routes
 from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
 from sluicegate.api.messages.errors import render_anthropic_error
 from sluicegate.api.messages.route import count_tokens, messages
@@ -28,6 +29,7 @@ from sluicegate.api.responses.route import (
 )
 from sluicegate.errors import GatewayError, InvalidRequestError, NotFoundError
 from sluicegate.gateway import Gateway
+from sluicegate.governance.limits import RATE_LIMIT_HEADERS
 from sluicegate.http.event_stream import EventStreamResponse
 from sluicegate.http.request_id import RequestIdMiddleware
 from sluicegate.observability.access_log import log_other_request
@@ -178,13 +180,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", playground, methods=["GET"]),
+        *admin_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
     middleware = [
         Middleware(
             CORSMiddleware,
             allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=[
                 "retry-after",
@@ -193,6 +196,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                 "x-sluicegate-token-count",
                 "x-sluicegate-deployment",
                 "x-sluicegate-attempts",
+                *RATE_LIMIT_HEADERS,
             ],
             max_age=600,
         )

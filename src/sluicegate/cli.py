@@ -13,11 +13,11 @@ import logging
 import os
 import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sluicegate.governance.rules import RuleError
 from sluicegate.operator import OperatorError, prepare_data_dir
 from sluicegate.settings import ConfigError, Settings, load_settings
 
@@ -26,15 +26,6 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
-
-
-def _key_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from sluicegate.governance.keys import KeyStore
-    from sluicegate.store.sqlite import SQLiteStore
-
-    settings = _settings(args)
-    prepare_data_dir(settings.data_dir)
-    return KeyStore(SQLiteStore.in_data_dir(settings.data_dir))
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -51,47 +42,6 @@ def serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["SLUICEGATE_CONFIG"] = str(Path(args.config).resolve())
     return serve_gateway(settings, host, port, workers, args.log_level, args.log_format)
-
-
-def keys_create(args: argparse.Namespace) -> int:
-    store = _key_store(args)
-    existing = {key.name for key in store.list()}
-    name = args.name
-    if name is None:
-        number = len(existing) + 1
-        while f"key-{number}" in existing:
-            number += 1
-        name = f"key-{number}"
-    elif name in existing:
-        raise OperatorError(f"a key named {name!r} exists already; choose another --name")
-    key, secret = store.create(name)
-    print(f"created key {key.id} ({key.name}); store it now, it is not shown again:")
-    print(secret)
-    return 0
-
-
-def keys_list(args: argparse.Namespace) -> int:
-    rows = _key_store(args).list()
-    print(f"{'ID':<22} {'NAME':<20} {'KEY':<20} {'CREATED':<20} STATUS")
-    for key in rows:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(key.created_at))
-        status = "active" if key.active else "revoked"
-        print(f"{key.id:<22} {key.name:<20} {key.hint:<20} {created:<20} {status}")
-    return 0
-
-
-def keys_revoke(args: argparse.Namespace) -> int:
-    from sluicegate.governance.keys import KEY_PREFIX
-
-    target: str = args.key
-    shown = target[:10] + "..." if target.startswith(KEY_PREFIX) else target  # never echo a secret
-    store = _key_store(args)
-    revoked = store.revoke(target)
-    if revoked:
-        print(f"revoked {', '.join(revoked)}")
-        return 0
-    print(f"sluicegate: no active key with the id, name or secret {shown}", file=sys.stderr)
-    return 1
 
 
 def _version() -> str:
@@ -132,17 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines on stderr")
     p_serve.set_defaults(func=serve)
 
-    p_keys = sub.add_parser("keys", help="manage API keys", description="Create, list and revoke API keys.")
-    p_keys.set_defaults(func=lambda args: _help(p_keys))
-    keys_sub = p_keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND")
-    p_create = command(keys_sub, "create", "make a new key; prints it alone on the last line")
-    p_create.add_argument("--name", help="a unique name for the key (default: key-N)")
-    p_create.set_defaults(func=keys_create)
-    p_list = command(keys_sub, "list", "list keys (never the secrets)")
-    p_list.set_defaults(func=keys_list)
-    p_revoke = command(keys_sub, "revoke", "revoke a key by id or name")
-    p_revoke.add_argument("key", help="the key's id (key_...), its name, or the secret itself")
-    p_revoke.set_defaults(func=keys_revoke)
+    from sluicegate.commands import keys, usage
+
+    keys.register(sub, command, _help)
+    usage.register(sub, command)
     parser.set_defaults(func=lambda args: _help(parser))
     return parser
 
@@ -168,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sluicegate: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RuleError as exc:
+        if debug:
+            raise
+        print(f"sluicegate: {exc}", file=sys.stderr)
+        return 2
     except sqlite3.Error as exc:
         if debug:
             raise

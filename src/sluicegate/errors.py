@@ -3,8 +3,9 @@
     GatewayError                      500 server_error
     ├── InvalidRequestError           400 invalid_request_error
     │   └── PayloadTooLargeError      413
-    ├── AuthenticationError           401 invalid_api_key
-    ├── PermissionDeniedError         403
+    ├── AuthenticationError           401 invalid_api_key (expired_api_key)
+    ├── InsufficientBalanceError      402 insufficient_balance (a key's budget)
+    ├── PermissionDeniedError         403 (model_not_allowed, admin_only)
     ├── NotFoundError                 404
     │   └── ModelNotFoundError        404 model_not_found
     ├── RateLimitError                429 (Retry-After)
@@ -97,6 +98,12 @@ class AuthenticationError(GatewayError):
     status = 401
     error_type = "invalid_request_error"
     default_code = "invalid_api_key"
+
+
+class InsufficientBalanceError(GatewayError):
+    status = 402
+    error_type = "insufficient_quota"
+    default_code = "insufficient_balance"
 
 
 class PermissionDeniedError(GatewayError):

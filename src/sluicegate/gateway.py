@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
 from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
+from sluicegate.governance.hook import Governance
 from sluicegate.governance.keys import KeyStore
+from sluicegate.governance.limits import Limiter, MemoryLimiter, RedisLimiter
 from sluicegate.http.shutdown import Shutdown
 from sluicegate.observability.access_log import AccessLog
 from sluicegate.observability.metrics import Metrics
@@ -17,6 +20,8 @@ from sluicegate.observability.tracing import tracing_from_settings
 from sluicegate.providers.registry import ModelRegistry, Route
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
+from sluicegate.store.base import Store
+from sluicegate.store.open import open_store
 from sluicegate.store.responses import ResponseStore
 from sluicegate.store.sqlite import SQLiteStore
 from sluicegate.store.sqlite_responses import SQLiteResponseStore
@@ -42,7 +47,7 @@ class Gateway:
     traces): their `admit` runs before the hooks', their `settle` for every exchange."""
 
     settings: Settings
-    store: SQLiteStore
+    store: Store
     keys: KeyStore
     models: ModelRegistry
     responses: ResponseStore  # the Responses door's kept responses
@@ -50,19 +55,40 @@ class Gateway:
     observers: list[ExchangeHook] = field(default_factory=list)
     metrics: Metrics | None = None
     shutdown: Shutdown = field(default_factory=Shutdown)
+    governance: Governance | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
     _settling: set[asyncio.Task[None]] = field(default_factory=set)
+    _responses_db: SQLiteStore | None = None  # opened and closed here when the main store is not SQLite
 
     @classmethod
     def build(cls, settings: Settings) -> Gateway:
-        store = SQLiteStore.in_data_dir(settings.data_dir)
+        store = open_store(settings.database.url, settings.data_dir)
+        keys = KeyStore(
+            store,
+            settings.server.key_cache_seconds,
+            settings.governance.negative_cache,
+            admin_secret=os.environ.get("SLUICEGATE_ADMIN_KEY"),
+        )
+        # Kept responses live in SQLite: the gateway's own file, or one beside it in the data dir
+        # when keys and usage are in PostgreSQL.
+        responses_db = store if isinstance(store, SQLiteStore) else SQLiteStore.in_data_dir(settings.data_dir)
         gateway = cls(
             settings=settings,
             store=store,
-            keys=KeyStore(store, settings.server.key_cache_seconds),
+            keys=keys,
             models=ModelRegistry.from_configs(settings.models, shared_cooldowns(settings)),
-            responses=SQLiteResponseStore(store),
+            responses=SQLiteResponseStore(responses_db),
         )
+        if responses_db is not store:
+            gateway._responses_db = responses_db
+        if settings.governance.enabled:
+            limiter: Limiter = (
+                RedisLimiter(settings.redis.url, settings.redis.prefix) if settings.redis.url else MemoryLimiter()
+            )
+            entries = {model.name: model for model in settings.models}
+            providers = {model.name: gateway.models.get(model.name) for model in settings.models}
+            gateway.governance = Governance(settings.governance, store, keys, limiter, entries, providers)
+            gateway.hooks.append(gateway.governance)
         if settings.server.metrics:
             gateway.metrics = Metrics()
             gateway.observers.append(gateway.metrics)
@@ -79,10 +105,18 @@ class Gateway:
         return KeepAliveTiming(server.keepalive_first_s, server.keepalive_interval_s) if server.keepalive else None
 
     async def start(self) -> None:
+        await self.store.open()
+        if self._responses_db is not None:
+            await self._responses_db.open()
+        await self.keys.start()
+        if self.governance is not None:
+            await self.governance.start()
         for provider in self.models.providers():
             await provider.start()
 
     async def close(self) -> None:
+        """A clean stop: every finished request settled, and (the governance hook's close) its
+        ledger record written, before the stores close."""
         await self.wait_settled()
         for provider in self.models.providers():
             await provider.close()
@@ -91,7 +125,10 @@ class Gateway:
             close = getattr(hook, "close", None)
             if close is not None:
                 await close()
-        self.store.close()
+        await self.keys.close()
+        await self.store.close()
+        if self._responses_db is not None:
+            await self._responses_db.close()
 
     def route(self, chat: ChatRequest) -> Route:
         """The provider for the requested model; fills in what the model entry decides for

@@ -118,28 +118,18 @@ def browsable(host: str, port: int) -> tuple[str, str]:
     return f"http://{shown}:{port}", ""
 
 
-def first_key(settings: Settings) -> str | None:
-    """A key for a fresh data dir (none is active yet), made once the port is ours."""
-    from sluicegate.governance.keys import KeyStore
-    from sluicegate.store.sqlite import SQLiteStore
+def first_key(settings: Settings) -> tuple[str | None, str | None]:
+    """Keys for a fresh store, made once the port is ours: the first API key (none is active yet)
+    and the admin key (none exists and SLUICEGATE_ADMIN_KEY is unset); None for each not made."""
+    from sluicegate.commands.keys import first_keys
 
     try:
-        store = SQLiteStore.in_data_dir(settings.data_dir)
+        return first_keys(settings)
     except sqlite3.Error as exc:
-        raise OperatorError(f"the database in {settings.data_dir} cannot be opened ({exc})") from None
-    try:
-        keys = KeyStore(store)
-        if keys.count_active():
-            return None
-        _, secret = keys.create("default")
-        return secret
-    except sqlite3.Error as exc:
-        raise OperatorError(f"the database in {settings.data_dir} cannot be written ({exc})") from None
-    finally:
-        store.close()
+        raise OperatorError(f"the database in {settings.data_dir} cannot be used ({exc})") from None
 
 
-def banner(settings: Settings, host: str, port: int, secret: str | None) -> str:
+def banner(settings: Settings, host: str, port: int, secret: str | None, admin: str | None = None) -> str:
     url, note = browsable(host, port)
     lines = [
         f"sluicegate is ready on {url}/v1{note}",
@@ -154,6 +144,9 @@ def banner(settings: Settings, host: str, port: int, secret: str | None) -> str:
     if secret:
         lines.append("Created your first API key (shown only once; `sluicegate keys create` makes more):")
         lines.append(f"  {secret}")
+    if admin:
+        lines.append("Created the admin key, for /admin/ (shown only once; or set SLUICEGATE_ADMIN_KEY):")
+        lines.append(f"  admin key: {admin}")
     return "\n".join(lines)
 
 
@@ -163,10 +156,10 @@ def serve_gateway(
     from sluicegate.server import ServeOptions, run
 
     sock = bind(host, port)
-    secret = first_key(settings)
+    secret, admin = first_key(settings)
 
     def ready() -> None:
-        print(banner(settings, host, port, secret), flush=True)
+        print(banner(settings, host, port, secret, admin), flush=True)
 
     try:
         options = ServeOptions(

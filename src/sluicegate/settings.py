@@ -13,6 +13,7 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sluicegate.config_errors import validation_error, yaml_error
+from sluicegate.governance.config import DatabaseConfig, GovernanceConfig, env_or_none
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.routing.entry import ModelSpec, check_fallbacks
 
@@ -52,13 +53,14 @@ class ServerConfig(BaseModel):
 
 
 class RedisConfig(BaseModel):
-    """`redis://host:6379/0`, shared by every replica (deployment cooldowns); unset: each
-    process keeps its own."""
+    """`redis://host:6379/0`, shared by every replica (deployment cooldowns, rate-limit
+    counters); unset: each process keeps its own. The YAML wins over SLUICEGATE_REDIS_URL."""
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = None
-    prefix: str = "sluicegate:"  # of every key and channel the gateway uses
+    url: str | None = Field(default_factory=lambda: env_or_none("SLUICEGATE_REDIS_URL"))
+    # of every key and channel the gateway uses
+    prefix: str = Field(default_factory=lambda: env_or_none("SLUICEGATE_REDIS_PREFIX") or "sluicegate:")
 
 
 class Settings(BaseModel):
@@ -72,6 +74,8 @@ class Settings(BaseModel):
         ]
     )
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @field_validator("models")
     @classmethod

@@ -44,11 +44,14 @@ async def door(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
         }
     )
     gateway = Gateway.build(settings)
-    _, secret = gateway.keys.create("tests")
+    await gateway.store.open()
+    await gateway.keys.start()
+    _, secret = await gateway.keys.create("tests")
     transport = httpx.ASGITransport(app=create_app(settings, gateway))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         yield client, secret
-    gateway.store.close()
+    await gateway.keys.close()
+    await gateway.store.close()
 
 
 def anthropic_error(response: httpx.Response, status: int) -> str:

@@ -66,4 +66,4 @@ async def test_a_data_dir_from_before_the_responses_table_is_migrated(tmp_path: 
     await store.put(record("resp_1"))
     assert (await store.get("resp_1", "key_a")) is not None
     assert sqlite.execute("SELECT name FROM api_keys") == [("old",)]
-    sqlite.close()
+    await sqlite.close()

@@ -40,8 +40,8 @@ def settings_for(data_dir: Path, models: list[dict[str, Any]], **server: Any) ->
 async def in_process(settings: Settings, gateway: Gateway | None = None) -> AsyncIterator[InProcess]:
     app = create_app(settings, gateway)
     gw: Gateway = app.state.gateway
-    _, secret = gw.keys.create("tests")
     await gw.start()
+    _, secret = await gw.keys.create("tests")
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as client:

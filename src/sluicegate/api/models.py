@@ -28,13 +28,13 @@ def _model(gateway: Gateway, name: str) -> dict[str, Any]:
 
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    gateway.keys.authenticate(bearer_secret(request))
+    await gateway.keys.resolve(bearer_secret(request))
     return json_response({"object": "list", "data": [_model(gateway, n) for n in gateway.models.names()]})
 
 
 async def retrieve_model(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    gateway.keys.authenticate(bearer_secret(request))
+    await gateway.keys.resolve(bearer_secret(request))
     return json_response(_model(gateway, request.path_params["model_id"]))
 
 

@@ -112,7 +112,7 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
         try:
             if gateway.shutdown.begun:
                 raise shutting_down()
-            key = gateway.keys.authenticate(door.secret(request))
+            key = await gateway.keys.resolve(door.secret(request))
             exchange.key_id, exchange.key_name = key.id, key.name
             response = await handler(request, exchange, gateway)
         except GatewayError as exc:

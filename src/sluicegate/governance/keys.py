@@ -1,122 +1,256 @@
-"""API keys: created once, shown once, stored only as a SHA-256 hash.
+"""API keys: created once, shown once, stored only as a SHA-256 hash, checked in memory.
 
-Keys carry 256 bits of randomness, so a plain hash is enough (no salt or slow KDF needed) and
-lets a lookup be one indexed query. Lookups are cached briefly so the hot path rarely touches
-the database; a revoked key stops working within `cache_seconds` in every worker process.
+Keys carry 256 bits of randomness, so a plain hash is enough (no salt or slow KDF). Every
+process keeps the whole key table in memory (it is small) and refreshes it off the event loop
+every `refresh_s` when it changed, so a valid key never waits on the database and a revoked
+key stops working within `refresh_s` everywhere. An unknown secret triggers at most one
+coalesced refresh per `MIN_REFRESH_S` (a key made a moment ago in another process works at
+once), then is remembered in a bounded negative cache of its own: a flood of random tokens
+costs neither database load nor the eviction of valid keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import hashlib
+import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from typing import Any
 
 from sluicegate.errors import AuthenticationError
-from sluicegate.store.sqlite import SQLiteStore
+from sluicegate.store.base import Store
+from sluicegate.store.records import KeyRecord
 
+log = logging.getLogger("sluicegate.keys")
 KEY_PREFIX = "sk-sg-"
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    id: str
-    name: str
-    hint: str
-    created_at: float
-    revoked_at: float | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
+ADMIN_PREFIX = "sk-sg-admin-"
+ENV_ADMIN_ID = "key_admin_env"
+MIN_REFRESH_S = 0.25
+ApiKey = KeyRecord  # the name older code used
 
 
 def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-class KeyStore:
-    def __init__(self, store: SQLiteStore, cache_seconds: float = 2.0) -> None:
-        self._store = store
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+def new_key(name: str, admin: bool = False, **rules: Any) -> tuple[KeyRecord, str]:
+    secret = (ADMIN_PREFIX if admin else KEY_PREFIX) + secrets.token_urlsafe(32)
+    now = time.time()
+    key = KeyRecord(
+        id="key_" + secrets.token_hex(8),
+        name=name,
+        hint=secret[:10] + "..." + secret[-4:],
+        created_at=now,
+        updated_at=now,
+        admin=admin,
+        **rules,
+    )
+    return key, secret
 
-    def create(self, name: str = "default") -> tuple[ApiKey, str]:
+
+class KeyStore:
+    def __init__(
+        self,
+        store: Store,
+        refresh_s: float = 2.0,
+        negative_size: int = 10_000,
+        admin_secret: str | None = None,
+    ) -> None:
+        self.store = store
+        self._refresh_s = refresh_s
+        self._negative_size = negative_size
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._by_id: dict[str, KeyRecord] = {}
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._version: tuple[int, float] | None = None
+        self._last_refresh = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._env_admin: tuple[str, KeyRecord] | None = None
+        if admin_secret:
+            record = KeyRecord(id=ENV_ADMIN_ID, name="admin (SLUICEGATE_ADMIN_KEY)", hint="(env)",
+                               created_at=time.time(), admin=True)
+            self._env_admin = (hash_key(admin_secret), record)
+        self._install([])
+
+    # -- the in-memory table ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._loop_task = asyncio.get_running_loop().create_task(self._refresh_loop())
+
+    async def close(self) -> None:
+        for task in (self._loop_task, self._refreshing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self._coalesced_refresh()
+            except Exception:
+                log.exception("refreshing the key table failed; keeping the last one")
+
+    async def refresh(self) -> None:
+        """Reload the table if a key was created or changed since the last look."""
+        self._last_refresh = time.monotonic()
+        version = await self.store.keys_version()
+        if version == self._version:
+            return
+        rows = await self.store.load_keys()
+        self._version = version
+        self._install(rows)
+
+    def _install(self, rows: list[tuple[str, KeyRecord]]) -> None:
+        by_hash = dict(rows)
+        if self._env_admin is not None:
+            by_hash[self._env_admin[0]] = self._env_admin[1]
+        self._by_hash = by_hash
+        self._by_id = {key.id: key for key in by_hash.values()}
+        self._negative.clear()
+
+    async def _coalesced_refresh(self) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+        await asyncio.shield(self._refreshing)
+
+    def by_id(self, key_id: str | None) -> KeyRecord | None:
+        return self._by_id.get(key_id) if key_id else None
+
+    def has_admin(self) -> bool:
+        return any(key.admin and key.active for key in self._by_id.values())
+
+    # -- checking a secret --------------------------------------------------------------------
+
+    def authenticate(self, secret: str | None) -> KeyRecord:
+        """The key behind a secret, from memory only. An unknown secret is refused at once and
+        schedules a refresh; `resolve` waits for that refresh instead."""
+        digest = _digest(secret)
+        key = self._by_hash.get(digest)
+        if key is None:
+            if time.monotonic() - self._last_refresh > MIN_REFRESH_S:
+                with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
+                    asyncio.get_running_loop().create_task(self._coalesced_refresh())
+            raise _unknown(secret or "")
+        return _check(key, secret or "")
+
+    async def resolve(self, secret: str | None) -> KeyRecord:
+        """The key behind a secret a client sent (each door finds it in its own header)."""
+        digest = _digest(secret)
+        key = self._by_hash.get(digest)
+        if key is not None:
+            return _check(key, secret or "")
+        arrival = time.monotonic()
+        expiry = self._negative.get(digest)
+        if expiry is None or expiry <= arrival:
+            try:
+                await self._fresh_since(arrival)
+            except Exception:
+                log.exception("refreshing the key table failed")
+            key = self._by_hash.get(digest)
+            if key is not None:
+                return _check(key, secret or "")
+            self._remember_unknown(digest, time.monotonic())
+        raise _unknown(secret or "")
+
+    async def _fresh_since(self, arrival: float) -> None:
+        """Wait for a look at the store that began after `arrival`: a key made elsewhere a moment
+        ago is found, and however many unknown secrets arrive, the store sees at most one look
+        per MIN_REFRESH_S."""
+        while self._last_refresh < arrival:
+            if self._refreshing is not None and not self._refreshing.done():
+                await asyncio.shield(self._refreshing)
+                continue
+            wait = self._last_refresh + MIN_REFRESH_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._refreshing = asyncio.get_running_loop().create_task(self.refresh())
+
+    def _remember_unknown(self, digest: str, now: float) -> None:
+        if self._negative_size <= 0:
+            return
+        self._negative[digest] = now + self._refresh_s
+        self._negative.move_to_end(digest)
+        while len(self._negative) > self._negative_size:
+            self._negative.popitem(last=False)
+
+    # -- managing keys (CLI, admin API) -------------------------------------------------------
+
+    async def create(self, name: str = "default", admin: bool = False, **rules: Any) -> tuple[KeyRecord, str]:
         """Make a key; the secret is returned here and never again."""
-        secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        key = ApiKey(
-            id="key_" + secrets.token_hex(8),
-            name=name,
-            hint=secret[:10] + "..." + secret[-4:],
-            created_at=time.time(),
-            revoked_at=None,
-        )
-        self._store.execute(
-            "INSERT INTO api_keys (id, name, key_hash, key_hint, created_at) VALUES (?, ?, ?, ?, ?)",
-            (key.id, key.name, hash_key(secret), key.hint, key.created_at),
-        )
+        key, secret = new_key(name, admin, **rules)
+        digest = hash_key(secret)
+        await self.store.create_key(key, digest)
+        self._by_hash[digest] = key  # usable here at once; other processes find it on a miss
+        self._by_id[key.id] = key
+        self._version = None  # the next look reloads
         return key, secret
 
-    def list(self) -> list[ApiKey]:
-        rows = self._store.execute(
-            "SELECT id, name, key_hint, created_at, revoked_at FROM api_keys ORDER BY created_at"
-        )
-        return [_row_to_key(row) for row in rows]
-
-    def count_active(self) -> int:
-        rows = self._store.execute("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
-        count = rows[0][0]
-        return count if isinstance(count, int) else 0
-
-    def revoke(self, target: str) -> builtins.list[str]:
-        """Revoke the key with this id, name, hint or secret; the ids revoked."""
-        rows = self._store.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ? OR key_hint = ? OR key_hash = ?)"
-            " AND revoked_at IS NULL RETURNING id",
-            (time.time(), target, target, target, hash_key(target)),
-        )
-        self._cache.clear()
-        return [str(row[0]) for row in rows]
-
-    def authenticate(self, secret: str | None) -> ApiKey:
-        """The key behind a secret a client sent (each door finds it in its own header)."""
-        if not secret:
-            raise AuthenticationError(
-                "You didn't provide an API key. You need to provide your API key in an Authorization"
-                " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-        key = self._lookup(secret)
-        if key is None or not key.active:
-            raise AuthenticationError(f"Incorrect API key provided: {_redact(secret)}.")
+    async def update(self, ref: str, changes: dict[str, Any]) -> KeyRecord | None:
+        key = await self.store.update_key(ref, changes) if changes else await self.store.get_key(ref)
+        self._version = None
+        if key is not None:  # this process applies it at once, the others within refresh_s
+            digest = next((d for d, old in self._by_hash.items() if old.id == key.id), None)
+            if digest is not None:
+                self._by_hash[digest] = key
+                self._by_id[key.id] = key
         return key
 
-    def _lookup(self, secret: str) -> ApiKey | None:
-        digest = hash_key(secret)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        rows = self._store.execute(
-            "SELECT id, name, key_hint, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
-            (digest,),
+    async def revoke(self, ref: str) -> KeyRecord | None:
+        key = await self.store.get_key(ref)
+        if key is None or key.revoked_at is not None:
+            return None
+        return await self.update(key.id, {"revoked_at": time.time()})
+
+    async def revoke_matching(self, target: str) -> builtins.list[KeyRecord]:
+        """Revoke the active keys with this id, name, hint or secret; the keys revoked."""
+        digest = hash_key(target)
+        found = [
+            key
+            for key_hash, key in await self.store.load_keys()
+            if key.active and (target in (key.id, key.name, key.hint) or key_hash == digest)
+        ]
+        revoked = [await self.revoke(key.id) for key in found]
+        return [key for key in revoked if key is not None]
+
+    async def list(self) -> list[KeyRecord]:
+        keys = [key for _, key in await self.store.load_keys()]
+        return sorted(keys, key=lambda key: key.created_at)
+
+    async def get(self, ref: str) -> KeyRecord | None:
+        return await self.store.get_key(ref)
+
+
+def _digest(secret: str | None) -> str:
+    if not secret:
+        raise AuthenticationError(
+            "You didn't provide an API key. You need to provide your API key in an Authorization"
+            " header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
         )
-        key = _row_to_key(rows[0]) if rows else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (now + self._cache_seconds, key)
-        return key
+    return hash_key(secret)
 
 
-def _row_to_key(row: tuple[object, ...]) -> ApiKey:
-    key_id, name, hint, created_at, revoked_at = row
-    return ApiKey(
-        id=str(key_id),
-        name=str(name),
-        hint=str(hint),
-        created_at=float(created_at),  # type: ignore[arg-type]
-        revoked_at=float(revoked_at) if revoked_at is not None else None,  # type: ignore[arg-type]
-    )
+def _check(key: KeyRecord, secret: str) -> KeyRecord:
+    if key.revoked_at is not None:
+        raise AuthenticationError(f"This API key has been revoked: {_redact(secret)}.")
+    if key.expires_at is not None and key.expires_at <= time.time():
+        raise AuthenticationError(
+            f"This API key expired at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(key.expires_at))}.",
+            code="expired_api_key",
+        )
+    return key
+
+
+def _unknown(secret: str) -> AuthenticationError:
+    return AuthenticationError(f"Incorrect API key provided: {_redact(secret)}.")
 
 
 def _redact(secret: str) -> str:

@@ -2,82 +2,325 @@
 
 Migrations are a plain ordered list; `PRAGMA user_version` records how many have run, so a
 newer gateway upgrades an older data dir and several worker processes can share the file (WAL).
+Each connection lives on its own thread (the event loop never waits on SQLite): one serves the
+request path (budget reservations, key reads), the other the ledger batches and usage queries,
+so a large batch does not queue a reservation behind it in Python (SQLite's own write lock
+still orders them; a batch commits in milliseconds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE api_keys (
-        id          TEXT PRIMARY KEY,
-        name        TEXT NOT NULL,
-        key_hash    TEXT NOT NULL UNIQUE,
-        key_hint    TEXT NOT NULL,
-        created_at  REAL NOT NULL,
-        revoked_at  REAL
-    );
-    """,
-    # The Responses door's kept responses (store: true); see store/responses.py.
-    """
-    CREATE TABLE IF NOT EXISTS responses (
-        id                    TEXT PRIMARY KEY,
-        key_id                TEXT NOT NULL,
-        created_at            REAL NOT NULL,
-        previous_response_id  TEXT,
-        input_items           BLOB NOT NULL,
-        response              BLOB NOT NULL
-    );
-    """,
+from sluicegate.store import sql
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, Settlement
+
+T = TypeVar("T")
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE api_keys (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL,
+            key_hash    TEXT NOT NULL UNIQUE,
+            key_hint    TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            revoked_at  REAL
+        )
+        """,
+    ),
+    (  # the Responses door's kept responses (store: true); see store/responses.py
+        """
+        CREATE TABLE IF NOT EXISTS responses (
+            id                    TEXT PRIMARY KEY,
+            key_id                TEXT NOT NULL,
+            created_at            REAL NOT NULL,
+            previous_response_id  TEXT,
+            input_items           BLOB NOT NULL,
+            response              BLOB NOT NULL
+        )
+        """,
+    ),
+    (
+        "ALTER TABLE api_keys ADD COLUMN expires_at REAL",
+        "ALTER TABLE api_keys ADD COLUMN budget_nanos INTEGER",
+        "ALTER TABLE api_keys ADD COLUMN spent_nanos INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_keys ADD COLUMN reserved_nanos INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_keys ADD COLUMN rpm INTEGER",
+        "ALTER TABLE api_keys ADD COLUMN tpm INTEGER",
+        "ALTER TABLE api_keys ADD COLUMN models TEXT",
+        "ALTER TABLE api_keys ADD COLUMN is_admin INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_keys ADD COLUMN updated_at REAL NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE reservations (
+            id            TEXT PRIMARY KEY,
+            key_id        TEXT NOT NULL,
+            amount_nanos  INTEGER NOT NULL,
+            created_at    REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX reservations_created ON reservations (created_at)",
+        """
+        CREATE TABLE ledger (
+            id                     INTEGER PRIMARY KEY,
+            request_id             TEXT NOT NULL,
+            created_at             REAL NOT NULL,
+            day                    TEXT NOT NULL,
+            key_id                 TEXT,
+            door                   TEXT NOT NULL,
+            model                  TEXT NOT NULL,
+            provider               TEXT NOT NULL,
+            served_by              TEXT NOT NULL,
+            upstream_model         TEXT NOT NULL,
+            deployment             TEXT NOT NULL,
+            stream                 INTEGER NOT NULL,
+            status                 INTEGER NOT NULL,
+            error_type             TEXT,
+            error_code             TEXT,
+            finish_reason          TEXT,
+            prompt_tokens          INTEGER NOT NULL,
+            completion_tokens      INTEGER NOT NULL,
+            cached_tokens          INTEGER NOT NULL,
+            cache_creation_tokens  INTEGER NOT NULL,
+            reasoning_tokens       INTEGER NOT NULL,
+            usage_source           TEXT NOT NULL,
+            cost_nanos             INTEGER NOT NULL,
+            ttft_ms                REAL,
+            total_ms               REAL,
+            client_gone            INTEGER NOT NULL
+        )
+        """,
+        "CREATE INDEX ledger_created ON ledger (created_at)",
+        "CREATE INDEX ledger_key ON ledger (key_id, id)",
+        """
+        CREATE TABLE usage_daily (
+            day                TEXT NOT NULL,
+            key_id             TEXT NOT NULL,
+            model              TEXT NOT NULL,
+            requests           INTEGER NOT NULL,
+            errors             INTEGER NOT NULL,
+            prompt_tokens      INTEGER NOT NULL,
+            completion_tokens  INTEGER NOT NULL,
+            cached_tokens      INTEGER NOT NULL,
+            reasoning_tokens   INTEGER NOT NULL,
+            cost_nanos         INTEGER NOT NULL,
+            PRIMARY KEY (day, key_id, model)
+        )
+        """,
+        "CREATE INDEX usage_daily_key ON usage_daily (key_id, day)",
+    ),
 ]
 
 
-class SQLiteStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._owner_only()
-        self._migrate()
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
-    def _owner_only(self) -> None:
-        """Keys and usage are nobody else's business: the database files are 0600."""
-        for suffix in ("", "-wal", "-shm"):
-            file = self.path.with_name(self.path.name + suffix)
-            try:
-                if file.exists() and file.stat().st_uid == os.getuid():
-                    file.chmod(0o600)
-            except OSError:
-                pass
+
+class SQLiteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._hot: sqlite3.Connection | None = None
+        self._bulk: sqlite3.Connection | None = None
+        self._hot_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-hot")
+        self._bulk_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-bulk")
+        self._bulk_lock = threading.Lock()  # `execute` may use the bulk connection from other threads
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> SQLiteStore:
         return cls(data_dir / "sluicegate.db")
 
-    def _migrate(self) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-                for number, statement in enumerate(MIGRATIONS[version:], start=version + 1):
-                    self._conn.execute(statement)
-                    self._conn.execute(f"PRAGMA user_version = {number}")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+    async def _on(self, hot: bool, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._hot if hot else self._bulk
+        assert conn is not None, "the store is not open"
+        loop = asyncio.get_running_loop()
+        if hot:
+            return await loop.run_in_executor(self._hot_thread, work, conn)
+        return await loop.run_in_executor(self._bulk_thread, self._locked, work, conn)
+
+    def _locked(self, work: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+        with self._bulk_lock:
+            return work(conn)
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        """One statement, blocking: for callers on their own thread (`asyncio.to_thread`), such as
+        the Responses store. Never call it on the event loop."""
+        conn = self._open_bulk()
+        with self._bulk_lock:
+            rows: list[tuple[object, ...]] = conn.execute(sql, params).fetchall()
+            return rows
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def _open_bulk(self) -> sqlite3.Connection:
+        """The bulk connection, connected and migrated on first use."""
+        with self._bulk_lock:
+            if self._bulk is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = _connect(self.path)
+                _owner_only(self.path)
+                _migrate(conn)
+                self._bulk = conn
+            return self._bulk
+
+    async def open(self) -> None:
+        def connect() -> None:
+            self._open_bulk()
+            self._hot = _connect(self.path)
+
+        await asyncio.get_running_loop().run_in_executor(self._bulk_thread, connect)
+
+    async def close(self) -> None:
+        for conn, thread in ((self._hot, self._hot_thread), (self._bulk, self._bulk_thread)):
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, conn.close)
+            thread.shutdown(wait=True)
+        self._hot = self._bulk = None
+
+    async def create_key(self, key: KeyRecord, key_hash: str) -> None:
+        params = sql.key_insert_params(key, key_hash)
+        await self._on(False, lambda c: c.execute(sql.qmarks(sql.KEY_INSERT), params))
+
+    async def load_keys(self) -> list[tuple[str, KeyRecord]]:
+        rows = await self._on(True, lambda c: c.execute(f"SELECT key_hash, {sql.KEY_COLUMNS} FROM api_keys").fetchall())
+        return [(str(row[0]), sql.key_from_row(row[1:])) for row in rows]
+
+    async def keys_version(self) -> tuple[int, float]:
+        row = await self._on(True, lambda c: c.execute(sql.KEYS_VERSION).fetchone())
+        return int(row[0]), float(row[1] or 0)
+
+    async def get_key(self, ref: str) -> KeyRecord | None:
+        query = sql.qmarks(sql.KEY_GET)
+        row = await self._on(False, lambda c: c.execute(query, (ref,)).fetchone())
+        return sql.key_from_row(row) if row else None
+
+    async def update_key(self, key_id: str, changes: dict[str, Any]) -> KeyRecord | None:
+        query, params = sql.key_update(key_id, changes, "?")
+
+        def update(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(query, params).fetchone()
+            return row
+
+        row = await self._on(False, update)
+        return sql.key_from_row(row) if row else None
+
+    async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
+        def reserve(conn: sqlite3.Connection) -> Reservation:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(sql.qmarks(sql.RESERVE), (key_id, amount_nanos)).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    balance = conn.execute(sql.qmarks(sql.BALANCE), (key_id,)).fetchone()
+                    return Reservation(False, int(balance[0]) if balance and balance[0] is not None else 0)
+                conn.execute(sql.qmarks(sql.RESERVATION_INSERT), (reservation_id, key_id, amount_nanos, now))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return Reservation(True, int(row[0]) if row[0] is not None else 0)
+
+        return await self._on(True, reserve)
+
+    async def settle(self, records: Sequence[LedgerRecord]) -> None:
+        batch = Settlement.of(list(records))
+
+        def settle(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
+                released: dict[str, int] = {}
+                for reservation_id in batch.reservations:
+                    row = conn.execute(sql.qmarks(sql.RESERVATION_DELETE), (reservation_id,)).fetchone()
+                    if row is not None:
+                        released[row[0]] = released.get(row[0], 0) + int(row[1])
+                conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
+                conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._on(False, settle)
+
+    async def release_expired(self, cutoff: float) -> int:
+        def release(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(sql.qmarks(sql.RESERVATIONS_EXPIRED), (cutoff,)).fetchall()
+                released: dict[str, int] = {}
+                for key_id, amount in rows:
+                    released[key_id] = released.get(key_id, 0) + int(amount)
+                conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params({}, released))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return len(rows)
+
+        return await self._on(False, release)
+
+    async def usage(
+        self,
+        groups: Sequence[str],
+        key_id: str | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query, params = sql.usage_query(list(groups), key_id, model, since, until, "?")
+        rows, names = await self._on(False, lambda c: (c.execute(query, params).fetchall(), sql.key_names(c)))
+        return sql.usage_rows(list(groups), rows, names)
+
+    async def recent(
+        self,
+        limit: int = 50,
+        key_id: str | None = None,
+        model: str | None = None,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        query, params = sql.recent_query(limit, key_id, model, before_id, "?")
+        rows = await self._on(False, lambda c: c.execute(query, params).fetchall())
+        return sql.recent_rows(rows)
+
+    async def ledger_totals(self) -> dict[str, int]:
+        row = await self._on(False, lambda c: c.execute(sql.LEDGER_TOTALS).fetchone())
+        return {"rows": int(row[0]), "cost_nanos": int(row[1] or 0)}
+
+
+def _owner_only(path: Path) -> None:
+    """Keys and usage are nobody else's business: the database files are 0600."""
+    for suffix in ("", "-wal", "-shm"):
+        file = path.with_name(path.name + suffix)
+        try:
+            if file.exists() and file.stat().st_uid == os.getuid():
+                file.chmod(0o600)
+        except OSError:
+            pass
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -89,6 +89,9 @@ class LocalModel:
         prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
         return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
+    def text_tokens(self, text: str) -> list[int]:
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def run(self, job: Job) -> None:
         """Runs in the worker thread; every outcome, error included, leaves through `job.emit`."""
         try:

@@ -187,6 +187,12 @@ class LocalProvider:
         tokens = await loop.run_in_executor(None, model.prompt_tokens, messages)
         return len(tokens)
 
+    async def count_text_tokens(self, text: str) -> int | None:
+        """Tokens of generated text, for the ledger when a stream ended before its usage."""
+        model = self._check_loaded()
+        tokens = await asyncio.get_running_loop().run_in_executor(None, model.text_tokens, text)
+        return len(tokens)
+
 
 def _call_soon(
     loop: asyncio.AbstractEventLoop,

@@ -1,0 +1,166 @@
+"""`/admin/...`: the management API, reached only with an admin key (any other key gets 403).
+
+    GET    /admin/keys                  {"object": "list", "data": [key...]}
+    POST   /admin/keys                  body: name, budget_usd, rpm, tpm, models, expires_at | expires_in
+                                        -> 201 key + "secret" (shown this once)
+    GET    /admin/keys/{id}             key
+    PATCH  /admin/keys/{id}             the same fields (null removes a rule) -> key
+    POST   /admin/keys/{id}/revoke      key (also DELETE /admin/keys/{id})
+    GET    /admin/usage                 ?group_by=day,key,model&key_id=&model=&since=&until=
+                                        -> {"object": "list", "group_by": [...], "data": [row...]}
+    GET    /admin/requests              ?limit=50&key_id=&model=&before_id= -> the newest ledger rows
+
+Errors have OpenAI's shape. See README "Admin API" for the JSON of a key, a usage row and a
+ledger row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluicegate.api.json import json_response
+from sluicegate.api.serving import bearer_secret
+from sluicegate.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from sluicegate.gateway import Gateway
+from sluicegate.governance.rules import RuleError, parse_day, rules_from
+from sluicegate.http.body import read_body
+from sluicegate.store.records import USAGE_GROUPS, KeyRecord
+
+KEY_FIELDS = {"name", "budget_usd", "rpm", "tpm", "models", "expires_at", "expires_in"}
+
+
+async def _admin(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    key = await gateway.keys.resolve(bearer_secret(request))
+    if not key.admin:
+        raise PermissionDeniedError("This endpoint needs the admin key.", code="admin_only")
+    return gateway
+
+
+async def _body(request: Request, gateway: Gateway) -> dict[str, Any]:
+    raw = await read_body(request, gateway.settings.server.max_body_bytes)
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The body is not valid JSON: {exc}.", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The body must be a JSON object.", code="invalid_json")
+    unknown = sorted(set(body) - KEY_FIELDS)
+    if unknown:
+        raise InvalidRequestError(
+            f"Unknown field `{unknown[0]}`; a key has {', '.join(sorted(KEY_FIELDS))}.", param=unknown[0]
+        )
+    return body
+
+
+def _rules(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return rules_from(body)
+    except RuleError as exc:
+        raise InvalidRequestError(str(exc)) from exc
+
+
+async def _key_or_404(gateway: Gateway, key_id: str) -> KeyRecord:
+    key = await gateway.keys.get(key_id)
+    if key is None:
+        raise NotFoundError(f"No API key `{key_id}`.", code="key_not_found")
+    return key
+
+
+async def list_keys(request: Request) -> Response:
+    gateway = await _admin(request)
+    return json_response({"object": "list", "data": [k.to_json() for k in await gateway.keys.list()]})
+
+
+async def create_key(request: Request) -> Response:
+    gateway = await _admin(request)
+    rules = _rules(await _body(request, gateway))
+    name = rules.pop("name", "default")
+    key, secret = await gateway.keys.create(name, **rules)
+    return json_response({**key.to_json(), "secret": secret}, status=201)
+
+
+async def get_key(request: Request) -> Response:
+    gateway = await _admin(request)
+    return json_response((await _key_or_404(gateway, request.path_params["key_id"])).to_json())
+
+
+async def update_key(request: Request) -> Response:
+    gateway = await _admin(request)
+    rules = _rules(await _body(request, gateway))
+    key = await _key_or_404(gateway, request.path_params["key_id"])
+    updated = await gateway.keys.update(key.id, rules)
+    assert updated is not None
+    return json_response(updated.to_json())
+
+
+async def revoke_key(request: Request) -> Response:
+    gateway = await _admin(request)
+    key = await _key_or_404(gateway, request.path_params["key_id"])
+    revoked = await gateway.keys.revoke(key.id) or key
+    return json_response(revoked.to_json())
+
+
+def _query_day(request: Request, name: str) -> str | None:
+    try:
+        return parse_day(request.query_params.get(name))
+    except RuleError as exc:
+        raise InvalidRequestError(str(exc), param=name) from exc
+
+
+async def usage(request: Request) -> Response:
+    gateway = await _admin(request)
+    params = request.query_params
+    groups = [g.strip() for g in params.get("group_by", "day").split(",") if g.strip()]
+    for group in groups:
+        if group not in USAGE_GROUPS:
+            raise InvalidRequestError(f"Cannot group by `{group}`; use day, key or model.", param="group_by")
+    rows = await gateway.store.usage(
+        groups,
+        key_id=params.get("key_id") or None,
+        model=params.get("model") or None,
+        since=_query_day(request, "since"),
+        until=_query_day(request, "until"),
+    )
+    return json_response({"object": "list", "group_by": groups, "data": rows})
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"`{name}` must be an integer.", param=name) from exc
+
+
+async def recent_requests(request: Request) -> Response:
+    gateway = await _admin(request)
+    limit = _int_param(request, "limit", 50) or 50
+    rows = await gateway.store.recent(
+        limit=limit,
+        key_id=request.query_params.get("key_id") or None,
+        model=request.query_params.get("model") or None,
+        before_id=_int_param(request, "before_id", None),
+    )
+    next_before = rows[-1]["id"] if len(rows) == max(1, min(limit, 1000)) else None
+    return json_response({"object": "list", "data": rows, "next_before_id": next_before})
+
+
+def admin_routes() -> list[Route]:
+    return [
+        Route("/admin/keys", list_keys, methods=["GET"]),
+        Route("/admin/keys", create_key, methods=["POST"]),
+        Route("/admin/keys/{key_id}", get_key, methods=["GET"]),
+        Route("/admin/keys/{key_id}", update_key, methods=["PATCH"]),
+        Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/admin/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
+        Route("/admin/usage", usage, methods=["GET"]),
+        Route("/admin/requests", recent_requests, methods=["GET"]),
+    ]

@@ -1,0 +1,1 @@
+"""CLI commands beyond `serve`, each module registering its own sub-commands."""

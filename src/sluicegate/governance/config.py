@@ -1,0 +1,33 @@
+"""The config sections governance reads: `database` and `governance` (and `redis`, in settings)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def env_or_none(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+class DatabaseConfig(BaseModel):
+    """`postgresql://user@host:5432/db` (optionally `?schema=NAME`), or `sqlite:///path`;
+    unset: SQLite in the data dir. The YAML wins over SLUICEGATE_DATABASE_URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default_factory=lambda: env_or_none("SLUICEGATE_DATABASE_URL"))
+
+
+class GovernanceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True  # limits, budgets and the ledger; keys are checked either way
+    ledger_flush_s: float = Field(default=0.25, gt=0)  # the longest a record waits in memory
+    ledger_batch: int = Field(default=500, ge=1)  # a batch this big is written at once
+    ledger_buffer: int = Field(default=200_000, ge=1)  # records kept while the database is down
+    # the completion a budget reservation assumes when a request sets no max_tokens
+    reserve_completion_tokens: int = Field(default=1024, ge=0)
+    reservation_ttl_s: float = Field(default=3600.0, gt=0)  # a reservation older is released
+    negative_cache: int = Field(default=10_000, ge=0)  # unknown secrets remembered, at most

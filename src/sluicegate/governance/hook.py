@@ -1,0 +1,257 @@
+"""Governance as an exchange hook: per-key rules, limits and budget before the provider is
+called; the ledger record and the budget settlement after the last byte.
+
+`admit` costs nothing for a key without limits or budget. With limits it is one limiter call
+(a Redis round trip, or a dict in memory), with a budget one atomic reservation in the
+database: nothing else touches storage on the request path. `settle` only computes the record
+and hands it to the batched ledger writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import secrets
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from sluicegate.core.exchange import Exchange
+from sluicegate.errors import (
+    InsufficientBalanceError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from sluicegate.governance.config import GovernanceConfig
+from sluicegate.governance.keys import KeyStore
+from sluicegate.governance.ledger import LedgerWriter
+from sluicegate.governance.limits import Decision, Limiter
+from sluicegate.governance.pricing import cost_nanos, estimate_nanos
+from sluicegate.governance.tokens import TokenCounter, prompt_estimate
+from sluicegate.providers.config import Price
+from sluicegate.store.base import Store
+from sluicegate.store.records import LedgerRecord, Reservation, nanos_to_usd
+
+log = logging.getLogger("sluicegate.governance")
+T = TypeVar("T")
+STATE = "governance"
+SWEEP_S = 60.0
+
+
+class Admission:
+    __slots__ = ("key_id", "reservation_id", "tokens_counted")
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        self.reservation_id: str | None = None
+        self.tokens_counted: int | None = None  # tokens the limiter counted at admission
+
+
+def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
+    """A key's model list matches the name asked for or the entry that serves it (`*` globs)."""
+    return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+async def _caught(work: Awaitable[T]) -> T | BaseException:
+    try:
+        return await work
+    except Exception as exc:
+        return exc
+
+
+class Governance:
+    def __init__(
+        self,
+        config: GovernanceConfig,
+        store: Store,
+        keys: KeyStore,
+        limiter: Limiter,
+        models: dict[str, Any],
+        providers: dict[str, Any],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.keys = keys
+        self.limiter = limiter
+        self.models = models  # entry name -> ModelEntry (its price)
+        self.providers = providers  # entry name -> provider (its tokenizer)
+        self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
+        self.counter = TokenCounter()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._corrector: asyncio.Task[None] | None = None
+        self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
+
+    async def start(self) -> None:
+        self.ledger.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
+        self.counter.warm(
+            [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
+        )
+
+    async def close(self) -> None:
+        for task in (self._sweeper, self._corrector):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        await self._correct()
+        await self.ledger.close()
+        await self.limiter.close()
+
+    async def _correct_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ledger_flush_s)
+            await self._correct()
+
+    async def _correct(self) -> None:
+        """Add the answers' tokens to the limiter, for every key in one round trip."""
+        corrections, self._corrections = self._corrections, {}
+        if not corrections:
+            return
+        try:
+            add_many = getattr(self.limiter, "add_many", None)
+            if add_many is not None:
+                await add_many(corrections)
+            else:
+                for key_id, tokens in corrections.items():
+                    await self.limiter.add_tokens(key_id, tokens)
+        except Exception:
+            log.exception("correcting the token counts of %d keys failed", len(corrections))
+
+    async def _sweep(self) -> None:
+        """Release reservations whose process died before settling them."""
+        while True:
+            try:
+                released = await self.store.release_expired(time.time() - self.config.reservation_ttl_s)
+                if released:
+                    log.warning("released %d reservations left by requests that never settled", released)
+            except Exception:
+                log.exception("releasing expired reservations failed")
+            await asyncio.sleep(min(SWEEP_S, max(0.5, self.config.reservation_ttl_s / 2)))
+
+    async def admit(self, exchange: Exchange) -> None:
+        key = self.keys.by_id(exchange.key_id)
+        if key is None:
+            return
+        admission = Admission(key.id)
+        exchange.state[STATE] = admission
+        if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
+            raise PermissionDeniedError(
+                f"This API key may not use the model `{exchange.model}`.", code="model_not_allowed", param="model"
+            )
+        limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
+        if not (limited or budgeted):
+            return
+        prompt = prompt_estimate(exchange.request)
+        cost = prompt if key.tpm else 0
+        decision: Decision | BaseException | None = None
+        held: tuple[Reservation, int, str] | BaseException | None = None
+        if limited and budgeted:  # both at once: one round trip's wait instead of two
+            decision, held = await asyncio.gather(
+                self.limiter.acquire(key.id, key.rpm, key.tpm, cost),
+                self._reserve(exchange, key.id, prompt),
+                return_exceptions=True,
+            )
+        elif limited:
+            decision = await _caught(self.limiter.acquire(key.id, key.rpm, key.tpm, cost))
+        else:
+            held = await _caught(self._reserve(exchange, key.id, prompt))
+        if isinstance(held, tuple) and held[0].ok:
+            admission.reservation_id = held[2]  # released at settle, even if refused below
+        for failure in (decision, held):
+            if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
+                log.error("admission of %s failed: %r", exchange.request_id, failure)
+                raise ServiceUnavailableError(
+                    f"The gateway cannot check this key's limits or budget right now ({type(failure).__name__}).",
+                    retry_after=1,
+                ) from failure
+        assert not isinstance(decision, BaseException) and not isinstance(held, BaseException)
+        if decision is not None:
+            exchange.response_headers.update(decision.headers)
+            if not decision.ok:
+                limit = key.rpm if decision.exceeded == "requests" else key.tpm
+                raise RateLimitError(
+                    f"Rate limit reached for this API key: {limit} {decision.exceeded} per minute. Please try"
+                    f" again in {max(1, round(decision.retry_after_s))}s.",
+                    retry_after=max(1.0, decision.retry_after_s),
+                )
+            if key.tpm:
+                admission.tokens_counted = cost
+        if held is not None and not held[0].ok:
+            balance, estimate = nanos_to_usd(held[0].balance_nanos), nanos_to_usd(held[1])
+            raise InsufficientBalanceError(
+                f"This API key's budget is exhausted: the request may cost up to ${estimate:.6f} and"
+                f" ${max(0.0, balance):.6f} remains.",
+                extra={"balance_usd": balance, "estimated_cost_usd": estimate},
+            )
+
+    async def _reserve(self, exchange: Exchange, key_id: str, prompt: int) -> tuple[Reservation, int, str]:
+        """Hold the most this request may cost: (the store's answer, the amount, its id)."""
+        request = exchange.request
+        completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        choices = request.n if request else 1
+        price = self._price(exchange)
+        amount = estimate_nanos(price, prompt, completion * max(1, choices))
+        reservation_id = "res_" + secrets.token_hex(10)
+        return await self.store.reserve(key_id, reservation_id, amount, time.time()), amount, reservation_id
+
+    def _answered_by(self, exchange: Exchange) -> Any:
+        """The provider that answered: a model entry's deployment (by name) when it has several."""
+        served = self.providers.get(exchange.served_by)
+        deployments = getattr(served, "deployments", None)
+        if not deployments:
+            return served
+        chosen = next((d for d in deployments if d.name == exchange.deployment), deployments[0])
+        return chosen.provider
+
+    def _price(self, exchange: Exchange) -> Price | None:
+        """The model entry's price, else the answering deployment's own."""
+        price = getattr(self.models.get(exchange.served_by), "price", None)
+        if price is None:
+            config = getattr(self._answered_by(exchange), "config", None)
+            price = getattr(config, "price", None)
+        return price if isinstance(price, Price) else None
+
+    async def settle(self, exchange: Exchange) -> None:
+        admission = exchange.state.get(STATE)
+        usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
+        price = self._price(exchange)
+        self.ledger.add(
+            LedgerRecord(
+                request_id=exchange.request_id,
+                created_at=exchange.created,
+                key_id=exchange.key_id,
+                door=exchange.door,
+                model=exchange.model,
+                provider=exchange.provider,
+                served_by=exchange.served_by,
+                upstream_model=exchange.upstream_model,
+                deployment=exchange.deployment,
+                stream=exchange.stream,
+                status=exchange.status,
+                error_type=exchange.error_type,
+                error_code=exchange.error_code,
+                finish_reason=exchange.finish_reason,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                cache_creation_tokens=usage.cache_creation_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                usage_source=source,
+                cost_nanos=cost_nanos(price, usage),
+                ttft_ms=exchange.ttft_s * 1000 if exchange.ttft_s is not None else None,
+                total_ms=exchange.total_s * 1000 if exchange.total_s is not None else None,
+                client_gone=exchange.client_gone,
+                reservation_id=admission.reservation_id if admission else None,
+            )
+        )
+        if admission is not None and admission.tokens_counted is not None:
+            correction = usage.prompt_tokens + usage.completion_tokens - admission.tokens_counted
+            if self.limiter.backend == "memory":  # free: at once
+                await self.limiter.add_tokens(admission.key_id, correction)
+            else:  # batched with the other keys' every `ledger_flush_s`
+                self._corrections[admission.key_id] = self._corrections.get(admission.key_id, 0) + correction

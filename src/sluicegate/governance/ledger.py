@@ -1,0 +1,91 @@
+"""The usage ledger's writer: records wait in memory and are written in batches, off the
+request path, each batch in one transaction with its settlement (reservations released, spend
+added, daily sums), so the ledger always adds up to the keys' spend.
+
+A batch is written every `flush_s` or as soon as `batch` records wait. A clean stop writes
+everything (Gateway.close). A crash (kill -9, power) loses what waited in memory: at most
+`flush_s` of traffic, plus the requests in flight; their reservations are released by the
+store after `reservation_ttl_s`. While the database is unreachable, records are kept (up to
+`buffer` of them, then the oldest are dropped with an error in the log) and retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sluicegate.store.base import Store
+from sluicegate.store.records import LedgerRecord
+
+log = logging.getLogger("sluicegate.ledger")
+
+
+class LedgerWriter:
+    def __init__(self, store: Store, flush_s: float = 0.25, batch: int = 500, buffer: int = 200_000) -> None:
+        self._store = store
+        self._flush_s = flush_s
+        self._batch = batch
+        self._buffer = buffer
+        self._pending: list[LedgerRecord] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.dropped = 0
+
+    def add(self, record: LedgerRecord) -> None:
+        self._pending.append(record)
+        if len(self._pending) >= self._batch:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_s)
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing %d ledger records failed; retrying", len(self._pending))
+                await asyncio.sleep(min(5.0, self._flush_s * 4))
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._pending:
+                batch = self._pending[: self._batch]
+                del self._pending[: len(batch)]
+                try:
+                    await self._store.settle(batch)
+                except BaseException:
+                    self._pending[:0] = batch  # keep them, in order, for the next try
+                    overflow = len(self._pending) - self._buffer
+                    if overflow > 0:
+                        del self._pending[:overflow]
+                        self.dropped += overflow
+                        log.error("ledger buffer full: dropped the %d oldest records", overflow)
+                    raise
+                self.written += len(batch)
+
+    async def close(self) -> None:
+        """Stop the timer and write whatever waits (a few tries, then log what is lost)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        for attempt in range(3):
+            try:
+                await self.flush()
+                return
+            except Exception:
+                log.exception("flushing the ledger at shutdown failed (try %d of 3)", attempt + 1)
+                await asyncio.sleep(0.5)
+        if self._pending:
+            log.error("lost %d ledger records at shutdown: the database is unreachable", len(self._pending))

@@ -1,0 +1,82 @@
+"""The storage interface governance needs, whatever the database behind it.
+
+Two implementations: `SQLiteStore` (the default, one file in the data dir) and
+`PostgresStore` (asyncpg, for several processes or hosts). Every method is a coroutine that
+never blocks the event loop: SQLite runs on its own threads, asyncpg is async.
+
+The two operations that must be atomic across processes are each one statement (or one
+transaction) in the database: `reserve` (check the budget and hold an amount) and `settle`
+(write ledger rows, move their reservations to the spend, add the daily sums).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation
+
+
+class Store(Protocol):
+    backend: str  # "sqlite" | "postgresql"
+
+    async def open(self) -> None:
+        """Connect and apply the migrations this version has and the database lacks."""
+
+    async def close(self) -> None: ...
+
+    async def create_key(self, key: KeyRecord, key_hash: str) -> None: ...
+
+    async def load_keys(self) -> list[tuple[str, KeyRecord]]:
+        """Every key with its hash (the in-memory key table)."""
+        ...
+
+    async def keys_version(self) -> tuple[int, float]:
+        """Changes when a key is created or its rules change (not when it spends)."""
+        ...
+
+    async def get_key(self, ref: str) -> KeyRecord | None:
+        """A key by id, or by its hint."""
+        ...
+
+    async def update_key(self, key_id: str, changes: dict[str, Any]) -> KeyRecord | None:
+        """Set the given fields (names of `records.KEY_UPDATABLE`); None if no such key."""
+        ...
+
+    async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
+        """Hold `amount_nanos` of the key's budget if spent + reserved + amount stays within it."""
+        ...
+
+    async def settle(self, records: Sequence[LedgerRecord]) -> None:
+        """One transaction: the ledger rows, their reservations released into the spend, the
+        daily aggregates."""
+        ...
+
+    async def release_expired(self, cutoff: float) -> int:
+        """Give back reservations older than `cutoff` (their process died before settling)."""
+        ...
+
+    async def usage(
+        self,
+        groups: Sequence[str],
+        key_id: str | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Sums from the daily aggregate, grouped by any of "key", "model", "day"."""
+        ...
+
+    async def recent(
+        self,
+        limit: int = 50,
+        key_id: str | None = None,
+        model: str | None = None,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest ledger rows, newest first."""
+        ...
+
+    async def ledger_totals(self) -> dict[str, int]:
+        """Row count and summed cost of the whole ledger (tests, crash accounting)."""
+        ...

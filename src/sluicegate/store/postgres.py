@@ -1,0 +1,187 @@
+"""The PostgreSQL store (asyncpg), for several gateway processes or hosts sharing one database.
+
+The URL is a libpq URL; sluicegate also reads an extra `schema=NAME` query parameter (the
+tables live in that schema, created if missing), so several gateways or test runs can share
+one database without colliding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from sluicegate.store import sql
+from sluicegate.store.postgres_schema import MIGRATIONS
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, Settlement
+
+_MIGRATION_LOCK = 0x5_1C_E6A7E  # pg_advisory_xact_lock id: one migrating process at a time
+RESERVE_ONE_STATEMENT = (
+    "WITH k AS (" + sql.RESERVE.replace("RETURNING ", "RETURNING id, ") + "),"
+    " r AS (INSERT INTO reservations (id, key_id, amount_nanos, created_at) SELECT $3, id, $2, $4 FROM k)"
+    " SELECT * FROM k"
+)
+SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
+
+
+async def _no_reset(connection: object) -> None:
+    return None
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """The URL without sluicegate's `schema` parameter, and that parameter."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((value for name, value in query if name == "schema"), None)
+    rest = urlencode([(name, value) for name, value in query if name != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore:
+    backend = "postgresql"
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
+        self.url, self.schema = split_schema(url)
+        self._min, self._max = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+        self._hot: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "the store is not open"
+        return self._pool
+
+    @property
+    def hot(self) -> asyncpg.Pool:
+        """Connections for the request path's reservations, committed without waiting for the WAL
+        flush (synchronous_commit=off): a PostgreSQL crash may forget the last moment's
+        reservations (releasing budget early), never a ledger row or spend, which the other pool
+        commits durably."""
+        assert self._hot is not None, "the store is not open"
+        return self._hot
+
+    async def open(self) -> None:
+        settings = {"search_path": self.schema} if self.schema else {}
+        if self.schema:
+            conn = await asyncpg.connect(self.url)
+            try:
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except asyncpg.UniqueViolationError:
+                pass  # another process created it at the same moment
+            finally:
+                await conn.close()
+        # No reset query when a connection goes back to the pool (asyncpg's default costs a round
+        # trip per use): these connections never change session state, listen or hold locks.
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=self._min, max_size=self._max, server_settings=settings, reset=_no_reset
+        )
+        self._hot = await asyncpg.create_pool(
+            self.url,
+            min_size=self._min,
+            max_size=self._max,
+            server_settings={**settings, "synchronous_commit": "off"},
+            reset=_no_reset,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS sluicegate_schema (version INTEGER NOT NULL)")
+            version = await conn.fetchval("SELECT version FROM sluicegate_schema")
+            if version is None:
+                await conn.execute("INSERT INTO sluicegate_schema (version) VALUES (0)")
+                version = 0
+            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("UPDATE sluicegate_schema SET version = $1", number)
+
+    async def close(self) -> None:
+        for pool in (self._hot, self._pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._hot = None
+
+    async def create_key(self, key: KeyRecord, key_hash: str) -> None:
+        await self.pool.execute(sql.KEY_INSERT, *sql.key_insert_params(key, key_hash))
+
+    async def load_keys(self) -> list[tuple[str, KeyRecord]]:
+        rows = await self.pool.fetch(f"SELECT key_hash, {sql.KEY_COLUMNS} FROM api_keys")
+        return [(str(row[0]), sql.key_from_row(tuple(row)[1:])) for row in rows]
+
+    async def keys_version(self) -> tuple[int, float]:
+        row = await self.pool.fetchrow(sql.KEYS_VERSION)
+        assert row is not None
+        return int(row[0]), float(row[1] or 0)
+
+    async def get_key(self, ref: str) -> KeyRecord | None:
+        row = await self.pool.fetchrow(sql.KEY_GET, ref)
+        return sql.key_from_row(row) if row else None
+
+    async def update_key(self, key_id: str, changes: dict[str, Any]) -> KeyRecord | None:
+        query, params = sql.key_update(key_id, changes, "$")
+        row = await self.pool.fetchrow(query, *params)
+        return sql.key_from_row(row) if row else None
+
+    async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
+        row = await self.hot.fetchrow(RESERVE_ONE_STATEMENT, key_id, amount_nanos, reservation_id, now)
+        if row is not None:
+            return Reservation(True, int(row[1]) if row[1] is not None else 0)
+        balance = await self.hot.fetchval(sql.BALANCE, key_id)
+        return Reservation(False, int(balance) if balance is not None else 0)
+
+    async def settle(self, records: Sequence[LedgerRecord]) -> None:
+        batch = Settlement.of(list(records))
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(sql.LEDGER_INSERT, [r.row() for r in batch.records])
+            released: dict[str, int] = {}
+            if batch.reservations:
+                for key_id, amount in await conn.fetch(SETTLE_RESERVATIONS, batch.reservations):
+                    released[key_id] = released.get(key_id, 0) + int(amount)
+            spend = sql.spend_params(batch.spend, released)
+            if spend:
+                await conn.executemany(sql.SPEND, spend)
+            daily = sql.daily_params(batch.daily)
+            if daily:
+                await conn.executemany(sql.DAILY_UPSERT, daily)
+
+    async def release_expired(self, cutoff: float) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(sql.RESERVATIONS_EXPIRED, cutoff)
+            released: dict[str, int] = {}
+            for key_id, amount in rows:
+                released[key_id] = released.get(key_id, 0) + int(amount)
+            spend = sql.spend_params({}, released)
+            if spend:
+                await conn.executemany(sql.SPEND, spend)
+            return len(rows)
+
+    async def usage(
+        self,
+        groups: Sequence[str],
+        key_id: str | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query, params = sql.usage_query(list(groups), key_id, model, since, until, "$")
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(query, *params)
+            names = {str(r[0]): str(r[1]) for r in await conn.fetch(sql.KEY_NAMES)}
+        return sql.usage_rows(list(groups), [tuple(r) for r in rows], names)
+
+    async def recent(
+        self,
+        limit: int = 50,
+        key_id: str | None = None,
+        model: str | None = None,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        query, params = sql.recent_query(limit, key_id, model, before_id, "$")
+        rows = await self.pool.fetch(query, *params)
+        return sql.recent_rows([tuple(r) for r in rows])
+
+    async def ledger_totals(self) -> dict[str, int]:
+        row = await self.pool.fetchrow(sql.LEDGER_TOTALS)
+        assert row is not None
+        return {"rows": int(row[0]), "cost_nanos": int(row[1] or 0)}

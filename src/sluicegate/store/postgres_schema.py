@@ -1,0 +1,85 @@
+"""PostgreSQL migrations: an ordered list, applied at start under an advisory lock, so several
+gateway processes starting together migrate once. `sluicegate_schema.version` records how far."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """
+        CREATE TABLE api_keys (
+            id              TEXT PRIMARY KEY,
+            name            TEXT NOT NULL,
+            key_hash        TEXT NOT NULL UNIQUE,
+            key_hint        TEXT NOT NULL,
+            created_at      DOUBLE PRECISION NOT NULL,
+            revoked_at      DOUBLE PRECISION,
+            expires_at      DOUBLE PRECISION,
+            budget_nanos    BIGINT,
+            spent_nanos     BIGINT NOT NULL DEFAULT 0,
+            reserved_nanos  BIGINT NOT NULL DEFAULT 0,
+            rpm             BIGINT,
+            tpm             BIGINT,
+            models          TEXT,
+            is_admin        BOOLEAN NOT NULL DEFAULT FALSE,
+            updated_at      DOUBLE PRECISION NOT NULL DEFAULT 0
+        )
+        """,
+        """
+        CREATE TABLE reservations (
+            id            TEXT PRIMARY KEY,
+            key_id        TEXT NOT NULL,
+            amount_nanos  BIGINT NOT NULL,
+            created_at    DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX reservations_created ON reservations (created_at)",
+        """
+        CREATE TABLE ledger (
+            id                     BIGSERIAL PRIMARY KEY,
+            request_id             TEXT NOT NULL,
+            created_at             DOUBLE PRECISION NOT NULL,
+            day                    TEXT NOT NULL,
+            key_id                 TEXT,
+            door                   TEXT NOT NULL,
+            model                  TEXT NOT NULL,
+            provider               TEXT NOT NULL,
+            served_by              TEXT NOT NULL,
+            upstream_model         TEXT NOT NULL,
+            deployment             TEXT NOT NULL,
+            stream                 BOOLEAN NOT NULL,
+            status                 INTEGER NOT NULL,
+            error_type             TEXT,
+            error_code             TEXT,
+            finish_reason          TEXT,
+            prompt_tokens          BIGINT NOT NULL,
+            completion_tokens      BIGINT NOT NULL,
+            cached_tokens          BIGINT NOT NULL,
+            cache_creation_tokens  BIGINT NOT NULL,
+            reasoning_tokens       BIGINT NOT NULL,
+            usage_source           TEXT NOT NULL,
+            cost_nanos             BIGINT NOT NULL,
+            ttft_ms                DOUBLE PRECISION,
+            total_ms               DOUBLE PRECISION,
+            client_gone            BOOLEAN NOT NULL
+        )
+        """,
+        "CREATE INDEX ledger_created ON ledger (created_at)",
+        "CREATE INDEX ledger_key ON ledger (key_id, id)",
+        """
+        CREATE TABLE usage_daily (
+            day                TEXT NOT NULL,
+            key_id             TEXT NOT NULL,
+            model              TEXT NOT NULL,
+            requests           BIGINT NOT NULL,
+            errors             BIGINT NOT NULL,
+            prompt_tokens      BIGINT NOT NULL,
+            completion_tokens  BIGINT NOT NULL,
+            cached_tokens      BIGINT NOT NULL,
+            reasoning_tokens   BIGINT NOT NULL,
+            cost_nanos         BIGINT NOT NULL,
+            PRIMARY KEY (day, key_id, model)
+        )
+        """,
+        "CREATE INDEX usage_daily_key ON usage_daily (key_id, day)",
+    ),
+]

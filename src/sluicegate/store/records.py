@@ -1,0 +1,255 @@
+"""What the stores keep: keys with their rules and spend, ledger records, usage rows.
+
+Money is integer nano-dollars (1 USD = 10**9) everywhere it is stored or summed, so the ledger
+adds up to a key's spend exactly, whatever the order of the additions; USD floats appear only
+at the edges (config, CLI, JSON).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+NANOS_PER_USD = 1_000_000_000
+
+
+def usd_to_nanos(usd: float) -> int:
+    return round(usd * NANOS_PER_USD)
+
+
+def nanos_to_usd(nanos: int) -> float:
+    return nanos / NANOS_PER_USD
+
+
+def utc_day(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    name: str
+    hint: str
+    created_at: float
+    revoked_at: float | None = None
+    expires_at: float | None = None
+    budget_nanos: int | None = None  # None: no budget
+    spent_nanos: int = 0
+    reserved_nanos: int = 0
+    rpm: int | None = None
+    tpm: int | None = None
+    models: tuple[str, ...] | None = None  # None: every model
+    admin: bool = False
+    updated_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The key as the admin API and `keys list --format json` show it (never the secret)."""
+        budget = None if self.budget_nanos is None else nanos_to_usd(self.budget_nanos)
+        remaining = None
+        if self.budget_nanos is not None:
+            remaining = nanos_to_usd(self.budget_nanos - self.spent_nanos - self.reserved_nanos)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "hint": self.hint,
+            "admin": self.admin,
+            "status": self.status(),
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+            "expires_at": self.expires_at,
+            "budget_usd": budget,
+            "spent_usd": nanos_to_usd(self.spent_nanos),
+            "reserved_usd": nanos_to_usd(self.reserved_nanos),
+            "remaining_usd": remaining,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "models": list(self.models) if self.models is not None else None,
+        }
+
+    def status(self, now: float | None = None) -> str:
+        import time
+
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or time.time()):
+            return "expired"
+        return "active"
+
+
+# The fields `update_key` may change, and the column each one is stored in.
+KEY_UPDATABLE = {
+    "name": "name",
+    "expires_at": "expires_at",
+    "budget_nanos": "budget_nanos",
+    "rpm": "rpm",
+    "tpm": "tpm",
+    "models": "models",
+    "revoked_at": "revoked_at",
+}
+
+
+@dataclass(slots=True)
+class LedgerRecord:
+    request_id: str
+    created_at: float
+    key_id: str | None
+    door: str
+    model: str
+    provider: str = ""
+    served_by: str = ""
+    upstream_model: str = ""
+    deployment: str = ""
+    stream: bool = False
+    status: int = 200
+    error_type: str | None = None
+    error_code: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_source: str = "none"  # upstream | tokenizer | estimate | none
+    cost_nanos: int = 0
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    client_gone: bool = False
+    # settlement, not stored in the ledger row: the reservation this request held
+    reservation_id: str | None = None
+
+    @property
+    def day(self) -> str:
+        return utc_day(self.created_at)
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.request_id,
+            self.created_at,
+            self.day,
+            self.key_id,
+            self.door,
+            self.model,
+            self.provider,
+            self.served_by,
+            self.upstream_model,
+            self.deployment,
+            self.stream,
+            self.status,
+            self.error_type,
+            self.error_code,
+            self.finish_reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.cache_creation_tokens,
+            self.reasoning_tokens,
+            self.usage_source,
+            self.cost_nanos,
+            self.ttft_ms,
+            self.total_ms,
+            self.client_gone,
+        )
+
+
+LEDGER_COLUMNS = (
+    "request_id, created_at, day, key_id, door, model, provider, served_by, upstream_model, deployment,"
+    " stream, status, error_type, error_code, finish_reason, prompt_tokens, completion_tokens,"
+    " cached_tokens, cache_creation_tokens, reasoning_tokens, usage_source, cost_nanos, ttft_ms,"
+    " total_ms, client_gone"
+)
+LEDGER_FIELDS = [name.strip() for name in LEDGER_COLUMNS.split(",")]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    ok: bool
+    balance_nanos: int  # what is left after this reservation (ok) or before it (refused)
+
+
+@dataclass(slots=True)
+class DailyTotals:
+    """One (day, key, model) row of the usage aggregate, summed over a batch of records."""
+
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanos: int = 0
+
+    def add(self, record: LedgerRecord) -> None:
+        self.requests += 1
+        self.errors += 1 if record.status >= 400 else 0
+        self.prompt_tokens += record.prompt_tokens
+        self.completion_tokens += record.completion_tokens
+        self.cached_tokens += record.cached_tokens
+        self.reasoning_tokens += record.reasoning_tokens
+        self.cost_nanos += record.cost_nanos
+
+
+@dataclass(slots=True)
+class Settlement:
+    """A batch of records reduced to what the tables need: rows, per-key spend, daily sums."""
+
+    records: list[LedgerRecord]
+    spend: dict[str, int] = field(default_factory=dict)  # key id -> nanos
+    daily: dict[tuple[str, str, str], DailyTotals] = field(default_factory=dict)
+    reservations: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, records: list[LedgerRecord]) -> Settlement:
+        out = cls(records)
+        for record in records:
+            key = record.key_id or ""
+            out.spend[key] = out.spend.get(key, 0) + record.cost_nanos
+            out.daily.setdefault((record.day, key, record.model), DailyTotals()).add(record)
+            if record.reservation_id:
+                out.reservations.append(record.reservation_id)
+        return out
+
+
+USAGE_GROUPS = {"key": "u.key_id", "model": "u.model", "day": "u.day"}
+USAGE_SUMS = (
+    "SUM(u.requests), SUM(u.errors), SUM(u.prompt_tokens), SUM(u.completion_tokens),"
+    " SUM(u.cached_tokens), SUM(u.reasoning_tokens), SUM(u.cost_nanos)"
+)
+
+
+def usage_row(groups: list[str], values: tuple[Any, ...], names: dict[str, str]) -> dict[str, Any]:
+    """A usage aggregate row as JSON: the group columns, then the sums."""
+    row: dict[str, Any] = {}
+    for group, value in zip(groups, values, strict=False):
+        if group == "key":
+            row["key_id"] = value or None
+            row["key_name"] = names.get(value or "")
+        else:
+            row[group] = value
+    requests, errors, prompt, completion, cached, reasoning, cost = (int(v or 0) for v in values[len(groups) :])
+    row.update(
+        requests=requests,
+        errors=errors,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        cost_usd=nanos_to_usd(cost),
+    )
+    return row
+
+
+def ledger_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row (as the columns came out of the store) as JSON."""
+    out = dict(row)
+    out["stream"] = bool(out["stream"])
+    out["client_gone"] = bool(out["client_gone"])
+    out["cost_usd"] = nanos_to_usd(int(out.pop("cost_nanos") or 0))
+    out["estimated"] = out["usage_source"] == "estimate"
+    out["total_tokens"] = int(out["prompt_tokens"]) + int(out["completion_tokens"])
+    return out
