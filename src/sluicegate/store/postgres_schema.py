@@ -82,4 +82,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX usage_daily_key ON usage_daily (key_id, day)",
     ),
+    # the usage page's recent requests of one model: without it, a model last used long ago
+    # means reading the ledger back to its rows (0.4 s at a million rows)
+    ("CREATE INDEX ledger_model ON ledger (model, id)",),
 ]
