@@ -95,6 +95,11 @@ async def playground(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
 
 
+async def usage_page(request: Request) -> Response:
+    """The usage dashboard; it asks for the admin key itself and reads `/admin/` with it."""
+    return FileResponse(STATIC_DIR / "usage.html", headers={"cache-control": "no-cache"})
+
+
 # The front doors' POST endpoints, reached without Starlette's middleware and routing (the hot
 # path): each door's endpoint already turns every error into an answer in its own shape, so the
 # stack's exception handlers have nothing to add; it chooses the request id itself and puts it
@@ -180,6 +185,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", playground, methods=["GET"]),
+        Route("/usage", usage_page, methods=["GET"]),
         *admin_routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
