@@ -10,6 +10,7 @@ show is computed here from those prices and word counts, not read back from the 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -100,10 +101,21 @@ def expected(calls: list[Call], group: str) -> dict[str, dict[str, Any]]:
 
 
 def usd(value: float) -> str:
-    """The page's table format: at least cents, exact to the nano-dollar, US grouping."""
+    """An exact amount as the page gives it in a cell's title: at least cents, to the nano-dollar."""
     text = f"{round(value, 9):,.9f}".rstrip("0")
     whole, _, cents = text.partition(".")
     return f"${whole}.{cents.ljust(2, '0')}"
+
+
+def decimals(amounts: list[float]) -> int:
+    """The page's rule: a table's amounts all get the decimals that show three significant digits
+    of its smallest non-zero amount, at least 2 and at most 9."""
+    nonzero = [abs(a) for a in amounts if a]
+    return max(2, min(9, math.ceil(-math.log10(min(nonzero))) + 2)) if nonzero else 2
+
+
+def money(value: float, places: int) -> str:
+    return f"${value:,.{places}f}"
 
 
 @dataclass
@@ -226,7 +238,7 @@ def row_texts(table: Locator) -> list[list[str]]:
     ]
 
 
-def sums(row: dict[str, Any]) -> list[str]:
+def sums(row: dict[str, Any], places: int) -> list[str]:
     total = row["prompt"] + row["completion"]
     return [
         str(row["requests"]),
@@ -234,8 +246,30 @@ def sums(row: dict[str, Any]) -> list[str]:
         f"{row['prompt']:,}",
         f"{row['completion']:,}",
         f"{total:,}",
-        usd(row["cost"]),
+        money(row["cost"], places),
     ]
+
+
+def sum_table(
+    groups: dict[str, dict[str, Any]],
+    first: dict[str, list[str]],
+    total: dict[str, Any],
+    order: list[str] | None = None,
+) -> tuple[list[list[str]], list[str], list[str]]:
+    """A per-key/model/day table as the page must show it (keys and models: biggest spender
+    first): its rows, its total row, and the exact costs of its rows (the Cost cells' titles)."""
+    places = decimals([row["cost"] for row in groups.values()] + [total["cost"]])
+    order = order or sorted(groups, key=lambda name: -groups[name]["cost"])
+    rows = [[*first[name], *sums(groups[name], places)] for name in order]
+    foot = ["Total", *([""] * (len(first[order[0]]) - 1)), *sums(total, places)]
+    return rows, foot, [usd(groups[name]["cost"]) for name in order]
+
+
+def read_table(table: Locator) -> tuple[list[list[str]], list[str], list[str]]:
+    """What a table shows: its rows, its total row and the titles of its last column."""
+    foot = [c.strip() for c in table.locator("tfoot tr").first.locator("th, td").all_inner_texts()]
+    titles = [cell.get_attribute("title") or "" for cell in table.locator("tbody tr td:last-child").all()]
+    return row_texts(table), foot, titles
 
 
 def watch(page: Page) -> list[str]:
@@ -252,34 +286,26 @@ def test_the_page_shows_exact_usage_per_key_model_and_day(page: Page, traffic: T
     problems = watch(page)
     open_page(page, traffic)
     expect(page.locator("body")).to_have_attribute("data-state", "ready")
-    ids = {name: key_id for name, (key_id, _) in traffic.keys.items()}
-
-    per_key = expected(ALL, "key")
-    want_keys = sorted(
-        ([name, ids[name], *sums(row)] for name, row in per_key.items()), key=lambda r: -per_key[r[0]]["cost"]
-    )
-    assert row_texts(page.locator("#table-key")) == want_keys
-
-    per_model = expected(ALL, "model")
-    want_models = sorted(
-        ([m, *sums(row)] for m, row in per_model.items()), key=lambda r: -per_model[r[0]]["cost"]
-    )
-    assert row_texts(page.locator("#table-model")) == want_models
 
     total = expected(ALL, "all")["all"]
-    foot = [
-        c.strip() for c in page.locator("#table-model tfoot tr").first.locator("th, td").all_inner_texts()
-    ]
-    assert foot == ["Total", *sums(total)]
     assert total["cost"] == pytest.approx(17.511)  # the sum the page shows, checked by hand once
+    per_key = expected(ALL, "key")
+    names = {name: [name, key_id] for name, (key_id, _) in traffic.keys.items()}
+    assert read_table(page.locator("#table-key")) == sum_table(per_key, names, total)
+    assert money(per_key["alice"]["cost"], 2) == "$11.51"  # the keys' smallest spend is $2.50
+
+    per_model = expected(ALL, "model")
+    assert read_table(page.locator("#table-model")) == sum_table(
+        per_model, {m: [m] for m in per_model}, total
+    )
+    assert money(per_model["cheap"]["cost"], 4) == "$0.0110"  # cheap's $0.011 sets 4 decimals
 
     page.get_by_text("Per-day figures as a table").click()
-    today = expected(RECENT, "all")["all"]
-    old = expected([OLD], "all")["all"]
-    assert row_texts(page.locator("#table-day")) == [
-        [traffic.day, *sums(today)],
-        [traffic.old_day, *sums(old)],
-    ]
+    days = {traffic.day: expected(RECENT, "all")["all"], traffic.old_day: expected([OLD], "all")["all"]}
+    newest_first = sorted(days, reverse=True)
+    assert read_table(page.locator("#table-day")) == sum_table(
+        days, {d: [d] for d in days}, total, newest_first
+    )
     expect(page.locator('[data-total="spend"] .value')).to_have_text("$17.51")
     expect(page.locator('[data-total="requests"] .value')).to_have_text("8")
     expect(page.locator('[data-total="total-tokens"] .value')).to_have_text(
@@ -312,10 +338,9 @@ def test_a_shorter_range_sums_only_its_days(page: Page, traffic: Traffic) -> Non
     page.get_by_label("Days").select_option("7")
     expect(page.locator("body")).to_have_attribute("data-state", "ready")
     expect(page.locator('[data-total="requests"] .value')).to_have_text("7")
-    per_key = expected(RECENT, "key")
-    ids = {name: key_id for name, (key_id, _) in traffic.keys.items()}
-    want = sorted(([n, ids[n], *sums(r)] for n, r in per_key.items()), key=lambda r: -per_key[r[0]]["cost"])
-    assert row_texts(page.locator("#table-key")) == want
+    names = {name: [name, key_id] for name, (key_id, _) in traffic.keys.items()}
+    week = sum_table(expected(RECENT, "key"), names, expected(RECENT, "all")["all"])
+    assert read_table(page.locator("#table-key")) == week
     expect(page.locator('[data-total="spend"] .value')).to_have_text("$13.01")
     expect(page.locator("#chart-day-spend svg > g.bars > g")).to_have_count(7)
     assert problems == []
@@ -345,13 +370,15 @@ def test_recent_requests_show_status_ttft_and_cost(page: Page, traffic: Traffic)
         assert re.fullmatch(rf"{day} \d\d:\d\d:\d\d", row[0])
         assert row[1:3] == [call.key, call.model]
         if call is REFUSED:
-            assert row[3:] == ["402 insufficient_balance", "yes", "0", "0", "—", row[8], "$0.00"]
+            assert row[3:] == ["402 insufficient_balance", "yes", "0", "0", "—", row[8], "$0.0000"]
             continue
         assert row[3:7] == ["200", "yes" if call.stream else "no", "5", str(call.completion)]
         assert re.fullmatch(r"[\d,]+ ms", row[7]) if call.stream else re.fullmatch(r"[\d,]+ ms|—", row[7])
         assert re.fullmatch(r"[\d,]+ ms", row[8])
-        assert row[9] == usd(call.cost)
+        assert row[9] == money(call.cost, 4)  # cheap's $0.011 sets the table's decimals
     assert rows[-1][7:9] == ["120 ms", "300 ms"]  # OLD's, as settled
+    titles = read_table(page.locator("#table-recent"))[2]
+    assert titles == [usd(0 if call is REFUSED else call.cost) for call in calls]
     expect(page.locator("#older")).to_be_hidden()  # all of them fit on one page
 
 
@@ -367,17 +394,20 @@ def test_keys_table_shows_limits_and_remaining_budget(page: Page, traffic: Traff
         traffic.keys["alice"][0],
         "active",
         "$100.00",
-        usd(spent["alice"]),
+        money(spent["alice"], 2),  # the smallest amount, carol's $1.50 left, sets 2 decimals
         "$0.00",
-        usd(100 - spent["alice"]),
+        money(100 - spent["alice"], 2),
         "60",
         "100,000",
         "priced, cheap",
         "never",
     ]
-    assert usd(100 - spent["alice"]) == "$88.489"
-    assert rows["bob"][3:10] == ["—", usd(spent["bob"]), "$0.00", "no budget", "—", "—", "all"]
+    assert rows["bob"][3:10] == ["—", money(spent["bob"], 2), "$0.00", "no budget", "—", "—", "all"]
     assert rows["carol"][3:7] == ["$5.00", "$3.50", "$0.00", "$1.50"]
+    # exact amounts in the titles
+    alice_row = page.locator("#table-keys tbody tr", has_text="alice")
+    assert alice_row.locator("td").nth(3).get_attribute("title") == usd(spent["alice"]) == "$11.511"
+    assert alice_row.locator("td").nth(5).get_attribute("title") == usd(100 - spent["alice"]) == "$88.489"
     meter = page.locator("#table-keys meter").first
     assert meter.get_attribute("aria-label") == "alice: $88.49 of $100.00 left"
 
@@ -390,13 +420,19 @@ def test_filters_narrow_every_part_to_one_key(page: Page, traffic: Traffic) -> N
     page.get_by_label("Key", exact=True).select_option(alice_id)
     expect(page.locator("body")).to_have_attribute("data-state", "ready")  # set to "loading" at once
     expect(page.locator("#table-recent tbody tr")).to_have_count(4)
-    per_model = expected([c for c in ALL if c.key == "alice"], "model")
-    want = sorted(([m, *sums(row)] for m, row in per_model.items()), key=lambda r: -per_model[r[0]]["cost"])
-    assert row_texts(page.locator("#table-model")) == want
+    alices = [c for c in ALL if c.key == "alice"]
+    per_model = expected(alices, "model")
+    total = expected(alices, "all")["all"]
+    assert read_table(page.locator("#table-model")) == sum_table(
+        per_model, {m: [m] for m in per_model}, total
+    )
     page.get_by_label("Model", exact=True).select_option("cheap")
     expect(page.locator("body")).to_have_attribute("data-state", "ready")
     expect(page.locator("#table-recent tbody tr")).to_have_count(1)
-    assert row_texts(page.locator("#table-key")) == [["alice", alice_id, *sums(per_model["cheap"])]]
+    cheap = per_model["cheap"]
+    assert read_table(page.locator("#table-key")) == sum_table(
+        {"alice": cheap}, {"alice": ["alice", alice_id]}, cheap
+    )
     assert problems == []
 
 

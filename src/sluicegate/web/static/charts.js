@@ -14,6 +14,14 @@ window.SluiceCharts = (() => {
   // nano-dollars are what the gateway stores: nothing it counted is rounded away
   const usdNano = en({ style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 9 });
 
+  const fixedFormats = new Map();
+  const fixed = (d) => {
+    if (!fixedFormats.has(d)) {
+      fixedFormats.set(d, en({ style: 'currency', currency: 'USD', minimumFractionDigits: d, maximumFractionDigits: d }));
+    }
+    return fixedFormats.get(d);
+  };
+
   const fmt = {
     int: (n) => intFormat.format(n ?? 0),
     compact: (n) => compactFormat.format(n ?? 0),
@@ -23,8 +31,10 @@ window.SluiceCharts = (() => {
       const abs = Math.abs(n ?? 0);
       return (abs >= 1 || abs === 0 ? usdBig : abs >= 0.01 ? usdCents : usdTiny).format(n ?? 0);
     },
-    // In tables: exact to the nano-dollar.
+    // Exact to the nano-dollar (what the gateway stores), in titles.
     usdExact: (n) => usdNano.format(n ?? 0),
+    // With a fixed number of decimals, so a table's amounts line up.
+    usdFixed: (n, decimals) => fixed(decimals).format(n ?? 0),
     usdAxis: (n) => (n >= 1000 ? `$${compactFormat.format(n)}` : `$${+n.toPrecision(3)}`),
   };
 

@@ -89,9 +89,35 @@
     return c;
   }
 
-  // columns: [{title, value: (row) => text|Node, num: bool}]
+  // Every amount of a table gets the same number of decimals, so the points line up: enough for
+  // three significant digits of its smallest amount (at least cents, at most nano-dollars, what
+  // the gateway stores). The exact amount is the cell's title.
+  function moneyDecimals(amounts) {
+    const nonzero = amounts.map(Math.abs).filter((v) => v > 0);
+    if (nonzero.length === 0) return 2;
+    return Math.max(2, Math.min(9, Math.ceil(-Math.log10(Math.min(...nonzero))) + 2));
+  }
+
+  function tableRow(section, cols, row, money) {
+    const tr = section.insertRow();
+    cols.forEach((c, i) => {
+      const td = cell(i === 0 ? 'th' : 'td', c.value(row, money), c.num ? 'num' : '');
+      if (i === 0) td.scope = 'row';
+      const amount = c.usd ? c.usd(row) : null;
+      if (amount !== null && amount !== undefined) td.title = fmt.usdExact(amount);
+      tr.append(td);
+    });
+    return tr;
+  }
+
+  // cols: [{title, value: (row, money) => text|Node, num: bool, usd: (row) => amount|null}]
   function fillTable(table, caption, cols, data, { foot = null, emptyText = 'Nothing yet.', append = false } = {}) {
     if (!append) {
+      const amounts = [];
+      for (const c of cols.filter((col) => col.usd)) {
+        for (const r of foot ? [...data, foot] : data) amounts.push(c.usd(r) ?? 0);
+      }
+      table.dataset.decimals = String(moneyDecimals(amounts));
       const cap = cell('caption', caption);
       cap.className = 'visually-hidden';
       const head = document.createElement('thead');
@@ -103,32 +129,22 @@
       }
       table.replaceChildren(cap, head, document.createElement('tbody'));
     }
+    const decimals = Number(table.dataset.decimals);
+    const money = (v) => fmt.usdFixed(v, decimals);
     const body = table.tBodies[0];
     if (!append && data.length === 0) {
-      const tr = body.insertRow();
       const td = cell('td', emptyText, 'empty');
       td.colSpan = cols.length;
-      tr.append(td);
+      body.insertRow().append(td);
     }
     for (const row of data) {
-      const tr = body.insertRow();
-      cols.forEach((c, i) => {
-        const value = c.value(row);
-        const td = cell(i === 0 ? 'th' : 'td', value, c.num ? 'num' : '');
-        if (i === 0) td.scope = 'row';
-        tr.append(td);
-      });
+      const tr = tableRow(body, cols, row, money);
       if (row.id !== undefined) tr.dataset.id = row.id;
     }
     if (foot) {
       const tfoot = table.createTFoot();
       tfoot.replaceChildren();
-      const tr = tfoot.insertRow();
-      cols.forEach((c, i) => {
-        const td = cell(i === 0 ? 'th' : 'td', c.value(foot), c.num ? 'num' : '');
-        if (i === 0) td.scope = 'row';
-        tr.append(td);
-      });
+      tableRow(tfoot, cols, foot, money);
     }
   }
 
@@ -138,7 +154,7 @@
     { title: 'Prompt tokens', value: (r) => fmt.int(r.prompt_tokens), num: true },
     { title: 'Completion tokens', value: (r) => fmt.int(r.completion_tokens), num: true },
     { title: 'Total tokens', value: (r) => fmt.int(r.total_tokens), num: true },
-    { title: 'Cost', value: (r) => fmt.usdExact(r.cost_usd), num: true },
+    { title: 'Cost', value: (r, money) => money(r.cost_usd), usd: (r) => r.cost_usd, num: true },
   ];
   const ZERO = { requests: 0, errors: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_usd: 0 };
 
@@ -258,7 +274,7 @@
     { title: 'Completion', value: (r) => fmt.int(r.completion_tokens) + (r.estimated ? ' (est.)' : ''), num: true },
     { title: 'TTFT', value: (r) => ms(r.ttft_ms), num: true },
     { title: 'Duration', value: (r) => ms(r.total_ms), num: true },
-    { title: 'Cost', value: (r) => fmt.usdExact(r.cost_usd), num: true },
+    { title: 'Cost', value: (r, money) => money(r.cost_usd), usd: (r) => r.cost_usd, num: true },
   ];
 
   function renderRecent(page, append) {
@@ -268,7 +284,7 @@
     el.older.hidden = nextBefore === null;
   }
 
-  function remaining(k) {
+  function remaining(k, money) {
     if (k.budget_usd === null) return 'no budget';
     const wrap = document.createElement('span');
     wrap.className = 'remaining';
@@ -280,7 +296,7 @@
     meter.high = k.budget_usd * 0.3;
     meter.optimum = k.budget_usd;
     meter.setAttribute('aria-label', `${k.name}: ${fmt.usd(k.remaining_usd)} of ${fmt.usd(k.budget_usd)} left`);
-    wrap.append(meter, cell('span', fmt.usdExact(k.remaining_usd), 'amount'));
+    wrap.append(meter, cell('span', money(k.remaining_usd), 'amount'));
     return wrap;
   }
 
@@ -295,10 +311,10 @@
     { title: 'Name', value: nameWithTag },
     { title: 'ID', value: (k) => k.id },
     { title: 'Status', value: (k) => cell('span', k.status, `badge ${k.status === 'active' ? 'ok' : 'bad'}`) },
-    { title: 'Budget', value: (k) => (k.budget_usd === null ? '—' : fmt.usdExact(k.budget_usd)), num: true },
-    { title: 'Spent', value: (k) => fmt.usdExact(k.spent_usd), num: true },
-    { title: 'Reserved', value: (k) => fmt.usdExact(k.reserved_usd), num: true },
-    { title: 'Remaining', value: remaining, num: true },
+    { title: 'Budget', value: (k, money) => (k.budget_usd === null ? '—' : money(k.budget_usd)), usd: (k) => k.budget_usd, num: true },
+    { title: 'Spent', value: (k, money) => money(k.spent_usd), usd: (k) => k.spent_usd, num: true },
+    { title: 'Reserved', value: (k, money) => money(k.reserved_usd), usd: (k) => k.reserved_usd, num: true },
+    { title: 'Remaining', value: remaining, usd: (k) => k.remaining_usd, num: true },
     { title: 'RPM', value: (k) => (k.rpm === null ? '—' : fmt.int(k.rpm)), num: true },
     { title: 'TPM', value: (k) => (k.tpm === null ? '—' : fmt.int(k.tpm)), num: true },
     { title: 'Models', value: (k) => (k.models === null ? 'all' : k.models.join(', ')) },
