@@ -445,6 +445,13 @@ def test_a_key_that_is_not_the_admin_key_is_refused(page: Page, traffic: Traffic
     expect(page.locator("body")).to_have_attribute("data-state", "error")
     page.screenshot(path="/tmp/usage-page-refused.png", full_page=True)
 
+    page.get_by_label("Admin key").fill("")
+    page.get_by_role("button", name="Connect").click()
+    expect(error).to_have_text("Enter the admin key, then press Connect.")
+    page.get_by_label("Admin key").fill("sk-sg-not-a-key-à")  # never sent: not a header value
+    page.get_by_role("button", name="Connect").click()
+    expect(error).to_contain_text("That is not an API key")
+
     page.get_by_label("Admin key").fill("sk-sg-not-a-key-at-all-000000")
     page.get_by_role("button", name="Connect").click()
     expect(error).to_contain_text("The gateway refused this key (401 invalid_api_key)")

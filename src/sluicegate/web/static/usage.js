@@ -342,9 +342,14 @@
   async function load() {
     const mine = ++ticket;
     el.error.hidden = true;
-    if (!adminKey) {
-      el.error.textContent = 'Enter the admin key, then press Connect.';
+    if (!adminKey || !/^[\x21-\x7e]+$/.test(adminKey)) {
+      el.error.textContent = adminKey
+        ? 'That is not an API key: keys are letters, digits and punctuation, without spaces.'
+        : 'Enter the admin key, then press Connect.';
       el.error.hidden = false;
+      el.dashboard.hidden = true;
+      setControls(false);
+      setState('error');
       return;
     }
     setState('loading');
