@@ -45,6 +45,9 @@ def split_events(raw: bytes) -> list[bytes]:
     return payloads
 
 
+LONG_ANSWER = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+
+
 def body(model: str, **fields: Any) -> bytes:
     return orjson.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello."}], **fields})
 
@@ -56,7 +59,8 @@ def chunks_of(payloads: list[bytes]) -> list[dict[str, Any]]:
 
 
 def test_every_event_is_one_data_line_and_chunks_have_openai_shape(gateway: Gateway) -> None:
-    response = stream_raw(gateway, body(gateway.model, stream=True, max_tokens=8))
+    # a prompt the model cannot answer in 8 tokens, so the answer ends at the limit
+    response = stream_raw(gateway, body(gateway.model, stream=True, max_tokens=8, messages=LONG_ANSWER))
     assert response.status_code == 200
     chunks = chunks_of(split_events(response.content))
     assert len(chunks) >= 3  # role, content..., finish
@@ -87,7 +91,10 @@ def test_every_event_is_one_data_line_and_chunks_have_openai_shape(gateway: Gate
 
 def test_include_usage_adds_a_null_usage_to_each_chunk_and_a_closing_usage_chunk(gateway: Gateway) -> None:
     raw = stream_raw(
-        gateway, body(gateway.model, stream=True, max_tokens=4, stream_options={"include_usage": True})
+        gateway,
+        body(
+            gateway.model, stream=True, max_tokens=4, stream_options={"include_usage": True}, messages=LONG_ANSWER
+        ),
     ).content
     chunks = chunks_of(split_events(raw))
     assert all(set(c) == {*CHUNK_KEYS, "usage", "system_fingerprint"} for c in chunks)
