@@ -90,14 +90,16 @@ async def test_schedules_fixed_rate_and_measures_ttfb_and_total(tiny: TinyServer
     assert len(tiny.arrivals) == 30  # (0.125 + 0.25) s x 80/s, warm-up included
     assert result.scheduled == 20 and result.ok == 20 and result.failed == 0
     assert result.success_pct == 100.0
-    # Arrivals follow the schedule (1/80 s apart), not the server's pace.
+    # Arrivals follow the schedule (1/80 s apart), not the server's pace (which would take 30 x
+    # 0.1 s = 3 s one after another). Bounds are loose: a busy machine delays a process, not the
+    # schedule's logic.
     span = tiny.arrivals[-1] - tiny.arrivals[0]
-    assert span == pytest.approx(29 / 80, abs=0.03)
-    assert all(0.05 <= t < 0.09 for t in result.raw_ttfb_s)
-    assert all(0.10 <= t < 0.15 for t in result.raw_total_s)
-    assert result.ttfb_ms["p50"] == pytest.approx(50, abs=15)
-    assert result.total_ms["p50"] == pytest.approx(100, abs=20)
-    assert result.completed_rps == pytest.approx(80, rel=0.1)
+    assert 0.2 < span < 0.8
+    # Latency counts from the scheduled time, so it is never below the server's own delays.
+    assert all(t >= 0.05 for t in result.raw_ttfb_s)
+    assert all(t >= 0.10 for t in result.raw_total_s)
+    assert result.ttfb_ms["p50"] >= 50 and result.total_ms["p50"] >= 100
+    assert 40 < result.completed_rps < 120
 
 
 async def test_open_loop_keeps_sending_while_responses_are_slow(tiny: TinyServer) -> None:
