@@ -14,17 +14,14 @@ have answered without streaming (`whole_message`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.support.openai_upstream import Reply
+from tests.support.wire_server import Reply, WireServer
 
 __all__ = ["AnthropicUpstream", "Reply", "event", "frame", "recording", "whole_message"]
 
@@ -99,57 +96,20 @@ def whole_message(payloads: list[dict[str, Any]]) -> dict[str, Any]:
     return message
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(WireServer[dict[str, Any]]):
+    label = "mock Anthropic upstream"  # base_url is the origin: the provider adds /v1/messages
+
     def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        super().__init__()
         self.paths: list[str] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"  # the provider adds /v1/messages
-
-    def enqueue(self, *replies: Reply) -> None:
-        self.replies.extend(replies)
 
     def reset(self) -> None:
-        self.replies.clear()
-        self.requests.clear()
-        self.headers.clear()
+        super().reset()
         self.paths.clear()
 
-    def start(self) -> AnthropicUpstream:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("mock Anthropic upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
-        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
-        loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        loop.run_forever()
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         body: dict[str, Any] = orjson.loads(await request.read())
@@ -168,22 +128,6 @@ class AnthropicUpstream:
         body = await self._record(request)
         reply = self.replies.popleft() if self.replies else self._echo(body)
         return await self._send(request, reply)
-
-    async def _send(self, request: web.Request, reply: Reply) -> web.StreamResponse:
-        if reply.status != 200 or reply.body is not None:
-            return web.Response(
-                status=reply.status,
-                body=reply.body or b"",
-                headers={"Content-Type": "application/json", **reply.headers},
-            )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **reply.headers})
-        await response.prepare(request)
-        for data in reply.chunks:
-            if reply.delay_s:
-                await asyncio.sleep(reply.delay_s)
-            await response.write(data)
-        await response.write_eof()
-        return response
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> Reply:

@@ -10,29 +10,19 @@ queued it echoes the last user text. Every request is recorded with its path, qu
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from tests.support.wire_server import Reply, WireServer
+
 
 def frame(payload: Any, newline: bytes = b"\r\n") -> bytes:
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return b"data: " + data + newline + newline
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    chunks: list[bytes] = field(default_factory=list)  # written one by one, as they are
-    body: bytes | None = None  # a whole answer (or an error body)
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
 
 
 def events_reply(*payloads: Any, newline: bytes = b"\r\n") -> Reply:
@@ -76,52 +66,13 @@ class Received:
     body: dict[str, Any]
 
 
-class GeminiUpstream:
-    def __init__(self) -> None:
-        self.replies: deque[Reply] = deque()
-        self.requests: list[Received] = []
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+class GeminiUpstream(WireServer[Received]):
+    label = "mock Gemini upstream"
+    json_content_type = "application/json; charset=UTF-8"
+    handler_cancellation = False
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def enqueue(self, *replies: Reply) -> None:
-        self.replies.extend(replies)
-
-    def reset(self) -> None:
-        self.replies.clear()
-        self.requests.clear()
-
-    def start(self) -> GeminiUpstream:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("mock Gemini upstream did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application()
+    def _routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{target:.+}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._ready.set()
-        loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].rpartition(":")
@@ -136,20 +87,7 @@ class GeminiUpstream:
         )
         self.requests.append(received)
         reply = self.replies.popleft() if self.replies else self._echo(received)
-        if reply.status != 200 or reply.body is not None:
-            return web.Response(
-                status=reply.status,
-                body=reply.body or b"",
-                headers={"Content-Type": "application/json; charset=UTF-8", **reply.headers},
-            )
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **reply.headers})
-        await response.prepare(request)
-        for data in reply.chunks:
-            if reply.delay_s:
-                await asyncio.sleep(reply.delay_s)
-            await response.write(data)
-        await response.write_eof()
-        return response
+        return await self._send(request, reply)
 
     @staticmethod
     def _echo(received: Received) -> Reply:
