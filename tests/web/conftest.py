@@ -6,12 +6,30 @@ Without it the tests skip locally, but fail under CI (``CI=true``) so a missing 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import openai
 import pytest
+
+from tests.governance.support import start
+from tests.support.openai_upstream import OpenAIUpstream
+from tests.web.usage_support import (
+    ALL,
+    CALLS,
+    KEY_RULES,
+    PRICES,
+    REFUSED,
+    Traffic,
+    send,
+    settle_old,
+    wait_for_rows,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -66,3 +84,40 @@ def page(browser: Browser) -> Iterator[Page]:
     finally:
         context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[Traffic]:
+    """A live gateway with the usage page's known traffic in its ledger, one per test module."""
+    entry = {
+        "provider": "openai",
+        "base_url": upstream.base_url,
+        "api_key": "x",
+        "upstream_model": "gpt-4o-mini",
+    }
+    models = []
+    for name, price in PRICES.items():
+        model: dict[str, Any] = {"name": name, **entry}
+        if price is not None:
+            model["price"] = {"input": price[0], "output": price[1]}
+        models.append(model)
+    gov = start(Path(tmp_path_factory.mktemp("usage-page")), {"models": models})
+    try:
+        keys = {}
+        for name, rules in KEY_RULES.items():
+            with gov.admin() as admin:
+                response = admin.post("/admin/keys", json={"name": name, **rules})
+            assert response.status_code == 201, response.text
+            keys[name] = (response.json()["id"], response.json()["secret"])
+        # on a thread of its own: Playwright's sync API holds this thread's event loop
+        with ThreadPoolExecutor(1) as thread:
+            old_day = thread.submit(asyncio.run, settle_old(gov, keys["alice"][0])).result()
+        for call in CALLS:
+            send(gov, keys[call.key][1], call)
+        with pytest.raises(openai.APIStatusError) as refused:
+            send(gov, keys["carol"][1], REFUSED)
+        assert refused.value.status_code == 402
+        rows = wait_for_rows(gov, len(ALL))
+        yield Traffic(gov, keys, rows[0]["day"], old_day)
+    finally:
+        gov.stop()
