@@ -1,5 +1,5 @@
 """Shared fixtures: a live gateway process on a random port, with the embedded model and a
-mock OpenAI-compatible upstream behind it."""
+mock OpenAI-compatible upstream behind it; the local Anthropic and Gemini upstreams."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.anthropic_upstream import AnthropicUpstream
+from tests.support.gemini_upstream import GeminiUpstream
 from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.server import LOCAL_MODEL, Gateway, start_gateway
 
@@ -18,6 +20,20 @@ UPSTREAM_MODEL = "upstream-gpt"
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[OpenAIUpstream]:
     server = OpenAIUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def anthropic_upstream() -> Iterator[AnthropicUpstream]:
+    server = AnthropicUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gemini_upstream() -> Iterator[GeminiUpstream]:
+    server = GeminiUpstream().start()
     yield server
     server.stop()
 

@@ -28,13 +28,6 @@ USAGE = {
 }
 
 
-@pytest.fixture(scope="module")
-def anthropic_upstream() -> Iterator[AnthropicUpstream]:
-    server = AnthropicUpstream().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def upstream(anthropic_upstream: AnthropicUpstream) -> AnthropicUpstream:
     anthropic_upstream.reset()

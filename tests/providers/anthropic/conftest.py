@@ -16,13 +16,6 @@ CAPPED = "claude-capped"  # an entry with a default cap and extra headers
 SECRET = "sk-ant-gateway-secret"
 
 
-@pytest.fixture(scope="session")
-def anthropic_upstream() -> Iterator[AnthropicUpstream]:
-    server = AnthropicUpstream().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def upstream(anthropic_upstream: AnthropicUpstream) -> AnthropicUpstream:
     anthropic_upstream.reset()

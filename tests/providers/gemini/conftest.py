@@ -15,13 +15,6 @@ GEMINI_25 = "gemini-legacy"  # a Gemini 2.5 entry
 UPSTREAM_KEY = "gemini-upstream-key"
 
 
-@pytest.fixture(scope="session")
-def gemini_upstream() -> Iterator[GeminiUpstream]:
-    server = GeminiUpstream().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def gemini(gemini_upstream: GeminiUpstream) -> GeminiUpstream:
     gemini_upstream.reset()
