@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import orjson
@@ -163,6 +163,44 @@ class HTTPTransport:
             raise self.failure(exc, "stream") from exc
         finally:
             response.release()  # closes the connection unless the body was read to its end
+
+
+ConfigT = TypeVar("ConfigT", bound=HTTPModelEntry)
+
+
+class UpstreamProvider(Generic[ConfigT]):
+    """What every HTTP upstream provider shares: its entry, the pooled transport, the credential
+    header, and which upstream model a request goes to (a wildcard's, else the entry's)."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        config: ConfigT,
+        map_error: ErrorMapper,
+        owned_by: str,
+        auth_header: tuple[str, str] | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.owned_by = config.owned_by or owned_by
+        self.upstream_model = config.upstream_model or config.name
+        self._headers = {**(headers or {}), **config.headers}
+        if config.api_key and auth_header is not None:
+            name, prefix = auth_header
+            self._headers[name] = prefix + config.api_key
+        self.transport = HTTPTransport(config, map_error)
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    def _model(self, request: Any) -> str:
+        upstream: str | None = request.upstream_model
+        return upstream or self.upstream_model
 
 
 def loads_event(data: str, name: str) -> Any:

@@ -22,38 +22,22 @@ from sluicegate.providers.anthropic.errors import upstream_error
 from sluicegate.providers.anthropic.request import count_tokens_body, messages_body
 from sluicegate.providers.anthropic.response import parse_message
 from sluicegate.providers.anthropic.stream import MessageStreamParser
-from sluicegate.providers.http import HTTPTransport, loads_event
+from sluicegate.providers.http import UpstreamProvider, loads_event
 
 
-class AnthropicProvider:
+class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
     kind = "anthropic"
 
     def __init__(self, config: AnthropicConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.owned_by = config.owned_by or "anthropic"
-        self.upstream_model = config.upstream_model or config.name
+        super().__init__(
+            config,
+            lambda status, body, headers: upstream_error(status, body, headers, config.name),
+            "anthropic",
+            ("x-api-key", ""),
+            {"content-type": "application/json", "anthropic-version": config.anthropic_version},
+        )
         self.url = f"{config.base_url}/v1/messages"
         self.count_url = f"{config.base_url}/v1/messages/count_tokens"
-        self._headers = {
-            "content-type": "application/json",
-            "anthropic-version": config.anthropic_version,
-            **config.headers,
-        }
-        if config.api_key:
-            self._headers["x-api-key"] = config.api_key
-        self.transport = HTTPTransport(
-            config, lambda status, body, headers: upstream_error(status, body, headers, config.name)
-        )
-
-    async def start(self) -> None:
-        await self.transport.start()
-
-    async def close(self) -> None:
-        await self.transport.close()
-
-    def _model(self, request: ChatRequest) -> str:
-        return request.upstream_model or self.upstream_model
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
         body = messages_body(request, self._model(request), stream, self.config.default_max_tokens)

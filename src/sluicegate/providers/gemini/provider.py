@@ -28,36 +28,23 @@ from sluicegate.providers.gemini.errors import upstream_error
 from sluicegate.providers.gemini.request import gemini_body
 from sluicegate.providers.gemini.response import parse_response
 from sluicegate.providers.gemini.stream import StreamParser
-from sluicegate.providers.http import HTTPTransport, loads_event
+from sluicegate.providers.http import UpstreamProvider, loads_event
 
 
-class GeminiProvider:
+class GeminiProvider(UpstreamProvider[GeminiConfig]):
     kind = "gemini"
 
     def __init__(self, config: GeminiConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.owned_by = config.owned_by or "google"
-        self.upstream_model = config.upstream_model or config.name
-        self.wildcard = config.is_wildcard
-        self._headers = {"Content-Type": "application/json", **config.headers}
-        if config.api_key:
-            self._headers["x-goog-api-key"] = config.api_key
-        self.transport = HTTPTransport(
+        super().__init__(
             config,
             lambda status, body, headers: upstream_error(
                 status, body, headers, config.name, config.is_wildcard
             ),
+            "google",
+            ("x-goog-api-key", ""),
+            {"Content-Type": "application/json"},
         )
-
-    async def start(self) -> None:
-        await self.transport.start()
-
-    async def close(self) -> None:
-        await self.transport.close()
-
-    def _model(self, request: ChatRequest) -> str:
-        return request.upstream_model or self.upstream_model
+        self.wildcard = config.is_wildcard
 
     def url(self, model: str, method: str) -> str:
         """`models/gemini-2.5-flash` style paths; a configured `tunedModels/...` is kept as is."""

@@ -17,7 +17,7 @@ from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import SSEEvent
-from sluicegate.providers.http import HTTPTransport, loads_event
+from sluicegate.providers.http import UpstreamProvider, loads_event
 from sluicegate.providers.openai.chunks import ChunkParser
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.providers.openai.errors import upstream_error
@@ -25,30 +25,18 @@ from sluicegate.providers.openai.request import openai_body
 from sluicegate.providers.openai.response import parse_completion
 
 
-class OpenAIProvider:
+class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
     kind = "openai"
 
     def __init__(self, config: OpenAIConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.owned_by = config.owned_by or "openai-compatible"
-        self.upstream_model = config.upstream_model or config.name
-        self.url = f"{config.base_url}/chat/completions"
-        self._headers = {"Content-Type": "application/json", **config.headers}
-        if config.api_key:
-            self._headers["Authorization"] = f"Bearer {config.api_key}"
-        self.transport = HTTPTransport(
-            config, lambda status, body, headers: upstream_error(status, body, headers, config.name)
+        super().__init__(
+            config,
+            lambda status, body, headers: upstream_error(status, body, headers, config.name),
+            "openai-compatible",
+            ("Authorization", "Bearer "),
+            {"Content-Type": "application/json"},
         )
-
-    async def start(self) -> None:
-        await self.transport.start()
-
-    async def close(self) -> None:
-        await self.transport.close()
-
-    def _model(self, request: ChatRequest) -> str:
-        return request.upstream_model or self.upstream_model
+        self.url = f"{config.base_url}/chat/completions"
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
         body = orjson.dumps(openai_body(request, self._model(request), stream))
