@@ -84,3 +84,20 @@ async def test_token_corrections_count(limiter: Limiter) -> None:
     await limiter.add_tokens(key, -50)
     again = await limiter.acquire(key, None, 100, 20)
     assert again.ok and again.headers["x-ratelimit-remaining-tokens"] == "40"  # 10 + 80 - 50 + 20 used
+
+
+async def test_a_batch_of_checks_is_counted_in_order(backend: Backend) -> None:
+    """Redis takes a batch of checks in one round trip; each sees the ones before it."""
+    if backend.name != "postgres":
+        return  # the in-process limiter needs no batch (each check is a dict update)
+    limiter = RedisLimiter(REDIS_URL, backend.prefix)
+    try:
+        key, other = "key_" + secrets.token_hex(4), "key_" + secrets.token_hex(4)
+        asks = [(key, 3, None, 0)] * 5 + [(other, None, 100, 60), (other, None, 100, 60)]
+        decisions = await limiter.acquire_many(asks)
+        assert [d.ok for d in decisions] == [True, True, True, False, False, True, False]
+        assert [d.headers["x-ratelimit-remaining-requests"] for d in decisions[:3]] == ["2", "1", "0"]
+        assert decisions[3].exceeded == "requests" and decisions[6].exceeded == "tokens"
+        assert decisions[5].headers["x-ratelimit-remaining-tokens"] == "40"
+    finally:
+        await limiter.close()

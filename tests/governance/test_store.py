@@ -52,6 +52,33 @@ async def test_fifty_concurrent_reservations_against_a_budget_worth_ten(store: S
     assert not (await store.reserve(key.id, "res_more", 1, time.time())).ok
 
 
+async def test_a_batch_of_reservations_is_one_transaction_checked_in_order(store: Store) -> None:
+    """reserve_many: each item against the budget the items before it left, answers in order."""
+    tight, secret = new_key("tight", budget_nanos=1000)
+    loose, secret2 = new_key("loose")
+    await store.create_key(tight, hash_key(secret))
+    await store.create_key(loose, hash_key(secret2))
+    now = time.time()
+    asks = [
+        (tight.id, "b1", 400, now),
+        (loose.id, "b2", 10**15, now),
+        (tight.id, "b3", 400, now),
+        (tight.id, "b4", 400, now),  # 1200 > 1000: refused, 200 left
+        (tight.id, "b5", 200, now),  # fits exactly
+    ]
+    answers = await store.reserve_many(asks)
+    assert [a.ok for a in answers] == [True, True, True, False, True]
+    assert [answers[0].balance_nanos, answers[2].balance_nanos, answers[3].balance_nanos] == [600, 200, 200]
+    assert answers[4].balance_nanos == 0
+    after = await store.get_key(tight.id)
+    assert after is not None and after.reserved_nanos == 1000
+    # the refused one holds nothing: settling the others releases everything
+    await store.settle([record(tight.id, 100, r) for r in ("b1", "b3", "b5")] + [record(loose.id, 5, "b2")])
+    after = await store.get_key(tight.id)
+    assert after is not None and (after.reserved_nanos, after.spent_nanos) == (0, 300)
+    assert await store.reserve_many([]) == []
+
+
 async def test_a_key_without_budget_always_reserves_and_still_spends(store: Store) -> None:
     key, secret = new_key("free")
     await store.create_key(key, hash_key(secret))

@@ -15,7 +15,7 @@ import fnmatch
 import logging
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from sluicegate.core.exchange import Exchange
@@ -26,14 +26,15 @@ from sluicegate.errors import (
     ServiceUnavailableError,
 )
 from sluicegate.governance.config import GovernanceConfig
+from sluicegate.governance.group_commit import GroupCommit
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.ledger import LedgerWriter
-from sluicegate.governance.limits import Decision, Limiter
+from sluicegate.governance.limits import Decision, LimitAsk, Limiter
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, prompt_estimate
 from sluicegate.providers.config import Price
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, Reservation, nanos_to_usd
+from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd
 
 log = logging.getLogger("sluicegate.governance")
 T = TypeVar("T")
@@ -53,6 +54,12 @@ class Admission:
 def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
     """A key's model list matches the name asked for or the entry that serves it (`*` globs)."""
     return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+async def _with(
+    answer: Awaitable[Reservation], amount: int, reservation_id: str
+) -> tuple[Reservation, int, str]:
+    return await answer, amount, reservation_id
 
 
 async def _caught(work: Awaitable[T]) -> T | BaseException:
@@ -83,16 +90,31 @@ class Governance:
         self._sweeper: asyncio.Task[None] | None = None
         self._corrector: asyncio.Task[None] | None = None
         self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
+        self._limits: GroupCommit[LimitAsk, Decision] = GroupCommit(self._acquire_many)
+        self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
 
     async def start(self) -> None:
         self.ledger.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
         self.counter.warm(
-            [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
+            [
+                str(getattr(m, "upstream_model", None) or m.name)
+                for m in self.models.values()
+                if m.provider != "local"
+            ]
         )
 
+    async def _acquire_many(self, asks: Sequence[LimitAsk]) -> Sequence[Decision]:
+        acquire_many = getattr(self.limiter, "acquire_many", None)
+        if acquire_many is not None:
+            decisions: Sequence[Decision] = await acquire_many(asks)
+            return decisions
+        return [await self.limiter.acquire(*ask) for ask in asks]
+
     async def close(self) -> None:
+        await self._limits.close()
+        await self._reservations.close()
         for task in (self._sweeper, self._corrector):
             if task is not None:
                 task.cancel()
@@ -141,25 +163,24 @@ class Governance:
         exchange.state[STATE] = admission
         if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
             raise PermissionDeniedError(
-                f"This API key may not use the model `{exchange.model}`.", code="model_not_allowed", param="model"
+                f"This API key may not use the model `{exchange.model}`.",
+                code="model_not_allowed",
+                param="model",
             )
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):
             return
         prompt = prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
+        # Both asked at once (one round trip's wait), each batched with other requests' asks;
+        # limits kept in this process need no batch.
+        reserving = self._reserve(exchange, key.id, prompt) if budgeted else None
         decision: Decision | BaseException | None = None
-        held: tuple[Reservation, int, str] | BaseException | None = None
-        if limited and budgeted:  # both at once: one round trip's wait instead of two
-            decision, held = await asyncio.gather(
-                self.limiter.acquire(key.id, key.rpm, key.tpm, cost),
-                self._reserve(exchange, key.id, prompt),
-                return_exceptions=True,
-            )
-        elif limited:
-            decision = await _caught(self.limiter.acquire(key.id, key.rpm, key.tpm, cost))
-        else:
-            held = await _caught(self._reserve(exchange, key.id, prompt))
+        if limited:
+            ask = (key.id, key.rpm, key.tpm, cost)
+            in_process = self.limiter.backend == "memory"
+            decision = await _caught(self.limiter.acquire(*ask) if in_process else self._limits.submit(ask))
+        held = await _caught(reserving) if reserving is not None else None
         if isinstance(held, tuple) and held[0].ok:
             admission.reservation_id = held[2]  # released at settle, even if refused below
         for failure in (decision, held):
@@ -189,15 +210,21 @@ class Governance:
                 extra={"balance_usd": balance, "estimated_cost_usd": estimate},
             )
 
-    async def _reserve(self, exchange: Exchange, key_id: str, prompt: int) -> tuple[Reservation, int, str]:
+    def _reserve(
+        self, exchange: Exchange, key_id: str, prompt: int
+    ) -> Awaitable[tuple[Reservation, int, str]]:
         """Hold the most this request may cost: (the store's answer, the amount, its id)."""
         request = exchange.request
-        completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        completion = (
+            request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        )
         choices = request.n if request else 1
         price = self._price(exchange)
         amount = estimate_nanos(price, prompt, completion * max(1, choices))
         reservation_id = "res_" + secrets.token_hex(10)
-        return await self.store.reserve(key_id, reservation_id, amount, time.time()), amount, reservation_id
+        return _with(
+            self._reservations.submit((key_id, reservation_id, amount, time.time())), amount, reservation_id
+        )
 
     def _answered_by(self, exchange: Exchange) -> Any:
         """The provider that answered: a model entry's deployment (by name) when it has several."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,10 @@ WINDOW_S = 60.0
 RATE_LIMIT_HEADERS = [
     f"x-ratelimit-{what}-{unit}" for unit in ("requests", "tokens") for what in ("limit", "remaining", "reset")
 ]
+
+
+# One request's rate-limit check: key id, requests per minute, tokens per minute, token cost.
+LimitAsk = tuple[str, int | None, int | None, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,23 @@ class RedisLimiter:
         ok, rc, rp, tc, tp, frac = result
         counts = Counts(float(rc), float(rp), float(tc), float(tp), float(frac))
         return decide(rpm, tpm, cost, bool(ok), counts)
+
+    async def acquire_many(self, asks: Sequence[LimitAsk]) -> list[Decision]:
+        """Several requests' checks in one round trip (a pipeline of the same script): each is
+        atomic in Redis and sees the ones before it."""
+        if len(asks) == 1:
+            return [await self.acquire(*asks[0])]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key_id, rpm, tpm, cost in asks:
+                await self._acquire(
+                    keys=[self._prefix + key_id], args=[rpm or 0, tpm or 0, cost, WINDOW_S], client=pipe
+                )
+            results = await pipe.execute()
+        decisions: list[Decision] = []
+        for (_, rpm, tpm, cost), (ok, rc, rp, tc, tp, frac) in zip(asks, results, strict=True):
+            counts = Counts(float(rc), float(rp), float(tc), float(tp), float(frac))
+            decisions.append(decide(rpm, tpm, cost, bool(ok), counts))
+        return decisions
 
     async def add_tokens(self, key_id: str, tokens: int) -> None:
         if tokens:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk
 
 
 class Store(Protocol):
@@ -45,6 +45,11 @@ class Store(Protocol):
 
     async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
         """Hold `amount_nanos` of the key's budget if spent + reserved + amount stays within it."""
+        ...
+
+    async def reserve_many(self, items: Sequence[ReservationAsk]) -> list[Reservation]:
+        """`reserve` for each item, in order, in one transaction (one round trip): each item is
+        checked against the budget as the items before it left it."""
         ...
 
     async def settle(self, records: Sequence[LedgerRecord]) -> None:

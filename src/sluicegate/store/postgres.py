@@ -15,13 +15,16 @@ import asyncpg
 
 from sluicegate.store import sql
 from sluicegate.store.postgres_schema import MIGRATIONS
-from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, Settlement
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk, Settlement
 
 _MIGRATION_LOCK = 0x5_1C_E6A7E  # pg_advisory_xact_lock id: one migrating process at a time
 RESERVE_ONE_STATEMENT = (
     "WITH k AS (" + sql.RESERVE.replace("RETURNING ", "RETURNING id, ") + "),"
     " r AS (INSERT INTO reservations (id, key_id, amount_nanos, created_at) SELECT $3, id, $2, $4 FROM k)"
     " SELECT * FROM k"
+)
+RESERVE_MANY = (
+    "SELECT reserved, balance_nanos FROM sluicegate_reserve($1::text[], $2::text[], $3::bigint[], $4)"
 )
 SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
 
@@ -129,6 +132,24 @@ class PostgresStore:
             return Reservation(True, int(row[1]) if row[1] is not None else 0)
         balance = await self.hot.fetchval(sql.BALANCE, key_id)
         return Reservation(False, int(balance) if balance is not None else 0)
+
+    async def reserve_many(self, items: Sequence[ReservationAsk]) -> list[Reservation]:
+        if len(items) <= 1:
+            return [await self.reserve(*item) for item in items]
+        # Rows are locked in key order, whichever process sends the batch: no deadlock between
+        # two gateways' batches. The answers go back in the items' order.
+        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        rows = await self.hot.fetch(
+            RESERVE_MANY,
+            [items[i][0] for i in order],
+            [items[i][1] for i in order],
+            [items[i][2] for i in order],
+            max(item[3] for item in items),
+        )
+        answers: list[Reservation] = [Reservation(False, 0)] * len(items)
+        for i, row in zip(order, rows, strict=True):
+            answers[i] = Reservation(bool(row[0]), int(row[1]) if row[1] is not None else 0)
+        return answers
 
     async def settle(self, records: Sequence[LedgerRecord]) -> None:
         batch = Settlement.of(list(records))

@@ -85,4 +85,36 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # the usage page's recent requests of one model: without it, a model last used long ago
     # means reading the ledger back to its rows (0.4 s at a million rows)
     ("CREATE INDEX ledger_model ON ledger (model, id)",),
+    # a batch of budget reservations in one round trip (store.reserve_many), each checked
+    # against the budget as the ones before it left it
+    (
+        """
+        CREATE FUNCTION sluicegate_reserve(
+            key_ids TEXT[], reservation_ids TEXT[], amounts BIGINT[], at_time DOUBLE PRECISION
+        ) RETURNS TABLE (reserved BOOLEAN, balance_nanos BIGINT) LANGUAGE plpgsql AS $$
+        DECLARE
+            i INTEGER;
+            remaining BIGINT;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(reservation_ids, 1), 0) LOOP
+                UPDATE api_keys AS k SET reserved_nanos = k.reserved_nanos + amounts[i]
+                    WHERE k.id = key_ids[i]
+                    AND (k.budget_nanos IS NULL OR k.spent_nanos + k.reserved_nanos + amounts[i] <= k.budget_nanos)
+                    RETURNING k.budget_nanos - k.spent_nanos - k.reserved_nanos INTO remaining;
+                IF FOUND THEN
+                    INSERT INTO reservations (id, key_id, amount_nanos, created_at)
+                        VALUES (reservation_ids[i], key_ids[i], amounts[i], at_time);
+                    reserved := TRUE;
+                    balance_nanos := remaining;
+                ELSE
+                    reserved := FALSE;
+                    SELECT k.budget_nanos - k.spent_nanos - k.reserved_nanos INTO balance_nanos
+                        FROM api_keys AS k WHERE k.id = key_ids[i];
+                END IF;
+                RETURN NEXT;
+            END LOOP;
+        END
+        $$
+        """,
+    ),
 ]

@@ -171,6 +171,10 @@ class Reservation:
     balance_nanos: int  # what is left after this reservation (ok) or before it (refused)
 
 
+# One budget reservation asked of the store: key id, reservation id, amount (nano-dollars), time.
+ReservationAsk = tuple[str, str, int, float]
+
+
 @dataclass(slots=True)
 class DailyTotals:
     """One (day, key, model) row of the usage aggregate, summed over a batch of records."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sluicegate.store import sql
-from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, Settlement
+from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk, Settlement
 
 T = TypeVar("T")
 
@@ -218,21 +218,32 @@ class SQLiteStore:
         return sql.key_from_row(row) if row else None
 
     async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
-        def reserve(conn: sqlite3.Connection) -> Reservation:
+        (answer,) = await self.reserve_many([(key_id, reservation_id, amount_nanos, now)])
+        return answer
+
+    async def reserve_many(self, items: Sequence[ReservationAsk]) -> list[Reservation]:
+        def reserve(conn: sqlite3.Connection) -> list[Reservation]:
+            answers: list[Reservation] = []
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(sql.qmarks(sql.RESERVE), (key_id, amount_nanos)).fetchone()
-                if row is None:
-                    conn.execute("ROLLBACK")
-                    balance = conn.execute(sql.qmarks(sql.BALANCE), (key_id,)).fetchone()
-                    return Reservation(False, int(balance[0]) if balance and balance[0] is not None else 0)
-                conn.execute(sql.qmarks(sql.RESERVATION_INSERT), (reservation_id, key_id, amount_nanos, now))
+                for key_id, reservation_id, amount_nanos, now in items:
+                    row = conn.execute(sql.qmarks(sql.RESERVE), (key_id, amount_nanos)).fetchone()
+                    if row is None:
+                        balance = conn.execute(sql.qmarks(sql.BALANCE), (key_id,)).fetchone()
+                        answers.append(
+                            Reservation(False, int(balance[0]) if balance and balance[0] is not None else 0)
+                        )
+                        continue
+                    conn.execute(
+                        sql.qmarks(sql.RESERVATION_INSERT), (reservation_id, key_id, amount_nanos, now)
+                    )
+                    answers.append(Reservation(True, int(row[0]) if row[0] is not None else 0))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            return Reservation(True, int(row[0]) if row[0] is not None else 0)
+            return answers
 
         return await self._on(True, reserve)
 

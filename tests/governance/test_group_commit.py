@@ -1,0 +1,75 @@
+"""GroupCommit: many requests' asks in one storage call, each with its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from sluicegate.governance.group_commit import GroupCommit
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+        self.fail = fail
+
+    async def flush(self, items: Sequence[int]) -> list[int]:
+        self.batches.append(list(items))
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise ConnectionError("the database went away")
+        return [item * 10 for item in items]
+
+
+async def test_asks_of_one_loop_iteration_share_a_batch_and_keep_their_answers() -> None:
+    recorder = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    answers = await asyncio.gather(*(commit.submit(i) for i in range(5)))
+    assert answers == [0, 10, 20, 30, 40]
+    assert recorder.batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_asks_made_while_a_batch_is_in_flight_go_in_the_next_one() -> None:
+    recorder = Recorder(delay=0.02)
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush, max_batch=3)
+    first = commit.submit(1)
+    await asyncio.sleep(0.005)  # the first batch is in flight
+    later = [commit.submit(i) for i in range(2, 7)]
+    assert await first == 10
+    assert await asyncio.gather(*later) == [20, 30, 40, 50, 60]
+    assert recorder.batches == [[1], [2, 3, 4], [5, 6]]  # one batch at a time, at most max_batch
+
+
+async def test_a_failed_batch_fails_each_of_its_asks_and_the_next_batch_still_runs() -> None:
+    recorder = Recorder(fail=True)
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    asks = [commit.submit(i) for i in range(3)]
+    for ask in asks:
+        with pytest.raises(ConnectionError):
+            await ask
+    recorder.fail = False
+    assert await commit.submit(7) == 70
+
+
+async def test_a_batch_with_the_wrong_number_of_answers_is_an_error_not_a_misattribution() -> None:
+    async def short(items: Sequence[int]) -> list[int]:
+        return [1]
+
+    commit: GroupCommit[int, int] = GroupCommit(short)
+    asks = [commit.submit(i) for i in range(2)]
+    for ask in asks:
+        with pytest.raises(RuntimeError, match="a batch of 2 got 1 answers"):
+            await ask
+
+
+async def test_close_fails_what_still_waits() -> None:
+    recorder = Recorder(delay=10)
+    commit: GroupCommit[int, int] = GroupCommit(recorder.flush)
+    ask = commit.submit(1)
+    await asyncio.sleep(0)
+    await commit.close()
+    with pytest.raises(asyncio.CancelledError):
+        await ask
