@@ -57,7 +57,8 @@ class Gateway:
     shutdown: Shutdown = field(default_factory=Shutdown)
     governance: Governance | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
-    _settling: set[asyncio.Task[None]] = field(default_factory=set)
+    _to_settle: list[Exchange] = field(default_factory=list)
+    _settler: asyncio.Task[None] | None = None
     _responses_db: SQLiteStore | None = None  # opened and closed here when the main store is not SQLite
 
     @classmethod
@@ -159,14 +160,24 @@ class Gateway:
             exchange.total_s = exchange.elapsed()
         if not self.observers and not (exchange.admitted and self.hooks):
             return
-        task = asyncio.get_running_loop().create_task(self._settle(exchange))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        # One task settles every exchange that finished meanwhile, not a task per request.
+        self._to_settle.append(exchange)
+        if self._settler is None:
+            self._settler = asyncio.get_running_loop().create_task(self._settle_waiting())
 
     async def wait_settled(self) -> None:
         """Until every finished exchange has been through the hooks (tests, shutdown)."""
-        while self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        while self._settler is not None:
+            await asyncio.shield(self._settler)
+
+    async def _settle_waiting(self) -> None:
+        try:
+            while self._to_settle:
+                waiting, self._to_settle = self._to_settle, []
+                for exchange in waiting:
+                    await self._settle(exchange)
+        finally:
+            self._settler = None
 
     async def _settle(self, exchange: Exchange) -> None:
         hooks = [*self.hooks, *self.observers] if exchange.admitted else self.observers
