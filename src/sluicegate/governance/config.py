@@ -30,4 +30,7 @@ class GovernanceConfig(BaseModel):
     # the completion a budget reservation assumes when a request sets no max_tokens
     reserve_completion_tokens: int = Field(default=1024, ge=0)
     reservation_ttl_s: float = Field(default=3600.0, gt=0)  # a reservation older is released
+    # a budget lease (governance/leases.py) admits a busy key's requests in memory this long;
+    # 0: every request reserves its own estimate in the database
+    lease_s: float = Field(default=5.0, ge=0)
     negative_cache: int = Field(default=10_000, ge=0)  # unknown secrets remembered, at most

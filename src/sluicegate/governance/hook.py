@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import fnmatch
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
@@ -28,6 +27,7 @@ from sluicegate.errors import (
 from sluicegate.governance.config import GovernanceConfig
 from sluicegate.governance.group_commit import GroupCommit
 from sluicegate.governance.keys import KeyStore
+from sluicegate.governance.leases import BudgetLeases, Hold
 from sluicegate.governance.ledger import LedgerWriter
 from sluicegate.governance.limits import Decision, LimitAsk, Limiter
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
@@ -43,23 +43,17 @@ SWEEP_S = 60.0
 
 
 class Admission:
-    __slots__ = ("key_id", "reservation_id", "tokens_counted")
+    __slots__ = ("hold", "key_id", "tokens_counted")
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        self.reservation_id: str | None = None
+        self.hold: Hold | None = None  # the request's hold on the key's budget
         self.tokens_counted: int | None = None  # tokens the limiter counted at admission
 
 
 def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
     """A key's model list matches the name asked for or the entry that serves it (`*` globs)."""
     return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
-
-
-async def _with(
-    answer: Awaitable[Reservation], amount: int, reservation_id: str
-) -> tuple[Reservation, int, str]:
-    return await answer, amount, reservation_id
 
 
 async def _caught(work: Awaitable[T]) -> T | BaseException:
@@ -92,6 +86,7 @@ class Governance:
         self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
         self._limits: GroupCommit[LimitAsk, Decision] = GroupCommit(self._acquire_many)
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
+        self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
 
     async def start(self) -> None:
         self.ledger.start()
@@ -113,20 +108,22 @@ class Governance:
         return [await self.limiter.acquire(*ask) for ask in asks]
 
     async def close(self) -> None:
-        await self._limits.close()
-        await self._reservations.close()
         for task in (self._sweeper, self._corrector):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
         await self._correct()
+        await self._limits.close()
+        await self._reservations.close()
+        self.leases.close_all()  # released by the ledger's last flush, after their records
         await self.ledger.close()
         await self.limiter.close()
 
     async def _correct_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.ledger_flush_s)
+            self.leases.expire()
             await self._correct()
 
     async def _correct(self) -> None:
@@ -172,17 +169,22 @@ class Governance:
             return
         prompt = prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
-        # Both asked at once (one round trip's wait), each batched with other requests' asks;
-        # limits kept in this process need no batch.
-        reserving = self._reserve(exchange, key.id, prompt) if budgeted else None
+        # The limit check and the budget hold at once (one round trip's wait at most), each
+        # batched with other requests'; limits kept in this process and holds on a budget
+        # lease need no round trip at all.
         decision: Decision | BaseException | None = None
+        checking: Awaitable[Decision] | None = None
         if limited:
             ask = (key.id, key.rpm, key.tpm, cost)
-            in_process = self.limiter.backend == "memory"
-            decision = await _caught(self.limiter.acquire(*ask) if in_process else self._limits.submit(ask))
-        held = await _caught(reserving) if reserving is not None else None
-        if isinstance(held, tuple) and held[0].ok:
-            admission.reservation_id = held[2]  # released at settle, even if refused below
+            if self.limiter.backend == "memory":
+                decision = await _caught(self.limiter.acquire(*ask))
+            else:
+                checking = self._limits.submit(ask)
+        held = await _caught(self.leases.hold(key, self._estimate(exchange, prompt))) if budgeted else None
+        if checking is not None:
+            decision = await _caught(checking)
+        if isinstance(held, Hold) and held.ok:
+            admission.hold = held  # given back at settle, even if refused below
         for failure in (decision, held):
             if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
                 log.error("admission of %s failed: %r", exchange.request_id, failure)
@@ -202,29 +204,20 @@ class Governance:
                 )
             if key.tpm:
                 admission.tokens_counted = cost
-        if held is not None and not held[0].ok:
-            balance, estimate = nanos_to_usd(held[0].balance_nanos), nanos_to_usd(held[1])
+        if held is not None and not held.ok:
+            balance, estimate = nanos_to_usd(held.balance_nanos), nanos_to_usd(held.amount)
             raise InsufficientBalanceError(
                 f"This API key's budget is exhausted: the request may cost up to ${estimate:.6f} and"
                 f" ${max(0.0, balance):.6f} remains.",
                 extra={"balance_usd": balance, "estimated_cost_usd": estimate},
             )
 
-    def _reserve(
-        self, exchange: Exchange, key_id: str, prompt: int
-    ) -> Awaitable[tuple[Reservation, int, str]]:
-        """Hold the most this request may cost: (the store's answer, the amount, its id)."""
+    def _estimate(self, exchange: Exchange, prompt: int) -> int:
+        """The most this request may cost (nano-dollars): its prompt and its completion cap."""
         request = exchange.request
-        completion = (
-            request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
-        )
+        completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
         choices = request.n if request else 1
-        price = self._price(exchange)
-        amount = estimate_nanos(price, prompt, completion * max(1, choices))
-        reservation_id = "res_" + secrets.token_hex(10)
-        return _with(
-            self._reservations.submit((key_id, reservation_id, amount, time.time())), amount, reservation_id
-        )
+        return estimate_nanos(self._price(exchange), prompt, completion * max(1, choices))
 
     def _answered_by(self, exchange: Exchange) -> Any:
         """The provider that answered: a model entry's deployment (by name) when it has several."""
@@ -246,7 +239,7 @@ class Governance:
     async def settle(self, exchange: Exchange) -> None:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
-        price = self._price(exchange)
+        record_cost = cost_nanos(self._price(exchange), usage)
         self.ledger.add(
             LedgerRecord(
                 request_id=exchange.request_id,
@@ -269,13 +262,15 @@ class Governance:
                 cache_creation_tokens=usage.cache_creation_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 usage_source=source,
-                cost_nanos=cost_nanos(price, usage),
+                cost_nanos=record_cost,
                 ttft_ms=exchange.ttft_s * 1000 if exchange.ttft_s is not None else None,
                 total_ms=exchange.total_s * 1000 if exchange.total_s is not None else None,
                 client_gone=exchange.client_gone,
-                reservation_id=admission.reservation_id if admission else None,
+                reservation_id=admission.hold.reservation_id if admission and admission.hold else None,
             )
         )
+        if admission is not None and admission.hold is not None:
+            self.leases.settle(admission.hold, record_cost)
         if admission is not None and admission.tokens_counted is not None:
             correction = usage.prompt_tokens + usage.completion_tokens - admission.tokens_counted
             if self.limiter.backend == "memory":  # free: at once

@@ -28,6 +28,11 @@ class LedgerWriter:
         self._batch = batch
         self._buffer = buffer
         self._pending: list[LedgerRecord] = []
+        # Budget leases to release, each after the records added before it: (records added
+        # before the release was asked for, reservation id).
+        self._releases: list[tuple[int, str]] = []
+        self._added = 0  # records ever added
+        self._taken = 0  # records ever taken into a batch
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -36,12 +41,18 @@ class LedgerWriter:
 
     def add(self, record: LedgerRecord) -> None:
         self._pending.append(record)
+        self._added += 1
         if len(self._pending) >= self._batch:
             self._wake.set()
 
+    def release(self, reservation_id: str) -> None:
+        """Release a budget lease once every record added so far is written (in the same
+        transaction as the last of them), so its requests' spend is counted before it goes."""
+        self._releases.append((self._added, reservation_id))
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._releases)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -59,19 +70,25 @@ class LedgerWriter:
 
     async def flush(self) -> None:
         async with self._lock:
-            while self._pending:
+            while self._pending or self._releases:
                 batch = self._pending[: self._batch]
                 del self._pending[: len(batch)]
+                upto = self._taken + len(batch)
+                due = [r for r in self._releases if r[0] <= upto]
+                del self._releases[: len(due)]  # in the order asked, so the due ones come first
                 try:
-                    await self._store.settle(batch)
+                    await self._store.settle(batch, [reservation_id for _, reservation_id in due])
                 except BaseException:
                     self._pending[:0] = batch  # keep them, in order, for the next try
+                    self._releases[:0] = due
                     overflow = len(self._pending) - self._buffer
                     if overflow > 0:
                         del self._pending[:overflow]
+                        self._taken += overflow  # gone: the releases after them are due
                         self.dropped += overflow
                         log.error("ledger buffer full: dropped the %d oldest records", overflow)
                     raise
+                self._taken = upto
                 self.written += len(batch)
 
     async def close(self) -> None:

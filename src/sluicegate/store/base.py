@@ -52,9 +52,9 @@ class Store(Protocol):
         checked against the budget as the items before it left it."""
         ...
 
-    async def settle(self, records: Sequence[LedgerRecord]) -> None:
-        """One transaction: the ledger rows, their reservations released into the spend, the
-        daily aggregates."""
+    async def settle(self, records: Sequence[LedgerRecord], releases: Sequence[str] = ()) -> None:
+        """One transaction: the ledger rows, their reservations (and `releases`: budget leases
+        whose requests have all been written) released into the spend, the daily aggregates."""
         ...
 
     async def release_expired(self, cutoff: float) -> int:

@@ -151,8 +151,8 @@ class PostgresStore:
             answers[i] = Reservation(bool(row[0]), int(row[1]) if row[1] is not None else 0)
         return answers
 
-    async def settle(self, records: Sequence[LedgerRecord]) -> None:
-        batch = Settlement.of(list(records))
+    async def settle(self, records: Sequence[LedgerRecord], releases: Sequence[str] = ()) -> None:
+        batch = Settlement.of(list(records), releases)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(sql.LEDGER_INSERT, [r.row() for r in batch.records])
             released: dict[str, int] = {}

@@ -8,6 +8,7 @@ at the edges (config, CLI, JSON).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,8 +208,8 @@ class Settlement:
     reservations: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, records: list[LedgerRecord]) -> Settlement:
-        out = cls(records)
+    def of(cls, records: list[LedgerRecord], releases: Sequence[str] = ()) -> Settlement:
+        out = cls(records, reservations=list(releases))
         for record in records:
             key = record.key_id or ""
             out.spend[key] = out.spend.get(key, 0) + record.cost_nanos

@@ -247,8 +247,8 @@ class SQLiteStore:
 
         return await self._on(True, reserve)
 
-    async def settle(self, records: Sequence[LedgerRecord]) -> None:
-        batch = Settlement.of(list(records))
+    async def settle(self, records: Sequence[LedgerRecord], releases: Sequence[str] = ()) -> None:
+        batch = Settlement.of(list(records), releases)
 
         def settle(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
