@@ -33,4 +33,7 @@ class GovernanceConfig(BaseModel):
     # a budget lease (governance/leases.py) admits a busy key's requests in memory this long;
     # 0: every request reserves its own estimate in the database
     lease_s: float = Field(default=5.0, ge=0)
+    # a slice of a busy key's Redis limits (governance/limit_slices.py) lasts this long at most;
+    # 0: every request is checked in Redis
+    limit_slice_s: float = Field(default=1.0, ge=0)
     negative_cache: int = Field(default=10_000, ge=0)  # unknown secrets remembered, at most

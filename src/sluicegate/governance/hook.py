@@ -29,7 +29,8 @@ from sluicegate.governance.group_commit import GroupCommit
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.leases import BudgetLeases, Hold
 from sluicegate.governance.ledger import LedgerWriter
-from sluicegate.governance.limits import Decision, LimitAsk, Limiter
+from sluicegate.governance.limit_slices import LimitSlices
+from sluicegate.governance.limits import Decision, LimitAsk, Limiter, RedisLimiter
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, prompt_estimate
 from sluicegate.providers.config import Price
@@ -87,6 +88,9 @@ class Governance:
         self._limits: GroupCommit[LimitAsk, Decision] = GroupCommit(self._acquire_many)
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
+        self.slices = (
+            LimitSlices(limiter, self._limits.submit, config.limit_slice_s) if isinstance(limiter, RedisLimiter) else None
+        )
 
     async def start(self) -> None:
         self.ledger.start()
@@ -169,20 +173,16 @@ class Governance:
             return
         prompt = prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
-        # The limit check and the budget hold at once (one round trip's wait at most), each
-        # batched with other requests'; limits kept in this process and holds on a budget
-        # lease need no round trip at all.
+        # Most requests of a busy key are checked and held in memory: on a slice of its Redis
+        # limits and on a lease of its budget; what needs a round trip goes in group commits.
         decision: Decision | BaseException | None = None
-        checking: Awaitable[Decision] | None = None
         if limited:
             ask = (key.id, key.rpm, key.tpm, cost)
-            if self.limiter.backend == "memory":
+            if self.slices is None:
                 decision = await _caught(self.limiter.acquire(*ask))
             else:
-                checking = self._limits.submit(ask)
+                decision = await _caught(self.slices.acquire(ask))
         held = await _caught(self.leases.hold(key, self._estimate(exchange, prompt))) if budgeted else None
-        if checking is not None:
-            decision = await _caught(checking)
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
         for failure in (decision, held):

@@ -169,13 +169,14 @@ local rp = tonumber(redis.call('GET', rprev) or '0')
 local tc = tonumber(redis.call('GET', tcur) or '0')
 local tp = tonumber(redis.call('GET', tprev) or '0')
 local rpm, tpm, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = tonumber(ARGV[5] or '1')
 local ok = 1
-if rpm > 0 and rp * (1 - frac) + rc + 1 > rpm then ok = 0 end
+if rpm > 0 and rp * (1 - frac) + rc + n > rpm then ok = 0 end
 local used = tp * (1 - frac) + tc
 if tpm > 0 and used > 0 and used + cost > tpm then ok = 0 end
 if ok == 1 then
   local ttl = math.floor(window * 2) + 1
-  redis.call('INCR', rcur)
+  redis.call('INCRBY', rcur, n)
   redis.call('EXPIRE', rcur, ttl)
   if cost ~= 0 then
     redis.call('INCRBY', tcur, cost)
@@ -217,6 +218,15 @@ class RedisLimiter:
         ok, rc, rp, tc, tp, frac = result
         counts = Counts(float(rc), float(rp), float(tc), float(tp), float(frac))
         return decide(rpm, tpm, cost, bool(ok), counts)
+
+    async def acquire_slice(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> tuple[bool, Counts]:
+        """Count `requests` requests and `tokens` tokens at once, if they all fit (a process's
+        slice of the limits, governance/limit_slices.py); the counts before them."""
+        result = await self._acquire(
+            keys=[self._prefix + key_id], args=[rpm or 0, tpm or 0, tokens, WINDOW_S, requests]
+        )
+        ok, rc, rp, tc, tp, frac = result
+        return bool(ok), Counts(float(rc), float(rp), float(tc), float(tp), float(frac))
 
     async def acquire_many(self, asks: Sequence[LimitAsk]) -> list[Decision]:
         """Several requests' checks in one round trip (a pipeline of the same script): each is

@@ -1,0 +1,129 @@
+"""Slices of a busy key's Redis rate limits, so most of its requests are counted in memory.
+
+With Redis every process shares one limit per key, but a check per request costs a Redis command
+per request. For a key whose limits are large, a process instead counts a *slice* in Redis at
+once (up to 32 requests, and their prompt estimates as tokens), by the same atomic script, and
+admits the key's next requests against the slice in memory while it lasts: at most `slice_s`,
+and never past the minute it was counted in.
+
+Why the limit still holds across processes: a slice is counted in Redis before any of its
+requests is admitted, and Redis grants it only if the whole slice fits. What a slice does not
+use stays counted (a process may refuse a little early, never admit too much). Slices are at
+most 1/64 of a limit, so what one process holds back is small; a key with a small limit (fewer
+than 128 requests or 64 prompts' tokens per minute) is checked request by request, exactly, as
+is every key for a second after Redis refused one of its slices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+from sluicegate.governance.limits import WINDOW_S, Counts, Decision, LimitAsk, RedisLimiter, duration
+
+SLICE_REQUESTS = 32
+LIMIT_SHARE = 64  # a slice is at most this fraction of a limit
+NO_SLICE_S = 1.0
+
+
+class Slice:
+    __slots__ = ("expires", "minute", "remaining_requests", "remaining_tokens", "requests", "tokens")
+
+    def __init__(
+        self, requests: int, tokens: int, counts: Counts, rpm: int | None, tpm: int | None, expires: float
+    ) -> None:
+        self.requests = requests  # what this process may still admit on the slice
+        self.tokens = tokens
+        self.minute = math.floor(time.time() / WINDOW_S)
+        self.expires = expires
+        # what the key had left once the slice was counted (the slice's unused part is added back
+        # when a header is made: it is this process's to use)
+        kept = 1 - counts.frac
+        self.remaining_requests = (rpm or 0) - (counts.req_prev * kept + counts.req_cur + requests)
+        self.remaining_tokens = (tpm or 0) - (counts.tok_prev * kept + counts.tok_cur + tokens)
+
+
+class LimitSlices:
+    def __init__(
+        self,
+        limiter: RedisLimiter,
+        per_request: Callable[[LimitAsk], Awaitable[Decision]],
+        slice_s: float = 1.0,
+    ) -> None:
+        self._limiter = limiter
+        self._per_request = per_request
+        self._slice_s = slice_s
+        self._slices: dict[str, Slice] = {}
+        self._taking: dict[str, asyncio.Future[bool]] = {}
+        self._no_slice_until: dict[str, float] = {}
+        self.taken = 0
+
+    async def acquire(self, ask: LimitAsk) -> Decision:
+        key_id, rpm, tpm, cost = ask
+        while True:
+            piece = self._slices.get(key_id)
+            if piece is not None:
+                if self._fits(piece, cost):
+                    piece.requests -= 1
+                    piece.tokens -= cost if tpm else 0
+                    return Decision(True, self._headers(piece, rpm, tpm))
+                del self._slices[key_id]
+            size = self._size(key_id, rpm, tpm, cost)
+            if size is None:
+                return await self._per_request(ask)
+            taking = self._taking.get(key_id)
+            if taking is None:
+                taking = asyncio.ensure_future(self._take(key_id, rpm, tpm, *size))
+                self._taking[key_id] = taking
+            if not await asyncio.shield(taking):
+                return await self._per_request(ask)
+
+    def _fits(self, piece: Slice, cost: int) -> bool:
+        return (
+            piece.requests >= 1
+            and piece.tokens >= cost
+            and time.monotonic() < piece.expires
+            and math.floor(time.time() / WINDOW_S) == piece.minute
+        )
+
+    def _size(self, key_id: str, rpm: int | None, tpm: int | None, cost: int) -> tuple[int, int] | None:
+        """(requests, tokens) of a slice for this key now, or None: check request by request."""
+        if self._slice_s <= 0 or time.monotonic() < self._no_slice_until.get(key_id, 0.0):
+            return None
+        requests = min(SLICE_REQUESTS, rpm // LIMIT_SHARE) if rpm else SLICE_REQUESTS
+        tokens = requests * cost if tpm else 0
+        if requests < 2 or (tpm and tokens * LIMIT_SHARE > tpm):
+            return None
+        return requests, tokens
+
+    async def _take(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> bool:
+        try:
+            ok, counts = await self._limiter.acquire_slice(key_id, rpm, tpm, requests, tokens)
+            if not ok:
+                self._no_slice_until[key_id] = time.monotonic() + NO_SLICE_S
+                return False
+            self.taken += 1
+            self._slices[key_id] = Slice(requests, tokens, counts, rpm, tpm, time.monotonic() + self._slice_s)
+            return True
+        finally:
+            del self._taking[key_id]
+
+    @staticmethod
+    def _headers(piece: Slice, rpm: int | None, tpm: int | None) -> dict[str, str]:
+        reset = duration((1 - (time.time() / WINDOW_S - piece.minute)) * WINDOW_S)
+        headers: dict[str, str] = {}
+        if rpm:
+            headers["x-ratelimit-limit-requests"] = str(rpm)
+            headers["x-ratelimit-remaining-requests"] = str(
+                max(0, math.floor(piece.remaining_requests + piece.requests))
+            )
+            headers["x-ratelimit-reset-requests"] = reset
+        if tpm:
+            headers["x-ratelimit-limit-tokens"] = str(tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(
+                max(0, math.floor(piece.remaining_tokens + piece.tokens))
+            )
+            headers["x-ratelimit-reset-tokens"] = reset
+        return headers
