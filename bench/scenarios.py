@@ -219,6 +219,7 @@ class Runner:
         self.log = log
         self.records: list[RunRecord] = []
         self.max_rates: dict[str, float] = {}
+        self.lowest_fails: dict[str, float | None] = {}  # None: no probe failed (a lower bound only)
         self.reference_p99_ms: float | None = None
 
     def run_one(
@@ -352,6 +353,7 @@ class Runner:
                 search.record(rate, record.extra["passed"])
             round_no += 1
         self.max_rates = {name: s.result for name, s in searches.items()}
+        self.lowest_fails = {name: s.lowest_fail for name, s in searches.items()}
         self.log(
             f"  max sustained rates: {self.max_rates} (reference p99 {ref:.1f} ms + {ADDED_P99_BUDGET_MS:.0f} ms)"
         )
