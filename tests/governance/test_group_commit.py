@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sluicegate.governance.group_commit import GroupCommit
+from sluicegate.governance.group_commit import GroupCommit, OnePerKey
 
 
 class Recorder:
@@ -73,3 +73,19 @@ async def test_close_fails_what_still_waits() -> None:
     await commit.close()
     with pytest.raises(asyncio.CancelledError):
         await ask
+
+
+async def test_one_call_per_key_is_shared_by_the_callers_that_come_meanwhile() -> None:
+    calls: list[str] = []
+
+    async def take(key: str) -> str:
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        return key.upper()
+
+    once: OnePerKey[str] = OnePerKey()
+    answers = await asyncio.gather(*(once.run(k, lambda k=k: take(k)) for k in ("a", "a", "b", "a")))  # type: ignore[misc]
+    assert answers == ["A", "A", "B", "A"]
+    assert calls == ["a", "b"]
+    assert await once.run("a", lambda: take("a")) == "A"  # over: the next call runs again
+    assert calls == ["a", "b", "a"]

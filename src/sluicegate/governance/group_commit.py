@@ -80,3 +80,19 @@ class GroupCommit(Generic[Item, Result]):
             self._task.cancel()
             with contextlib.suppress(BaseException):  # its waiters have their failure
                 await self._task
+
+
+class OnePerKey(Generic[Result]):
+    """One call in flight per key: callers that come while a key's call runs share its answer
+    (a key's budget lease or limit slice is taken once, however many requests want it)."""
+
+    def __init__(self) -> None:
+        self._flying: dict[str, asyncio.Future[Result]] = {}
+
+    async def run(self, key: str, work: Callable[[], Awaitable[Result]]) -> Result:
+        flying = self._flying.get(key)
+        if flying is None:
+            flying = asyncio.ensure_future(work())
+            self._flying[key] = flying
+            flying.add_done_callback(lambda _: self._flying.pop(key, None))
+        return await asyncio.shield(flying)

@@ -14,7 +14,7 @@ import contextlib
 import fnmatch
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from sluicegate.core.exchange import Exchange
@@ -85,31 +85,22 @@ class Governance:
         self._sweeper: asyncio.Task[None] | None = None
         self._corrector: asyncio.Task[None] | None = None
         self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
-        self._limits: GroupCommit[LimitAsk, Decision] = GroupCommit(self._acquire_many)
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
-        self.slices = (
-            LimitSlices(limiter, self._limits.submit, config.limit_slice_s) if isinstance(limiter, RedisLimiter) else None
-        )
+        # Limits kept in this process are a dict update: no slices, no batches.
+        self._limits: GroupCommit[LimitAsk, Decision] | None = None
+        self.slices: LimitSlices | None = None
+        if isinstance(limiter, RedisLimiter):
+            self._limits = GroupCommit(limiter.acquire_many)
+            self.slices = LimitSlices(limiter, self._limits.submit, config.limit_slice_s)
 
     async def start(self) -> None:
         self.ledger.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
         self.counter.warm(
-            [
-                str(getattr(m, "upstream_model", None) or m.name)
-                for m in self.models.values()
-                if m.provider != "local"
-            ]
+            [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
         )
-
-    async def _acquire_many(self, asks: Sequence[LimitAsk]) -> Sequence[Decision]:
-        acquire_many = getattr(self.limiter, "acquire_many", None)
-        if acquire_many is not None:
-            decisions: Sequence[Decision] = await acquire_many(asks)
-            return decisions
-        return [await self.limiter.acquire(*ask) for ask in asks]
 
     async def close(self) -> None:
         for task in (self._sweeper, self._corrector):
@@ -118,8 +109,9 @@ class Governance:
                 with contextlib.suppress(BaseException):
                     await task
         await self._correct()
-        await self._limits.close()
-        await self._reservations.close()
+        for batches in (self._limits, self._reservations):
+            if batches is not None:
+                await batches.close()
         self.leases.close_all()  # released by the ledger's last flush, after their records
         await self.ledger.close()
         await self.limiter.close()
@@ -164,9 +156,7 @@ class Governance:
         exchange.state[STATE] = admission
         if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
             raise PermissionDeniedError(
-                f"This API key may not use the model `{exchange.model}`.",
-                code="model_not_allowed",
-                param="model",
+                f"This API key may not use the model `{exchange.model}`.", code="model_not_allowed", param="model"
             )
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):

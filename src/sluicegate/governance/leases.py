@@ -23,12 +23,13 @@ A process that dies leaves its lease reserved until the store's sweep releases i
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from sluicegate.governance.group_commit import OnePerKey
 from sluicegate.store.records import KeyRecord, Reservation, ReservationAsk
 
 LEASE_REQUESTS = 32  # a lease is worth this many requests' estimates
@@ -72,7 +73,7 @@ class BudgetLeases:
         self._lease_s = lease_s
         self._lease_requests = lease_requests
         self._leases: dict[str, Lease] = {}
-        self._taking: dict[str, asyncio.Future[bool]] = {}
+        self._taking: OnePerKey[bool] = OnePerKey()
         self._no_lease_until: dict[str, float] = {}
         self.taken = 0  # leases granted (the benchmark reports requests per lease)
 
@@ -89,11 +90,7 @@ class BudgetLeases:
             size = self._lease_size(key, amount, now)
             if size is None:
                 break
-            taking = self._taking.get(key.id)
-            if taking is None:
-                taking = asyncio.ensure_future(self._take(key.id, size))
-                self._taking[key.id] = taking
-            if not await asyncio.shield(taking):
+            if not await self._taking.run(key.id, functools.partial(self._take, key.id, size)):
                 break
         reservation_id = "res_" + secrets.token_hex(10)
         answer = await self._reserve((key.id, reservation_id, amount, time.time()))
@@ -140,17 +137,14 @@ class BudgetLeases:
         return size if size * BALANCE_SHARE <= balance else None
 
     async def _take(self, key_id: str, size: int) -> bool:
-        try:
-            reservation_id = "lease_" + secrets.token_hex(10)
-            answer = await self._reserve((key_id, reservation_id, size, time.time()))
-            if not answer.ok:
-                self._no_lease_until[key_id] = time.monotonic() + NO_LEASE_S
-                return False
-            self.taken += 1
-            old = self._leases.get(key_id)
-            if old is not None:
-                self._close(old)
-            self._leases[key_id] = Lease(reservation_id, key_id, size, time.monotonic() + self._lease_s)
-            return True
-        finally:
-            del self._taking[key_id]
+        reservation_id = "lease_" + secrets.token_hex(10)
+        answer = await self._reserve((key_id, reservation_id, size, time.time()))
+        if not answer.ok:
+            self._no_lease_until[key_id] = time.monotonic() + NO_LEASE_S
+            return False
+        self.taken += 1
+        old = self._leases.get(key_id)
+        if old is not None:
+            self._close(old)
+        self._leases[key_id] = Lease(reservation_id, key_id, size, time.monotonic() + self._lease_s)
+        return True

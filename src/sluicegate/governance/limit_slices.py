@@ -16,11 +16,12 @@ is every key for a second after Redis refused one of its slices.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
 
+from sluicegate.governance.group_commit import OnePerKey
 from sluicegate.governance.limits import WINDOW_S, Counts, Decision, LimitAsk, RedisLimiter, duration
 
 SLICE_REQUESTS = 32
@@ -56,7 +57,7 @@ class LimitSlices:
         self._per_request = per_request
         self._slice_s = slice_s
         self._slices: dict[str, Slice] = {}
-        self._taking: dict[str, asyncio.Future[bool]] = {}
+        self._taking: OnePerKey[bool] = OnePerKey()
         self._no_slice_until: dict[str, float] = {}
         self.taken = 0
 
@@ -73,11 +74,7 @@ class LimitSlices:
             size = self._size(key_id, rpm, tpm, cost)
             if size is None:
                 return await self._per_request(ask)
-            taking = self._taking.get(key_id)
-            if taking is None:
-                taking = asyncio.ensure_future(self._take(key_id, rpm, tpm, *size))
-                self._taking[key_id] = taking
-            if not await asyncio.shield(taking):
+            if not await self._taking.run(key_id, functools.partial(self._take, key_id, rpm, tpm, *size)):
                 return await self._per_request(ask)
 
     def _fits(self, piece: Slice, cost: int) -> bool:
@@ -99,16 +96,13 @@ class LimitSlices:
         return requests, tokens
 
     async def _take(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> bool:
-        try:
-            ok, counts = await self._limiter.acquire_slice(key_id, rpm, tpm, requests, tokens)
-            if not ok:
-                self._no_slice_until[key_id] = time.monotonic() + NO_SLICE_S
-                return False
-            self.taken += 1
-            self._slices[key_id] = Slice(requests, tokens, counts, rpm, tpm, time.monotonic() + self._slice_s)
-            return True
-        finally:
-            del self._taking[key_id]
+        ok, counts = await self._limiter.acquire_slice(key_id, rpm, tpm, requests, tokens)
+        if not ok:
+            self._no_slice_until[key_id] = time.monotonic() + NO_SLICE_S
+            return False
+        self.taken += 1
+        self._slices[key_id] = Slice(requests, tokens, counts, rpm, tpm, time.monotonic() + self._slice_s)
+        return True
 
     @staticmethod
     def _headers(piece: Slice, rpm: int | None, tpm: int | None) -> dict[str, str]:

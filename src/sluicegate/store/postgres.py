@@ -18,11 +18,6 @@ from sluicegate.store.postgres_schema import MIGRATIONS
 from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk, Settlement
 
 _MIGRATION_LOCK = 0x5_1C_E6A7E  # pg_advisory_xact_lock id: one migrating process at a time
-RESERVE_ONE_STATEMENT = (
-    "WITH k AS (" + sql.RESERVE.replace("RETURNING ", "RETURNING id, ") + "),"
-    " r AS (INSERT INTO reservations (id, key_id, amount_nanos, created_at) SELECT $3, id, $2, $4 FROM k)"
-    " SELECT * FROM k"
-)
 RESERVE_MANY = (
     "SELECT reserved, balance_nanos FROM sluicegate_reserve($1::text[], $2::text[], $3::bigint[], $4)"
 )
@@ -127,15 +122,12 @@ class PostgresStore:
         return sql.key_from_row(row) if row else None
 
     async def reserve(self, key_id: str, reservation_id: str, amount_nanos: int, now: float) -> Reservation:
-        row = await self.hot.fetchrow(RESERVE_ONE_STATEMENT, key_id, amount_nanos, reservation_id, now)
-        if row is not None:
-            return Reservation(True, int(row[1]) if row[1] is not None else 0)
-        balance = await self.hot.fetchval(sql.BALANCE, key_id)
-        return Reservation(False, int(balance) if balance is not None else 0)
+        (answer,) = await self.reserve_many([(key_id, reservation_id, amount_nanos, now)])
+        return answer
 
     async def reserve_many(self, items: Sequence[ReservationAsk]) -> list[Reservation]:
-        if len(items) <= 1:
-            return [await self.reserve(*item) for item in items]
+        if not items:
+            return []
         # Rows are locked in key order, whichever process sends the batch: no deadlock between
         # two gateways' batches. The answers go back in the items' order.
         order = sorted(range(len(items)), key=lambda i: items[i][0])
@@ -155,10 +147,9 @@ class PostgresStore:
         batch = Settlement.of(list(records), releases)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(sql.LEDGER_INSERT, [r.row() for r in batch.records])
-            released: dict[str, int] = {}
-            if batch.reservations:
-                for key_id, amount in await conn.fetch(SETTLE_RESERVATIONS, batch.reservations):
-                    released[key_id] = released.get(key_id, 0) + int(amount)
+            released = sql.amounts_by_key(
+                await conn.fetch(SETTLE_RESERVATIONS, batch.reservations) if batch.reservations else []
+            )
             spend = sql.spend_params(batch.spend, released)
             if spend:
                 await conn.executemany(sql.SPEND, spend)
@@ -169,10 +160,7 @@ class PostgresStore:
     async def release_expired(self, cutoff: float) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(sql.RESERVATIONS_EXPIRED, cutoff)
-            released: dict[str, int] = {}
-            for key_id, amount in rows:
-                released[key_id] = released.get(key_id, 0) + int(amount)
-            spend = sql.spend_params({}, released)
+            spend = sql.spend_params({}, sql.amounts_by_key(rows))
             if spend:
                 await conn.executemany(sql.SPEND, spend)
             return len(rows)

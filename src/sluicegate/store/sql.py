@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -124,6 +125,14 @@ def key_update(key_id: str, changes: dict[str, Any], style: str) -> tuple[str, t
     sets.append(f"updated_at = ${len(params)}")
     query = f"UPDATE api_keys SET {', '.join(sets)} WHERE id = $1 OR key_hint = $1 RETURNING {KEY_COLUMNS}"
     return (qmarks(query) if style == "?" else query), tuple(params)
+
+
+def amounts_by_key(rows: Iterable[Any]) -> dict[str, int]:
+    """Released reservations, `(key_id, amount_nanos)` rows, summed per key."""
+    out: dict[str, int] = {}
+    for key_id, amount in rows:
+        out[key_id] = out.get(key_id, 0) + int(amount)
+    return out
 
 
 def spend_params(spend: dict[str, int], released: dict[str, int]) -> list[tuple[str, int, int]]:

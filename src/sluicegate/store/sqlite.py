@@ -254,11 +254,9 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
-                released: dict[str, int] = {}
-                for reservation_id in batch.reservations:
-                    row = conn.execute(sql.qmarks(sql.RESERVATION_DELETE), (reservation_id,)).fetchone()
-                    if row is not None:
-                        released[row[0]] = released.get(row[0], 0) + int(row[1])
+                delete = sql.qmarks(sql.RESERVATION_DELETE)
+                deleted = (conn.execute(delete, (reservation_id,)).fetchone() for reservation_id in batch.reservations)
+                released = sql.amounts_by_key(row for row in deleted if row is not None)
                 conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
                 conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
                 conn.execute("COMMIT")
@@ -274,10 +272,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = conn.execute(sql.qmarks(sql.RESERVATIONS_EXPIRED), (cutoff,)).fetchall()
-                released: dict[str, int] = {}
-                for key_id, amount in rows:
-                    released[key_id] = released.get(key_id, 0) + int(amount)
-                conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params({}, released))
+                conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params({}, sql.amounts_by_key(rows)))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
