@@ -117,4 +117,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         $$
         """,
     ),
+    # no query reads the ledger by time (the usage sums come from usage_daily, the recent
+    # requests by id): the index only cost every ledger write
+    ("DROP INDEX IF EXISTS ledger_created",),
 ]
