@@ -168,7 +168,7 @@ def _python_client(spec: ClosedSpec) -> ClosedResult:
     return ClosedResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _spec(target: Target, concurrency: int, duration_s: float) -> ClosedSpec:
+def closed_spec(target: Target, concurrency: int, duration_s: float) -> ClosedSpec:
     return ClosedSpec(
         url=target.chat_url,
         body=request_body(MODEL, stream=True),
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in wanted:
             target = starters[name]() if mock.ok else Target(name, error=f"mock failed: {mock.error}")
             if target.ok:  # every answer checked before anything is measured (wrk reads no bodies)
-                check = _python_client(_spec(target, args.concurrency, 2.0))
+                check = _python_client(closed_spec(target, args.concurrency, 2.0))
                 if check.errors or not check.completed:
                     target.error = f"warm-up failed: {check.completed} completed, errors {check.errors}"
             print(f"[hop] {name}: {'ready' if target.ok else target.error}", file=sys.stderr)
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = targets[(i + rnd) % len(targets)]
                 time.sleep(1.0)
                 sample = measure(
-                    target, mock, _spec(target, args.concurrency, args.duration), wrk, workdir, rnd
+                    target, mock, closed_spec(target, args.concurrency, args.duration), wrk, workdir, rnd
                 )
                 samples.append(sample)
                 print(

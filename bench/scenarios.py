@@ -43,6 +43,7 @@ class Scenario:
     start_rate: float = 200.0
     rate_cap: float = 12800.0
     max_probes: int = 9
+    rate_precision: float = 0.15  # the search stops when the next failing rate is this close (fraction)
     streams: int = 1000
     ramp_s: float = 5.0
 
@@ -338,7 +339,9 @@ class Runner:
                 ref = float(calib.load["total_ms"]["p99"])
         self.reference_p99_ms = ref
         searches = {
-            t.name: RateSearch(scenario.start_rate, scenario.rate_cap, scenario.max_probes)
+            t.name: RateSearch(
+                scenario.start_rate, scenario.rate_cap, scenario.max_probes, precision=scenario.rate_precision
+            )
             for t in self.targets
         }
         round_no = 0
