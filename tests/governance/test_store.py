@@ -178,3 +178,54 @@ async def test_a_data_dir_of_the_first_version_is_upgraded(tmp_path: Path) -> No
         assert (await store.reserve("key_old", "r", 5, time.time())).ok
     finally:
         await store.close()
+
+
+async def test_a_batch_waits_for_the_write_lock_off_the_loop_when_another_holds_it(tmp_path: Path) -> None:
+    """SQLite: batches are written on the loop's own connection, which never waits; while another
+    process holds the write lock, the batch is handed to the bulk thread, the loop keeps running,
+    and the batch lands whole once the lock is free."""
+    store = SQLiteStore(tmp_path / "sluicegate.db")
+    await store.open()
+    try:
+        key, secret = new_key("locked", budget_nanos=usd_to_nanos(1.0))
+        await store.create_key(key, hash_key(secret))
+        assert (await store.reserve(key.id, "res_1", 300, time.time())).ok
+        await store.settle([record(key.id, 100)])  # the free case, on the loop's connection
+
+        other = sqlite3.connect(tmp_path / "sluicegate.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer (a second worker, the CLI) holds the lock
+        settling = asyncio.ensure_future(store.settle([record(key.id, 200, "res_1"), record(key.id, 7)]))
+        started = time.monotonic()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        # the loop ran on (the connection on it waits for nothing; the bulk thread's waits 30 s)
+        assert time.monotonic() - started < 5
+        assert not settling.done(), "nothing can be written while the lock is held"
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(settling, 30)
+
+        after = await store.get_key(key.id)
+        assert after is not None
+        assert (after.spent_nanos, after.reserved_nanos) == (307, 0)
+        assert await store.ledger_totals() == {"rows": 3, "cost_nanos": 307}
+    finally:
+        await store.close()
+
+
+async def test_the_loops_writes_are_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints (an fsync); the bulk thread folds the WAL back."""
+    store = SQLiteStore(tmp_path / "sluicegate.db")
+    await store.open()
+    try:
+        key, secret = new_key("wal")
+        await store.create_key(key, hash_key(secret))
+        await store.settle([record(key.id, 1) for _ in range(200)])
+        # the database file alone (no WAL beside it) already holds the batch
+        alone = tmp_path / "copy.db"
+        alone.write_bytes((tmp_path / "sluicegate.db").read_bytes())
+        copy = sqlite3.connect(alone)
+        assert copy.execute("SELECT COUNT(*) FROM ledger").fetchone() == (200,)
+        copy.close()
+    finally:
+        await store.close()
