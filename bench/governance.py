@@ -141,6 +141,7 @@ def saturated(targets: list[Target], mock: Target, workdir: Path, rounds: int, q
     wrk = shutil.which("wrk")
     duration = 3.0 if quick else 6.0
     per_round: dict[str, list[float]] = {t.name: [] for t in targets}
+    rates: dict[str, list[float]] = {t.name: [] for t in targets}
     for rnd in range(rounds):
         for i in range(len(targets)):
             target = targets[(i + rnd) % len(targets)]
@@ -149,14 +150,21 @@ def saturated(targets: list[Target], mock: Target, workdir: Path, rounds: int, q
                 log(f"[gov] saturated {target.name}: errors {sample.errors}, {sample.completed} completed")
                 return {"saturated_error": f"{target.name}: errors {sample.errors}"}
             per_round[target.name].append(sample.ms_per_stream(sample.target_cpu_s))
+            rates[target.name].append(sample.completed / sample.wall_s)
             log(f"[gov] saturated round {rnd} {target.name}: {per_round[target.name][-1]:.3f} ms CPU per stream")
     off, on = per_round[OFF], per_round[ON]
     paired = [1 - a / b for a, b in zip(off, on, strict=True)]
+    # Streams per second at saturation: this also counts what the targets' CPU does not (the
+    # database and Redis servers', the mock's and wrk's share of the same cores).
+    throughput = [1 - b / a for a, b in zip(rates[OFF], rates[ON], strict=True)]
     return {
         "saturated_ms_per_stream": {name: statistics.median(v) for name, v in per_round.items()},
         "saturated_rounds": per_round,
         "capacity_drop_pct": 100 * statistics.median(paired),
         "capacity_drop_rounds_pct": [100 * x for x in paired],
+        "saturated_streams_per_s": {name: statistics.median(v) for name, v in rates.items()},
+        "saturated_rate_rounds": rates,
+        "throughput_drop_pct": 100 * statistics.median(throughput),
         "saturated_client": "wrk" if wrk else "bench.closedloop",
     }
 
@@ -194,19 +202,21 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "| store | p50 TTFB off / on (ms) | added | p50 total off / on (ms) | added | CPU s/1k off / on"
         " | max short-stream rate off / on (req/s) | drop | CPU ms per short stream at saturation off / on"
-        " | capacity drop | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | capacity drop | streams/s at saturation off / on | drop | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, r in results.items():
         if "error" in r:
-            lines.append(f"| {backend} | failed: {r['error']} | | | | | | | | | |")
+            lines.append(f"| {backend} | failed: {r['error']} | | | | | | | | | | | |")
             continue
         added = max(r["added_ttfb_p50_ms"], r["added_total_p50_ms"])
         drop = r.get("rate_drop_pct", float("nan"))
         capacity = r.get("capacity_drop_pct", float("nan"))
-        # both measures of the rate must hold (a figure not measured is NaN, and fails)
-        verdict = "PASS" if added <= 1.0 and drop <= 10.0 and capacity <= 10.0 else "MISS"
-        if drop <= 10.0 and capacity <= 10.0 and r.get("lowest_fail", {}).get(ON, 0) is None:
+        throughput = r.get("throughput_drop_pct", float("nan"))
+        # every measure of the rate must hold (a figure not measured is NaN, and fails)
+        rate_ok = drop <= 10.0 and capacity <= 10.0 and throughput <= 10.0
+        verdict = "PASS" if added <= 1.0 and rate_ok else "MISS"
+        if rate_ok and r.get("lowest_fail", {}).get(ON, 0) is None:
             # "on" passed every probe it was given: its rate is a lower bound, the drop unknown
             verdict = "rate not measured (gov-on passed every probe; run without --quick)"
         # The same target's p50 moving more than a few ms between rounds: the machine (other
@@ -220,7 +230,7 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
             f" | {r[OFF]['total_p50_ms']:.2f} / {r[ON]['total_p50_ms']:.2f} | {r['added_total_p50_ms']:+.2f}"
             f" | {r[OFF]['cpu_s_per_1k']:.2f} / {r[ON]['cpu_s_per_1k']:.2f}"
             f" | {r['max_rate'].get(OFF, 0):.0f} / {r['max_rate'].get(ON, 0):.0f} | {drop:.1f}%"
-            f" | {_saturated_text(r)} | {capacity:.1f}% | {verdict} |"
+            f" | {_saturated_text(r)} | {capacity:.1f}% | {_rate_text(r)} | {throughput:.1f}% | {verdict} |"
         )
     lines += [
         "",
@@ -228,8 +238,10 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         "Targets: added p50 within 1 ms, highest sustained short-stream rate at most 10% lower.",
         "The rate is measured twice: by probing rates with scenario 3's criterion (in full mode down to 5%"
         " steps; one probe per rate, so p99 noise near the ceiling can move it a step), and as the CPU one"
-        " short stream costs at saturation (wrk, 50 in flight, rounds alternating off and on; the capacity"
-        " drop is the median over rounds of 1 - off/on). The verdict needs both.",
+        " short stream costs the targets' process trees at saturation (wrk, 50 in flight, rounds alternating"
+        " off and on; the capacity drop is the median over rounds of 1 - off/on), and as the streams per"
+        " second completed in those rounds, which also count what the database and Redis servers, the mock"
+        " and wrk take from the same cores. The verdict needs all three.",
         "`python -m bench.governance_micro` measures the admission path alone, in process (governance_micro.json).",
     ]
     return "\n".join(lines) + "\n"
@@ -240,6 +252,13 @@ def _saturated_text(r: dict[str, Any]) -> str:
     if not cpu:
         return f"not measured ({r.get('saturated_error', 'no samples')})"
     return f"{cpu.get(OFF, float('nan')):.3f} / {cpu.get(ON, float('nan')):.3f}"
+
+
+def _rate_text(r: dict[str, Any]) -> str:
+    rates = r.get("saturated_streams_per_s")
+    if not rates:
+        return "not measured"
+    return f"{rates.get(OFF, float('nan')):.0f} / {rates.get(ON, float('nan')):.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:

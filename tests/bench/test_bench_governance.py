@@ -25,6 +25,8 @@ def result(rate_on: float, cpu_on: float | None) -> dict[str, Any]:
     if cpu_on is not None:
         out["saturated_ms_per_stream"] = {OFF: 0.5, ON: cpu_on}
         out["capacity_drop_pct"] = 100 * (1 - 0.5 / cpu_on)
+        out["saturated_streams_per_s"] = {OFF: 2000.0, ON: 2000.0 * 0.5 / cpu_on}
+        out["throughput_drop_pct"] = 100 * (1 - 0.5 / cpu_on)
     else:
         out["saturated_error"] = "gov-on: errors {'timeout': 3}"
     return out
@@ -72,3 +74,12 @@ def test_probes_that_never_failed_do_not_hide_a_capacity_miss() -> None:
     r = result(2000.0, 0.52)
     r["lowest_fail"] = {OFF: None, ON: None}
     assert verdict(render({"sqlite": r}, META)).startswith("rate not measured")
+
+
+def test_a_throughput_drop_over_ten_percent_misses() -> None:
+    """The database's own CPU is not in the gateway's: streams per second at saturation count it."""
+    r = result(1900.0, 0.52)
+    r["saturated_streams_per_s"] = {OFF: 2000.0, ON: 1700.0}
+    r["throughput_drop_pct"] = 15.0
+    table = render({"sqlite": r}, META)
+    assert "2000 / 1700" in table and verdict(table) == "MISS"
