@@ -229,3 +229,18 @@ async def test_the_loops_writes_are_checkpointed_into_the_database_file(tmp_path
         copy.close()
     finally:
         await store.close()
+
+
+def test_the_utc_day_of_any_moment_is_the_calendar_day() -> None:
+    """utc_day keeps its last answer; every moment still gets its own day, around midnights too."""
+    import datetime as dt
+    import random
+
+    from sluicegate.store.records import utc_day
+
+    rng = random.Random(7)
+    moments = [0.0, 86_399.999, 86_400.0, 1_764_115_199.9999, 1_764_115_200.0, -0.5]
+    moments += [rng.uniform(0, 4e9) for _ in range(2000)]
+    moments += [1_764_115_200.0 + rng.uniform(-2, 2) for _ in range(200)]  # back and forth over one midnight
+    for moment in moments:
+        assert utc_day(moment) == dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%d"), moment
