@@ -129,9 +129,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
+def _connect(path: Path, timeout_s: float = 30) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout_s)
+    _use_wal(conn, timeout_s)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
@@ -356,6 +356,21 @@ def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch a new file to WAL (a no-op once it is). Processes opening a new file together (the
+    workers of `serve --workers N`) race to switch it, and SQLite answers the losers "database is
+    locked" at once, without waiting its busy timeout: they try again until it is done."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _locked_out(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _locked_out(exc: sqlite3.OperationalError) -> bool:
