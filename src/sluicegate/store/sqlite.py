@@ -271,17 +271,25 @@ class SQLiteStore:
         under wrk, that cost about 60 us of CPU per request more than the same writes done on the
         loop (some 12 us a row). So the loop writes, on a connection with no busy timeout and no
         automatic checkpoint: it never waits. When another process or connection holds the lock,
-        the batch goes to the bulk thread, which waits for it as before; checkpoints (an fsync)
-        run on that thread too."""
+        the loop tries again every few ms (its own tasks run meanwhile), and after
+        `LOOP_PATIENCE_S` the batch goes to the bulk thread, which waits for the lock as before;
+        checkpoints (an fsync) run on that thread too."""
         batch = Settlement.of(list(records), releases)
         write = functools.partial(_settle, batch)
         conn = self._loop
-        if conn is not None:
+        # Another worker's batch holds the lock for a few ms: try again shortly rather than hand
+        # this batch to the thread, whose GIL hand-offs would make it hold the lock far longer
+        # and push the other workers' batches to their threads in turn.
+        deadline = time.monotonic() + LOOP_PATIENCE_S
+        while conn is not None:
             try:
                 write(conn)
             except sqlite3.OperationalError as exc:
                 if not _locked_out(exc):
                     raise
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(LOOP_RETRY_S)
             else:
                 await self._checkpoint()
                 return
@@ -340,6 +348,8 @@ class SQLiteStore:
 
 
 CHECKPOINT_S = 1.0
+LOOP_RETRY_S = 0.005  # while another connection holds the write lock
+LOOP_PATIENCE_S = 0.25  # then the bulk thread waits for it (up to its busy timeout)
 
 
 def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
