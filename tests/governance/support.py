@@ -3,17 +3,20 @@ and helpers for keys and ledger rows through the admin API."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 
 from tests.governance.conftest import Backend
 from tests.support.openai_upstream import OpenAIUpstream
 from tests.support.server import Gateway, start_gateway
 
+HI = [{"role": "user", "content": "hi"}]
 PRICED = "priced"  # $1 per completion token, prompt free: costs are whole dollars
 FREE = "free"
 DOLLAR_PER_TOKEN = 1_000_000.0
@@ -72,6 +75,22 @@ class GovGateway:
                 if len(rows) >= count or time.monotonic() > deadline:
                     return rows
                 time.sleep(0.1)
+
+    def concurrent_chats(self, secret: str, count: int, max_tokens: int, model: str = PRICED) -> list[object]:
+        """`count` chat completions sent at once through the async SDK: answers or exceptions."""
+
+        async def send() -> list[object]:
+            sdk = openai.AsyncOpenAI(api_key=secret, base_url=self.v1, max_retries=0, timeout=60)
+            calls = [
+                sdk.chat.completions.create(model=model, messages=HI, max_tokens=max_tokens)  # type: ignore[arg-type]
+                for _ in range(count)
+            ]
+            try:
+                return list(await asyncio.gather(*calls, return_exceptions=True))
+            finally:
+                await sdk.close()
+
+        return asyncio.run(send())
 
     def stop(self) -> None:
         self.gateway.stop()

@@ -4,7 +4,6 @@ request, the budget race and a client that leaves mid-stream."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -14,10 +13,9 @@ import openai
 import pytest
 
 from tests.governance.conftest import make_backend
-from tests.governance.support import FREE, PRICED, GovGateway, gateway_config, start
+from tests.governance.support import FREE, HI, PRICED, GovGateway, gateway_config, start
 from tests.support.openai_upstream import OpenAIUpstream, Reply, chunk
 
-HI = [{"role": "user", "content": "hi"}]
 RESET = re.compile(r"^(\d+ms|\d+(\.\d+)?s|\d+m\d+s)$")
 
 
@@ -175,15 +173,7 @@ def test_the_ledger_row_of_a_stream(gov: GovGateway) -> None:
 def test_fifty_concurrent_requests_against_a_budget_worth_ten(gov: GovGateway) -> None:
     key_id, secret = gov.new_key(budget_usd=10)
 
-    async def race() -> list[object]:
-        sdk = openai.AsyncOpenAI(api_key=secret, base_url=gov.v1, max_retries=0, timeout=60)
-        calls = [sdk.chat.completions.create(model=PRICED, messages=HI, max_tokens=1) for _ in range(50)]  # type: ignore[arg-type]
-        try:
-            return list(await asyncio.gather(*calls, return_exceptions=True))
-        finally:
-            await sdk.close()
-
-    results = asyncio.run(race())
+    results = gov.concurrent_chats(secret, 50, max_tokens=1)
     admitted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, openai.APIStatusError) and r.status_code == 402]
     assert len(admitted) + len(refused) == 50, [r for r in results if isinstance(r, BaseException)][:3]

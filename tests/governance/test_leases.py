@@ -7,17 +7,13 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-import openai
-
 from sluicegate.governance.keys import hash_key, new_key
 from sluicegate.governance.leases import BudgetLeases
 from sluicegate.store.base import Store
 from sluicegate.store.records import KeyRecord, Reservation, ReservationAsk
 from tests.governance.conftest import Backend
-from tests.governance.support import PRICED, gateway_config, start
+from tests.governance.support import gateway_config, start
 from tests.support.openai_upstream import OpenAIUpstream
-
-HI = [{"role": "user", "content": "hi"}]
 
 
 class Budget:
@@ -120,15 +116,7 @@ def test_through_a_gateway_the_lease_is_held_then_given_back_at_a_clean_stop(
     try:
         key_id, secret = gov.new_key(budget_usd=100_000)
 
-        async def burst() -> list[object]:
-            sdk = openai.AsyncOpenAI(api_key=secret, base_url=gov.v1, max_retries=0, timeout=60)
-            calls = [sdk.chat.completions.create(model=PRICED, messages=HI, max_tokens=2) for _ in range(40)]  # type: ignore[arg-type]
-            try:
-                return list(await asyncio.gather(*calls, return_exceptions=True))
-            finally:
-                await sdk.close()
-
-        results = asyncio.run(burst())
+        results = gov.concurrent_chats(secret, 40, max_tokens=2)
         assert not [r for r in results if isinstance(r, BaseException)]
         rows = gov.rows(key_id, 40)
         assert len(rows) == 40

@@ -9,10 +9,8 @@ import openai
 import pytest
 
 from tests.governance.conftest import Backend
-from tests.governance.support import FREE, PRICED, GovGateway, gateway_config, start
+from tests.governance.support import FREE, HI, PRICED, GovGateway, gateway_config, start
 from tests.support.openai_upstream import OpenAIUpstream
-
-HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
