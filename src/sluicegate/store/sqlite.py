@@ -12,12 +12,13 @@ itself, on a third connection that never waits (see `settle`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -129,9 +130,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 
-def _connect(path: Path, timeout_s: float = 30) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout_s)
-    _use_wal(conn, timeout_s)
+BUSY_TIMEOUT_S = 30.0
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    _use_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
@@ -238,8 +242,7 @@ class SQLiteStore:
     async def reserve_many(self, items: Sequence[ReservationAsk]) -> list[Reservation]:
         def reserve(conn: sqlite3.Connection) -> list[Reservation]:
             answers: list[Reservation] = []
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 for key_id, reservation_id, amount_nanos, now in items:
                     row = conn.execute(sql.qmarks(sql.RESERVE), (key_id, amount_nanos)).fetchone()
                     if row is None:
@@ -252,11 +255,6 @@ class SQLiteStore:
                         sql.qmarks(sql.RESERVATION_INSERT), (reservation_id, key_id, amount_nanos, now)
                     )
                     answers.append(Reservation(True, int(row[0]) if row[0] is not None else 0))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             return answers
 
         return await self._on(True, reserve)
@@ -306,15 +304,9 @@ class SQLiteStore:
 
     async def release_expired(self, cutoff: float) -> int:
         def release(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 rows = conn.execute(sql.qmarks(sql.RESERVATIONS_EXPIRED), (cutoff,)).fetchall()
                 conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params({}, sql.amounts_by_key(rows)))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             return len(rows)
 
         return await self._on(False, release)
@@ -352,15 +344,13 @@ LOOP_RETRY_S = 0.005  # while another connection holds the write lock
 LOOP_PATIENCE_S = 0.25  # then the bulk thread waits for it (up to its busy timeout)
 
 
-def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE (the write lock first, so no other writer slips in between a read and the
+    write it decides), COMMIT, or ROLLBACK on any error."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
-        delete = sql.qmarks(sql.RESERVATION_DELETE)
-        deleted = (conn.execute(delete, (reservation_id,)).fetchone() for reservation_id in batch.reservations)
-        released = sql.amounts_by_key(row for row in deleted if row is not None)
-        conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
-        conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -368,11 +358,21 @@ def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
         raise
 
 
-def _use_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
+    with _transaction(conn):
+        conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
+        delete = sql.qmarks(sql.RESERVATION_DELETE)
+        deleted = (conn.execute(delete, (reservation_id,)).fetchone() for reservation_id in batch.reservations)
+        released = sql.amounts_by_key(row for row in deleted if row is not None)
+        conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
+        conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
     """Switch a new file to WAL (a no-op once it is). Processes opening a new file together (the
     workers of `serve --workers N`) race to switch it, and SQLite answers the losers "database is
     locked" at once, without waiting its busy timeout: they try again until it is done."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -387,7 +387,7 @@ def _locked_out(exc: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED: someone else holds the lock (nothing was written)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+        return (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # primary code of an extended one
     return "locked" in str(exc) or "busy" in str(exc)
 
 
@@ -403,14 +403,9 @@ def _owner_only(path: Path) -> None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
