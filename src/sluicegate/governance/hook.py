@@ -80,6 +80,7 @@ class Governance:
         self.limiter = limiter
         self.models = models  # entry name -> ModelEntry (its price)
         self.providers = providers  # entry name -> provider (its tokenizer)
+        self._prices: dict[tuple[str, str], Price | None] = {}  # (entry, deployment) -> price
         self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
         self.counter = TokenCounter()
         self._sweeper: asyncio.Task[None] | None = None
@@ -219,12 +220,17 @@ class Governance:
         return chosen.provider
 
     def _price(self, exchange: Exchange) -> Price | None:
-        """The model entry's price, else the answering deployment's own."""
+        """The model entry's price, else the answering deployment's own (the entries are fixed
+        for the hook's life, so each pair is looked up once: this runs twice per request)."""
+        pair = (exchange.served_by, exchange.deployment)
+        if pair in self._prices:
+            return self._prices[pair]
         price = getattr(self.models.get(exchange.served_by), "price", None)
         if price is None:
             config = getattr(self._answered_by(exchange), "config", None)
             price = getattr(config, "price", None)
-        return price if isinstance(price, Price) else None
+        found = self._prices[pair] = price if isinstance(price, Price) else None
+        return found
 
     async def settle(self, exchange: Exchange) -> None:
         admission = exchange.state.get(STATE)
