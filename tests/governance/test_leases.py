@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from sluicegate.governance.keys import hash_key, new_key
 from sluicegate.governance.leases import BudgetLeases
 from sluicegate.store.base import Store
@@ -50,9 +52,10 @@ async def test_a_busy_key_takes_one_lease_for_many_requests() -> None:
     leases = BudgetLeases(budget.reserve, budget.release, lease_s=60)
     key = key_with(10**9)
     holds = await asyncio.gather(*(leases.hold(key, 100) for _ in range(32)))
-    assert all(h.ok and h.lease is not None for h in holds)
-    assert len(budget.asks) == 1 and budget.asks[0][2] == 32 * 100  # one lease, shared by all 32
-    another = await leases.hold(key, 100)  # the lease is full: a second one
+    assert all(h.ok and h.lease is holds[0].lease for h in holds)  # one lease, shared by all 32
+    # three quarters in, its successor was asked for (once), in the background
+    assert [ask[2] for ask in budget.asks] == [32 * 100, 32 * 100]
+    another = await leases.hold(key, 100)  # the first is full: the second
     assert another.lease is not None and another.lease is not holds[0].lease and len(budget.asks) == 2
     assert budget.released == []  # the first lease still has requests in flight
     for hold in holds:
@@ -62,6 +65,58 @@ async def test_a_busy_key_takes_one_lease_for_many_requests() -> None:
     assert budget.released == [holds[0].lease.reservation_id]  # type: ignore[union-attr] # one in flight
     leases.settle(another, 100)
     assert len(budget.released) == 2 and budget.reserved == 0
+
+
+class Gated(Budget):
+    """Every reservation after the first waits until the test opens the gate (or fails)."""
+
+    def __init__(self, budget: int, fail: bool = False) -> None:
+        super().__init__(budget)
+        self.gate = asyncio.Event()
+        self.fail = fail
+        self.at_gate = 0  # reservations asked for and waiting at the gate
+
+    async def reserve(self, ask: ReservationAsk) -> Reservation:
+        if self.asks:
+            self.at_gate += 1
+            await self.gate.wait()
+            if self.fail:
+                self.asks.append(ask)
+                raise ConnectionError("the database is down")
+        return await super().reserve(ask)
+
+
+async def test_requests_go_on_against_a_lease_while_its_successor_is_reserved() -> None:
+    budget = Gated(10**9)
+    leases = BudgetLeases(budget.reserve, budget.release, lease_s=60)
+    key = key_with(10**9)
+    first = await leases.hold(key, 100)
+    # the successor's reservation hangs from the 25th request on: none of the 32 waits for it
+    rest = await asyncio.wait_for(asyncio.gather(*(leases.hold(key, 100) for _ in range(31))), 10)
+    assert all(h.ok and h.lease is first.lease for h in rest)
+    await asyncio.sleep(0)
+    assert len(budget.asks) == 1 and budget.at_gate == 1  # the successor, asked for ahead, waits
+    beyond = asyncio.ensure_future(leases.hold(key, 100))  # the first lease is used up: this one waits
+    await asyncio.sleep(0.01)
+    assert not beyond.done()
+    budget.gate.set()
+    second = await asyncio.wait_for(beyond, 10)
+    assert second.ok and second.lease is not None and second.lease is not first.lease
+    assert [ask[2] for ask in budget.asks] == [3200, 3200]  # the waiting request joined the renewal
+
+
+async def test_a_failed_renewal_is_asked_for_again_when_the_lease_runs_out(caplog: pytest.LogCaptureFixture) -> None:
+    budget = Gated(10**9, fail=True)
+    leases = BudgetLeases(budget.reserve, budget.release, lease_s=60)
+    key = key_with(10**9)
+    holds = [await leases.hold(key, 100) for _ in range(32)]
+    budget.gate.set()
+    await asyncio.sleep(0.01)  # the renewal fails in the background: logged, nobody was waiting
+    assert all(h.ok for h in holds) and "renewing a budget lease failed" in caplog.text
+    budget.fail = False
+    again = await leases.hold(key, 100)
+    assert again.ok and again.lease is not None and again.lease is not holds[0].lease
+    assert len(budget.asks) == 3  # the first lease, the failed renewal, and this one
 
 
 async def test_near_the_end_of_a_budget_each_request_reserves_its_own_estimate() -> None:

@@ -48,6 +48,24 @@ async def test_a_busy_key_is_counted_a_slice_at_a_time(redis_limiter: RedisLimit
     assert last["x-ratelimit-remaining-tokens"] == str(10**7 - 400)
 
 
+async def test_the_next_slice_is_counted_ahead_and_what_is_left_joins_it(redis_limiter: RedisLimiter) -> None:
+    counting = Counting(redis_limiter)
+    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60)
+    key = "key_" + secrets.token_hex(4)
+    first = [await slices.acquire((key, 6400, None, 0)) for _ in range(25)]  # 7 of 32 left
+    for _ in range(200):  # the next slice is being counted in the background
+        if slices.taken == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert slices.taken == 2
+    # the 7 left and the new 32 are one slice: 31 more need no Redis round trip
+    more = [await slices.acquire((key, 6400, None, 0)) for _ in range(31)]
+    assert all(d.ok for d in first + more) and slices.taken == 2 and counting.calls == 0
+    assert more[-1].headers["x-ratelimit-remaining-requests"] == str(6400 - 56)  # 56 used here
+    probe = await redis_limiter.acquire(key, 6400, None, 0)
+    assert probe.headers["x-ratelimit-remaining-requests"] == str(6400 - 65)  # two slices, and the probe
+
+
 async def test_a_small_limit_is_checked_request_by_request(redis_limiter: RedisLimiter) -> None:
     counting = Counting(redis_limiter)
     slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60)

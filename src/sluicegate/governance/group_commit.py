@@ -90,9 +90,16 @@ class OnePerKey(Generic[Result]):
         self._flying: dict[str, asyncio.Future[Result]] = {}
 
     async def run(self, key: str, work: Callable[[], Awaitable[Result]]) -> Result:
+        return await asyncio.shield(self.start(key, work))
+
+    def start(self, key: str, work: Callable[[], Awaitable[Result]]) -> asyncio.Future[Result]:
+        """The key's call in flight, started now if there is none (nobody waits for it yet)."""
         flying = self._flying.get(key)
         if flying is None:
             flying = asyncio.ensure_future(work())
             self._flying[key] = flying
             flying.add_done_callback(lambda _: self._flying.pop(key, None))
-        return await asyncio.shield(flying)
+        return flying
+
+    def busy(self, key: str) -> bool:
+        return key in self._flying

@@ -17,13 +17,21 @@ Why the budget still holds, with any number of processes:
   only taken while the key's last known balance is many times the lease; otherwise (and when
   the database refuses the lease) each request reserves exactly its own estimate, as before.
 
+A lease is renewed ahead: once three quarters of it are used or of its time has passed, the next
+one is reserved in the background while requests go on against the old one, so a busy key's
+requests do not stop for a database round trip every few hundred requests (the old one is closed
+when the new one is granted). Only when a lease runs out before its successor arrives do requests
+wait for it.
+
 A process that dies leaves its lease reserved until the store's sweep releases it
 (`reservation_ttl_s`), exactly like the reservation of a request it was serving.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -32,19 +40,32 @@ from dataclasses import dataclass
 from sluicegate.governance.group_commit import OnePerKey
 from sluicegate.store.records import KeyRecord, Reservation, ReservationAsk
 
+log = logging.getLogger("sluicegate.governance")
 LEASE_REQUESTS = 32  # a lease is worth this many requests' estimates
 BALANCE_SHARE = 16  # and at most this fraction of the key's last known balance
 NO_LEASE_S = 1.0  # after a refused lease, requests of that key reserve one by one for this long
+RENEW_AT = 0.75  # the next lease is asked for once this share of a lease's amount or time is used
 
 
 class Lease:
-    __slots__ = ("available", "closed", "expires", "in_flight", "key_id", "reservation_id")
+    __slots__ = (
+        "available",
+        "closed",
+        "expires",
+        "in_flight",
+        "key_id",
+        "renew_below",
+        "renew_from",
+        "reservation_id",
+    )
 
-    def __init__(self, reservation_id: str, key_id: str, amount: int, expires: float) -> None:
+    def __init__(self, reservation_id: str, key_id: str, amount: int, taken: float, lease_s: float) -> None:
         self.reservation_id = reservation_id
         self.key_id = key_id
         self.available = amount  # the lease less the estimates in flight and the costs settled
-        self.expires = expires
+        self.expires = taken + lease_s
+        self.renew_below = amount * (1 - RENEW_AT)  # the successor is asked for below this
+        self.renew_from = taken + lease_s * RENEW_AT  # or from this moment on
         self.in_flight = 0
         self.closed = False
 
@@ -85,6 +106,10 @@ class BudgetLeases:
                 if now < lease.expires and lease.available >= amount:
                     lease.available -= amount
                     lease.in_flight += 1
+                    if (
+                        lease.available < lease.renew_below or now >= lease.renew_from
+                    ) and not self._taking.busy(key.id):
+                        self._renew(key, amount, now)
                     return Hold(True, amount, lease=lease)
                 self._close(lease)
             size = self._lease_size(key, amount, now)
@@ -136,6 +161,14 @@ class BudgetLeases:
         balance = key.budget_nanos - key.spent_nanos - key.reserved_nanos  # as last read: a hint
         return size if size * BALANCE_SHARE <= balance else None
 
+    def _renew(self, key: KeyRecord, amount: int, now: float) -> None:
+        """Ask for the key's next lease in the background (no request waits for it yet)."""
+        size = self._lease_size(key, amount, now)
+        if size is not None:
+            self._taking.start(key.id, functools.partial(self._take, key.id, size)).add_done_callback(
+                _renewed
+            )
+
     async def _take(self, key_id: str, size: int) -> bool:
         reservation_id = "lease_" + secrets.token_hex(10)
         answer = await self._reserve((key_id, reservation_id, size, time.time()))
@@ -146,5 +179,12 @@ class BudgetLeases:
         old = self._leases.get(key_id)
         if old is not None:
             self._close(old)
-        self._leases[key_id] = Lease(reservation_id, key_id, size, time.monotonic() + self._lease_s)
+        self._leases[key_id] = Lease(reservation_id, key_id, size, time.monotonic(), self._lease_s)
         return True
+
+
+def _renewed(done: asyncio.Future[bool]) -> None:
+    """A renewal nobody waited for: its failure is logged here (the next request that needs a
+    lease asks again, and fails closed if the store is still down)."""
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("renewing a budget lease failed: %r", done.exception())

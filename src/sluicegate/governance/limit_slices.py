@@ -12,11 +12,18 @@ use stays counted (a process may refuse a little early, never admit too much). S
 most 1/64 of a limit, so what one process holds back is small; a key with a small limit (fewer
 than 128 requests or 64 prompts' tokens per minute) is checked request by request, exactly, as
 is every key for a second after Redis refused one of its slices.
+
+A slice is renewed ahead: once three quarters of it (or of its time) are used, the next one is
+counted in the background while requests go on against this one, and what this one has left
+joins the next (it is counted already, and still this process's to use, within the same minute).
+So a busy key's requests do not stop for a Redis round trip every 32 requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -24,21 +31,35 @@ from collections.abc import Awaitable, Callable
 from sluicegate.governance.group_commit import OnePerKey
 from sluicegate.governance.limits import WINDOW_S, Counts, Decision, LimitAsk, RedisLimiter, duration
 
+log = logging.getLogger("sluicegate.governance")
 SLICE_REQUESTS = 32
 LIMIT_SHARE = 64  # a slice is at most this fraction of a limit
 NO_SLICE_S = 1.0
+RENEW_AT = 0.75  # the next slice is counted once this share of a slice's requests or time is used
 
 
 class Slice:
-    __slots__ = ("expires", "minute", "remaining_requests", "remaining_tokens", "requests", "tokens")
+    __slots__ = (
+        "expires",
+        "minute",
+        "remaining_requests",
+        "remaining_tokens",
+        "renew_below",
+        "renew_from",
+        "requests",
+        "tokens",
+    )
 
     def __init__(
-        self, requests: int, tokens: int, counts: Counts, rpm: int | None, tpm: int | None, expires: float
+        self, requests: int, tokens: int, counts: Counts, rpm: int | None, tpm: int | None, slice_s: float
     ) -> None:
         self.requests = requests  # what this process may still admit on the slice
         self.tokens = tokens
         self.minute = math.floor(time.time() / WINDOW_S)
-        self.expires = expires
+        taken = time.monotonic()
+        self.expires = taken + slice_s
+        self.renew_below = requests * (1 - RENEW_AT)  # the next slice is counted below this
+        self.renew_from = taken + slice_s * RENEW_AT  # or from this moment on
         # what the key had left once the slice was counted (the slice's unused part is added back
         # when a header is made: it is this process's to use)
         kept = 1 - counts.frac
@@ -69,6 +90,10 @@ class LimitSlices:
                 if self._fits(piece, cost):
                     piece.requests -= 1
                     piece.tokens -= cost if tpm else 0
+                    if (
+                        piece.requests < piece.renew_below or time.monotonic() >= piece.renew_from
+                    ) and not self._taking.busy(key_id):
+                        self._renew(key_id, rpm, tpm, cost)
                     return Decision(True, self._headers(piece, rpm, tpm))
                 del self._slices[key_id]
             size = self._size(key_id, rpm, tpm, cost)
@@ -95,13 +120,25 @@ class LimitSlices:
             return None
         return requests, tokens
 
+    def _renew(self, key_id: str, rpm: int | None, tpm: int | None, cost: int) -> None:
+        """Count the key's next slice in the background (no request waits for it yet)."""
+        size = self._size(key_id, rpm, tpm, cost)
+        if size is not None:
+            take = functools.partial(self._take, key_id, rpm, tpm, *size)
+            self._taking.start(key_id, take).add_done_callback(_renewed)
+
     async def _take(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> bool:
         ok, counts = await self._limiter.acquire_slice(key_id, rpm, tpm, requests, tokens)
         if not ok:
             self._no_slice_until[key_id] = time.monotonic() + NO_SLICE_S
             return False
         self.taken += 1
-        self._slices[key_id] = Slice(requests, tokens, counts, rpm, tpm, time.monotonic() + self._slice_s)
+        piece = Slice(requests, tokens, counts, rpm, tpm, self._slice_s)
+        old = self._slices.get(key_id)
+        if old is not None and old.minute == piece.minute:  # counted in the same minute: still ours
+            piece.requests += max(0, old.requests)
+            piece.tokens += max(0, old.tokens)
+        self._slices[key_id] = piece
         return True
 
     @staticmethod
@@ -121,3 +158,10 @@ class LimitSlices:
             )
             headers["x-ratelimit-reset-tokens"] = reset
         return headers
+
+
+def _renewed(done: asyncio.Future[bool]) -> None:
+    """A renewal nobody waited for: its failure is logged here (the next request that needs a
+    slice asks again, and fails closed if Redis is still down)."""
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("counting a rate-limit slice failed: %r", done.exception())
