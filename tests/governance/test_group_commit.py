@@ -89,3 +89,27 @@ async def test_one_call_per_key_is_shared_by_the_callers_that_come_meanwhile() -
     assert calls == ["a", "b"]
     assert await once.run("a", lambda: take("a")) == "A"  # over: the next call runs again
     assert calls == ["a", "b", "a"]
+
+
+async def test_a_finished_call_is_forgotten_before_anyone_can_be_handed_it() -> None:
+    """Handed a finished call, a caller's retry loop would go round without ever yielding to the
+    loop (awaiting a done future does not yield): a worker of the benchmark hung so."""
+
+    async def take() -> bool:
+        return True  # finishes in its task's first step
+
+    once: OnePerKey[bool] = OnePerKey()
+    first = once.start("k", take)
+    await asyncio.sleep(0)  # the call's step runs, then this one, in the same loop iteration
+    assert first.done() and first.result() is True
+    assert not once.busy("k")
+    assert once.start("k", take) is not first
+
+
+async def test_a_call_cancelled_before_it_ran_is_forgotten() -> None:
+    once: OnePerKey[bool] = OnePerKey()
+    first = once.start("k", lambda: asyncio.sleep(0, True))
+    first.cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not once.busy("k")

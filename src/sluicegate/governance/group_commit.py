@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -96,10 +97,22 @@ class OnePerKey(Generic[Result]):
         """The key's call in flight, started now if there is none (nobody waits for it yet)."""
         flying = self._flying.get(key)
         if flying is None:
-            flying = asyncio.ensure_future(work())
-            self._flying[key] = flying
-            flying.add_done_callback(lambda _: self._flying.pop(key, None))
+            flying = self._flying[key] = asyncio.ensure_future(self._call(key, work))
+            flying.add_done_callback(functools.partial(self._forget, key))  # cancelled before it ran
         return flying
+
+    def _forget(self, key: str, done: asyncio.Future[Result]) -> None:
+        if self._flying.get(key) is done:
+            del self._flying[key]
+
+    async def _call(self, key: str, work: Callable[[], Awaitable[Result]]) -> Result:
+        """The call, forgotten as it ends, not in a done-callback a loop iteration later: in
+        between, a caller would be handed the finished call and could go round its loop on it
+        without ever yielding to the loop that would run that callback."""
+        try:
+            return await work()
+        finally:
+            self._flying.pop(key, None)
 
     def busy(self, key: str) -> bool:
         return key in self._flying

@@ -99,7 +99,7 @@ class BudgetLeases:
         self.taken = 0  # leases granted (the benchmark reports requests per lease)
 
     async def hold(self, key: KeyRecord, amount: int) -> Hold:
-        while True:
+        for attempt in range(2):  # the lease in memory, else one just taken; then its own reservation
             now = time.monotonic()
             lease = self._leases.get(key.id)
             if lease is not None:
@@ -113,7 +113,7 @@ class BudgetLeases:
                     return Hold(True, amount, lease=lease)
                 self._close(lease)
             size = self._lease_size(key, amount, now)
-            if size is None:
+            if attempt or size is None:
                 break
             if not await self._taking.run(key.id, functools.partial(self._take, key.id, size)):
                 break

@@ -84,7 +84,7 @@ class LimitSlices:
 
     async def acquire(self, ask: LimitAsk) -> Decision:
         key_id, rpm, tpm, cost = ask
-        while True:
+        for attempt in range(2):  # the slice in memory, else one just taken; then Redis per request
             piece = self._slices.get(key_id)
             if piece is not None:
                 if self._fits(piece, cost):
@@ -97,10 +97,11 @@ class LimitSlices:
                     return Decision(True, self._headers(piece, rpm, tpm))
                 del self._slices[key_id]
             size = self._size(key_id, rpm, tpm, cost)
-            if size is None:
-                return await self._per_request(ask)
+            if attempt or size is None:
+                break
             if not await self._taking.run(key_id, functools.partial(self._take, key_id, rpm, tpm, *size)):
-                return await self._per_request(ask)
+                break
+        return await self._per_request(ask)
 
     def _fits(self, piece: Slice, cost: int) -> bool:
         return (
