@@ -141,7 +141,11 @@ def test_errors_are_the_sdks_typed_exceptions(client: Anthropic, gateway: Gatewa
         client.messages.create(
             model=gateway.model, max_tokens=5, messages=PROMPT, extra_body={"temperature": 3}
         )
-    assert bad.value.message.endswith("'temperature: Input should be less than or equal to 1'}}")
+    # the body as sent (the SDK's own `message` wording differs between its releases)
+    assert bad.value.body == {  # type: ignore[comparison-overlap]
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": "temperature: Input should be less than or equal to 1"},
+    }
     with pytest.raises(anthropic.BadRequestError, match="does not support tools"):
         client.messages.create(
             model=gateway.model,

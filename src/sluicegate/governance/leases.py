@@ -94,12 +94,13 @@ class BudgetLeases:
         self._lease_s = lease_s
         self._lease_requests = lease_requests
         self._leases: dict[str, Lease] = {}
+        self._next: dict[str, Lease] = {}  # a lease renewed ahead, used once the current one is done
         self._taking: OnePerKey[bool] = OnePerKey()
         self._no_lease_until: dict[str, float] = {}
         self.taken = 0  # leases granted (the benchmark reports requests per lease)
 
     async def hold(self, key: KeyRecord, amount: int) -> Hold:
-        for attempt in range(2):  # the lease in memory, else one just taken; then its own reservation
+        while True:
             now = time.monotonic()
             lease = self._leases.get(key.id)
             if lease is not None:
@@ -107,13 +108,17 @@ class BudgetLeases:
                     lease.available -= amount
                     lease.in_flight += 1
                     if (
-                        lease.available < lease.renew_below or now >= lease.renew_from
-                    ) and not self._taking.busy(key.id):
+                        (lease.available < lease.renew_below or now >= lease.renew_from)
+                        and key.id not in self._next
+                        and not self._taking.busy(key.id)
+                    ):
                         self._renew(key, amount, now)
                     return Hold(True, amount, lease=lease)
-                self._close(lease)
+                self._close(lease)  # its successor, if one was renewed ahead, takes its place
+                if key.id in self._leases:
+                    continue
             size = self._lease_size(key, amount, now)
-            if attempt or size is None:
+            if size is None:
                 break
             if not await self._taking.run(key.id, functools.partial(self._take, key.id, size)):
                 break
@@ -141,7 +146,7 @@ class BudgetLeases:
             self._close(lease)
 
     def close_all(self) -> None:
-        for lease in list(self._leases.values()):
+        for lease in [*self._leases.values(), *self._next.values()]:
             self._close(lease)
 
     def _close(self, lease: Lease) -> None:
@@ -150,6 +155,11 @@ class BudgetLeases:
         lease.closed = True
         if self._leases.get(lease.key_id) is lease:
             del self._leases[lease.key_id]
+            successor = self._next.pop(lease.key_id, None)
+            if successor is not None and not successor.closed:
+                self._leases[lease.key_id] = successor
+        elif self._next.get(lease.key_id) is lease:
+            del self._next[lease.key_id]
         if lease.in_flight == 0:
             self._release(lease.reservation_id)
 
@@ -176,10 +186,17 @@ class BudgetLeases:
             self._no_lease_until[key_id] = time.monotonic() + NO_LEASE_S
             return False
         self.taken += 1
-        old = self._leases.get(key_id)
-        if old is not None:
-            self._close(old)
-        self._leases[key_id] = Lease(reservation_id, key_id, size, time.monotonic(), self._lease_s)
+        lease = Lease(reservation_id, key_id, size, time.monotonic(), self._lease_s)
+        current = self._leases.get(key_id)
+        if current is not None and not current.closed:
+            # renewed ahead: the current lease is used to its end first (closing it now would keep
+            # its unused part reserved, out of every process's reach, until its requests settle)
+            previous = self._next.pop(key_id, None)
+            if previous is not None:
+                self._close(previous)
+            self._next[key_id] = lease
+        else:
+            self._leases[key_id] = lease
         return True
 
 

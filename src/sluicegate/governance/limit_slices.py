@@ -84,7 +84,7 @@ class LimitSlices:
 
     async def acquire(self, ask: LimitAsk) -> Decision:
         key_id, rpm, tpm, cost = ask
-        for attempt in range(2):  # the slice in memory, else one just taken; then Redis per request
+        while True:
             piece = self._slices.get(key_id)
             if piece is not None:
                 if self._fits(piece, cost):
@@ -97,11 +97,10 @@ class LimitSlices:
                     return Decision(True, self._headers(piece, rpm, tpm))
                 del self._slices[key_id]
             size = self._size(key_id, rpm, tpm, cost)
-            if attempt or size is None:
-                break
-            if not await self._taking.run(key_id, functools.partial(self._take, key_id, rpm, tpm, *size)):
-                break
-        return await self._per_request(ask)
+            if size is None or not await self._taking.run(
+                key_id, functools.partial(self._take, key_id, rpm, tpm, *size)
+            ):
+                return await self._per_request(ask)
 
     def _fits(self, piece: Slice, cost: int) -> bool:
         return (
