@@ -19,9 +19,10 @@ Why the budget still holds, with any number of processes:
 
 A lease is renewed ahead: once three quarters of it are used or of its time has passed, the next
 one is reserved in the background while requests go on against the old one, so a busy key's
-requests do not stop for a database round trip every few hundred requests (the old one is closed
-when the new one is granted). Only when a lease runs out before its successor arrives do requests
-wait for it.
+requests do not stop for a database round trip every few hundred requests. The successor waits
+until the old one is used up or past its time (closing the old one early would keep its unused part
+reserved, out of every process's reach, until its requests settled). Only when a lease runs out
+before its successor arrives do requests wait for it.
 
 A process that dies leaves its lease reserved until the store's sweep releases it
 (`reservation_ttl_s`), exactly like the reservation of a request it was serving.
