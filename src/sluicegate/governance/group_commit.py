@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+log = logging.getLogger("sluicegate.governance")
+RENEW_AT = 0.75  # a lease's or slice's successor is asked for once this share of it (or of its time) is used
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -116,3 +119,15 @@ class OnePerKey(Generic[Result]):
 
     def busy(self, key: str) -> bool:
         return key in self._flying
+
+    def ahead(self, key: str, work: Callable[[], Awaitable[Result]], what: str) -> None:
+        """Start the key's call in the background unless one is in flight (a lease or slice
+        renewed ahead): nobody waits for it, so its failure is logged here, and the next request
+        that needs one asks again."""
+        if key not in self._flying:
+            self.start(key, work).add_done_callback(functools.partial(_log_failure, what))
+
+
+def _log_failure(what: str, done: asyncio.Future[Any]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("%s failed: %r", what, done.exception())

@@ -30,22 +30,18 @@ A process that dies leaves its lease reserved until the store's sweep releases i
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sluicegate.governance.group_commit import OnePerKey
+from sluicegate.governance.group_commit import RENEW_AT, OnePerKey
 from sluicegate.store.records import KeyRecord, Reservation, ReservationAsk
 
-log = logging.getLogger("sluicegate.governance")
 LEASE_REQUESTS = 32  # a lease is worth this many requests' estimates
 BALANCE_SHARE = 16  # and at most this fraction of the key's last known balance
 NO_LEASE_S = 1.0  # after a refused lease, requests of that key reserve one by one for this long
-RENEW_AT = 0.75  # the next lease is asked for once this share of a lease's amount or time is used
 
 
 class Lease:
@@ -109,10 +105,8 @@ class BudgetLeases:
                     lease.available -= amount
                     lease.in_flight += 1
                     if (
-                        (lease.available < lease.renew_below or now >= lease.renew_from)
-                        and key.id not in self._next
-                        and not self._taking.busy(key.id)
-                    ):
+                        lease.available < lease.renew_below or now >= lease.renew_from
+                    ) and key.id not in self._next:
                         self._renew(key, amount, now)
                     return Hold(True, amount, lease=lease)
                 self._close(lease)  # its successor, if one was renewed ahead, takes its place
@@ -174,11 +168,11 @@ class BudgetLeases:
 
     def _renew(self, key: KeyRecord, amount: int, now: float) -> None:
         """Ask for the key's next lease in the background (no request waits for it yet)."""
+        if self._taking.busy(key.id):
+            return
         size = self._lease_size(key, amount, now)
         if size is not None:
-            self._taking.start(key.id, functools.partial(self._take, key.id, size)).add_done_callback(
-                _renewed
-            )
+            self._taking.ahead(key.id, functools.partial(self._take, key.id, size), "renewing a budget lease")
 
     async def _take(self, key_id: str, size: int) -> bool:
         reservation_id = "lease_" + secrets.token_hex(10)
@@ -199,10 +193,3 @@ class BudgetLeases:
         else:
             self._leases[key_id] = lease
         return True
-
-
-def _renewed(done: asyncio.Future[bool]) -> None:
-    """A renewal nobody waited for: its failure is logged here (the next request that needs a
-    lease asks again, and fails closed if the store is still down)."""
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("renewing a budget lease failed: %r", done.exception())

@@ -21,21 +21,17 @@ So a busy key's requests do not stop for a Redis round trip every 32 requests.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 
-from sluicegate.governance.group_commit import OnePerKey
+from sluicegate.governance.group_commit import RENEW_AT, OnePerKey
 from sluicegate.governance.limits import WINDOW_S, Counts, Decision, LimitAsk, RedisLimiter, duration
 
-log = logging.getLogger("sluicegate.governance")
 SLICE_REQUESTS = 32
 LIMIT_SHARE = 64  # a slice is at most this fraction of a limit
 NO_SLICE_S = 1.0
-RENEW_AT = 0.75  # the next slice is counted once this share of a slice's requests or time is used
 
 
 class Slice:
@@ -87,12 +83,11 @@ class LimitSlices:
         while True:
             piece = self._slices.get(key_id)
             if piece is not None:
-                if self._fits(piece, cost):
+                now = time.monotonic()
+                if self._fits(piece, cost, now):
                     piece.requests -= 1
                     piece.tokens -= cost if tpm else 0
-                    if (
-                        piece.requests < piece.renew_below or time.monotonic() >= piece.renew_from
-                    ) and not self._taking.busy(key_id):
+                    if piece.requests < piece.renew_below or now >= piece.renew_from:
                         self._renew(key_id, rpm, tpm, cost)
                     return Decision(True, self._headers(piece, rpm, tpm))
                 del self._slices[key_id]
@@ -102,11 +97,11 @@ class LimitSlices:
             ):
                 return await self._per_request(ask)
 
-    def _fits(self, piece: Slice, cost: int) -> bool:
+    def _fits(self, piece: Slice, cost: int, now: float) -> bool:
         return (
             piece.requests >= 1
             and piece.tokens >= cost
-            and time.monotonic() < piece.expires
+            and now < piece.expires
             and math.floor(time.time() / WINDOW_S) == piece.minute
         )
 
@@ -122,10 +117,12 @@ class LimitSlices:
 
     def _renew(self, key_id: str, rpm: int | None, tpm: int | None, cost: int) -> None:
         """Count the key's next slice in the background (no request waits for it yet)."""
+        if self._taking.busy(key_id):
+            return
         size = self._size(key_id, rpm, tpm, cost)
         if size is not None:
             take = functools.partial(self._take, key_id, rpm, tpm, *size)
-            self._taking.start(key_id, take).add_done_callback(_renewed)
+            self._taking.ahead(key_id, take, "counting a rate-limit slice")
 
     async def _take(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> bool:
         ok, counts = await self._limiter.acquire_slice(key_id, rpm, tpm, requests, tokens)
@@ -158,10 +155,3 @@ class LimitSlices:
             )
             headers["x-ratelimit-reset-tokens"] = reset
         return headers
-
-
-def _renewed(done: asyncio.Future[bool]) -> None:
-    """A renewal nobody waited for: its failure is logged here (the next request that needs a
-    slice asks again, and fails closed if Redis is still down)."""
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("counting a rate-limit slice failed: %r", done.exception())
