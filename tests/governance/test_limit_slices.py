@@ -34,7 +34,7 @@ class Counting:
 
 async def test_a_busy_key_is_counted_a_slice_at_a_time(redis_limiter: RedisLimiter) -> None:
     counting = Counting(redis_limiter)
-    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60)
+    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60, slice_requests=32)
     key = "key_" + secrets.token_hex(4)
     decisions = [await slices.acquire((key, 6400, 10**7, 10)) for _ in range(40)]
     assert all(d.ok for d in decisions)
@@ -50,7 +50,7 @@ async def test_a_busy_key_is_counted_a_slice_at_a_time(redis_limiter: RedisLimit
 
 async def test_the_next_slice_is_counted_ahead_and_what_is_left_joins_it(redis_limiter: RedisLimiter) -> None:
     counting = Counting(redis_limiter)
-    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60)
+    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60, slice_requests=32)
     key = "key_" + secrets.token_hex(4)
     first = [await slices.acquire((key, 6400, None, 0)) for _ in range(25)]  # 7 of 32 left
     for _ in range(200):  # the next slice is being counted in the background
@@ -68,7 +68,7 @@ async def test_the_next_slice_is_counted_ahead_and_what_is_left_joins_it(redis_l
 
 async def test_a_small_limit_is_checked_request_by_request(redis_limiter: RedisLimiter) -> None:
     counting = Counting(redis_limiter)
-    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60)
+    slices = LimitSlices(redis_limiter, counting.per_request, slice_s=60, slice_requests=32)
     key = "key_" + secrets.token_hex(4)
     decisions = [await slices.acquire((key, 100, None, 0)) for _ in range(102)]
     assert [d.ok for d in decisions] == [True] * 100 + [False] * 2
@@ -77,7 +77,10 @@ async def test_a_small_limit_is_checked_request_by_request(redis_limiter: RedisL
 
 async def test_two_processes_slices_never_admit_more_than_the_limit(redis_limiter: RedisLimiter) -> None:
     key = "key_" + secrets.token_hex(4)
-    processes = [LimitSlices(redis_limiter, Counting(redis_limiter).per_request, slice_s=60) for _ in range(2)]
+    processes = [
+        LimitSlices(redis_limiter, Counting(redis_limiter).per_request, slice_s=60, slice_requests=32)
+        for _ in range(2)
+    ]
 
     async def process(slices: LimitSlices, count: int) -> list[Decision]:
         return [await slices.acquire((key, 6400, None, 0)) for _ in range(count)]
@@ -96,3 +99,16 @@ async def test_slices_off_checks_every_request_in_redis(redis_limiter: RedisLimi
     for _ in range(5):
         assert (await slices.acquire((key, 6400, None, 0))).ok
     assert counting.calls == 5 and slices.taken == 0
+
+
+async def test_a_slice_is_128_requests_at_most_and_a_64th_of_the_limit(redis_limiter: RedisLimiter) -> None:
+    slices = LimitSlices(redis_limiter, Counting(redis_limiter).per_request, slice_s=60)
+    large, small = "key_" + secrets.token_hex(4), "key_" + secrets.token_hex(4)
+    assert (await slices.acquire((large, 10**6, None, 0))).ok and (
+        await slices.acquire((small, 6400, None, 0))
+    ).ok
+    # what Redis counted for each key: one whole slice, before the probe
+    probe_large = await redis_limiter.acquire(large, 10**6, None, 0)
+    probe_small = await redis_limiter.acquire(small, 6400, None, 0)
+    assert probe_large.headers["x-ratelimit-remaining-requests"] == str(10**6 - 129)
+    assert probe_small.headers["x-ratelimit-remaining-requests"] == str(6400 - 101)

@@ -30,7 +30,7 @@ from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.leases import BudgetLeases, Hold
 from sluicegate.governance.ledger import LedgerWriter
 from sluicegate.governance.limit_slices import LimitSlices
-from sluicegate.governance.limits import Decision, LimitAsk, Limiter, RedisLimiter
+from sluicegate.governance.limits import Decision, LimitAsk, Limiter, MemoryLimiter, RedisLimiter
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, prompt_estimate
 from sluicegate.providers.config import Price
@@ -100,7 +100,11 @@ class Governance:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
         self.counter.warm(
-            [str(getattr(m, "upstream_model", None) or m.name) for m in self.models.values() if m.provider != "local"]
+            [
+                str(getattr(m, "upstream_model", None) or m.name)
+                for m in self.models.values()
+                if m.provider != "local"
+            ]
         )
 
     async def close(self) -> None:
@@ -157,7 +161,9 @@ class Governance:
         exchange.state[STATE] = admission
         if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
             raise PermissionDeniedError(
-                f"This API key may not use the model `{exchange.model}`.", code="model_not_allowed", param="model"
+                f"This API key may not use the model `{exchange.model}`.",
+                code="model_not_allowed",
+                param="model",
             )
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):
@@ -166,14 +172,20 @@ class Governance:
         cost = prompt if key.tpm else 0
         # Most requests of a busy key are checked and held in memory: on a slice of its Redis
         # limits and on a lease of its budget; what needs a round trip goes in group commits.
+        # Those in memory are plain calls; only the rest is awaited.
         decision: Decision | BaseException | None = None
         if limited:
             ask = (key.id, key.rpm, key.tpm, cost)
-            if self.slices is None:
+            if isinstance(self.limiter, MemoryLimiter):
+                decision = self.limiter.acquire_now(*ask)
+            elif self.slices is None:
                 decision = await _caught(self.limiter.acquire(*ask))
             else:
-                decision = await _caught(self.slices.acquire(ask))
-        held = await _caught(self.leases.hold(key, self._estimate(exchange, prompt))) if budgeted else None
+                decision = self.slices.try_acquire(ask) or await _caught(self.slices.acquire(ask))
+        held: Hold | BaseException | None = None
+        if budgeted:
+            most = self._estimate(exchange, prompt)
+            held = self.leases.try_hold(key, most) or await _caught(self.leases.hold(key, most))
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
         for failure in (decision, held):
@@ -206,7 +218,9 @@ class Governance:
     def _estimate(self, exchange: Exchange, prompt: int) -> int:
         """The most this request may cost (nano-dollars): its prompt and its completion cap."""
         request = exchange.request
-        completion = request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        completion = (
+            request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+        )
         choices = request.n if request else 1
         return estimate_nanos(self._price(exchange), prompt, completion * max(1, choices))
 

@@ -72,8 +72,13 @@ class KeyStore:
         self._loop_task: asyncio.Task[None] | None = None
         self._env_admin: tuple[str, KeyRecord] | None = None
         if admin_secret:
-            record = KeyRecord(id=ENV_ADMIN_ID, name="admin (SLUICEGATE_ADMIN_KEY)", hint="(env)",
-                               created_at=time.time(), admin=True)
+            record = KeyRecord(
+                id=ENV_ADMIN_ID,
+                name="admin (SLUICEGATE_ADMIN_KEY)",
+                hint="(env)",
+                created_at=time.time(),
+                admin=True,
+            )
             self._env_admin = (hash_key(admin_secret), record)
         self._install([])
 

@@ -2,7 +2,7 @@
 
 With Redis every process shares one limit per key, but a check per request costs a Redis command
 per request. For a key whose limits are large, a process instead counts a *slice* in Redis at
-once (up to 32 requests, and their prompt estimates as tokens), by the same atomic script, and
+once (up to 128 requests, and their prompt estimates as tokens), by the same atomic script, and
 admits the key's next requests against the slice in memory while it lasts: at most `slice_s`,
 and never past the minute it was counted in.
 
@@ -16,7 +16,10 @@ is every key for a second after Redis refused one of its slices.
 A slice is renewed ahead: once three quarters of it (or of its time) are used, the next one is
 counted in the background while requests go on against this one, and what this one has left
 joins the next (it is counted already, and still this process's to use, within the same minute).
-So a busy key's requests do not stop for a Redis round trip every 32 requests.
+So a busy key's requests do not stop for a Redis round trip every 128 requests.
+
+A slice of 128 (not 32) because each Redis call costs the process about 120 us of CPU in redis-py:
+spread over 96 requests that is about 1 us each, over 24 it was 5 (1% of a short stream).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from sluicegate.governance.group_commit import RENEW_AT, OnePerKey
 from sluicegate.governance.limits import WINDOW_S, Counts, Decision, LimitAsk, RedisLimiter, duration
 
-SLICE_REQUESTS = 32
+SLICE_REQUESTS = 128
 LIMIT_SHARE = 64  # a slice is at most this fraction of a limit
 NO_SLICE_S = 1.0
 
@@ -69,8 +72,10 @@ class LimitSlices:
         limiter: RedisLimiter,
         per_request: Callable[[LimitAsk], Awaitable[Decision]],
         slice_s: float = 1.0,
+        slice_requests: int = SLICE_REQUESTS,
     ) -> None:
         self._limiter = limiter
+        self._slice_requests = slice_requests
         self._per_request = per_request
         self._slice_s = slice_s
         self._slices: dict[str, Slice] = {}
@@ -78,19 +83,30 @@ class LimitSlices:
         self._no_slice_until: dict[str, float] = {}
         self.taken = 0
 
+    def try_acquire(self, ask: LimitAsk) -> Decision | None:
+        """The decision when the key's slice has room (nearly every request of a busy key),
+        without a coroutine; None when the slow path must run."""
+        key_id, rpm, tpm, cost = ask
+        piece = self._slices.get(key_id)
+        if piece is None:
+            return None
+        now = time.monotonic()
+        if not self._fits(piece, cost, now):
+            return None
+        piece.requests -= 1
+        if tpm:
+            piece.tokens -= cost
+        if piece.requests < piece.renew_below or now >= piece.renew_from:
+            self._renew(key_id, rpm, tpm, cost)
+        return Decision(True, self._headers(piece, rpm, tpm))
+
     async def acquire(self, ask: LimitAsk) -> Decision:
         key_id, rpm, tpm, cost = ask
         while True:
-            piece = self._slices.get(key_id)
-            if piece is not None:
-                now = time.monotonic()
-                if self._fits(piece, cost, now):
-                    piece.requests -= 1
-                    piece.tokens -= cost if tpm else 0
-                    if piece.requests < piece.renew_below or now >= piece.renew_from:
-                        self._renew(key_id, rpm, tpm, cost)
-                    return Decision(True, self._headers(piece, rpm, tpm))
-                del self._slices[key_id]
+            decision = self.try_acquire(ask)
+            if decision is not None:
+                return decision
+            self._slices.pop(key_id, None)  # used up, or past its time or minute
             size = self._size(key_id, rpm, tpm, cost)
             if size is None or not await self._taking.run(
                 key_id, functools.partial(self._take, key_id, rpm, tpm, *size)
@@ -109,7 +125,7 @@ class LimitSlices:
         """(requests, tokens) of a slice for this key now, or None: check request by request."""
         if self._slice_s <= 0 or time.monotonic() < self._no_slice_until.get(key_id, 0.0):
             return None
-        requests = min(SLICE_REQUESTS, rpm // LIMIT_SHARE) if rpm else SLICE_REQUESTS
+        requests = min(self._slice_requests, rpm // LIMIT_SHARE) if rpm else self._slice_requests
         tokens = requests * cost if tpm else 0
         if requests < 2 or (tpm and tokens * LIMIT_SHARE > tpm):
             return None

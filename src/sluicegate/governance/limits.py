@@ -20,7 +20,9 @@ from typing import Protocol
 
 WINDOW_S = 60.0
 RATE_LIMIT_HEADERS = [
-    f"x-ratelimit-{what}-{unit}" for unit in ("requests", "tokens") for what in ("limit", "remaining", "reset")
+    f"x-ratelimit-{what}-{unit}"
+    for unit in ("requests", "tokens")
+    for what in ("limit", "remaining", "reset")
 ]
 
 
@@ -139,6 +141,10 @@ class MemoryLimiter:
         return window, now / WINDOW_S - index
 
     async def acquire(self, key_id: str, rpm: int | None, tpm: int | None, cost: int) -> Decision:
+        return self.acquire_now(key_id, rpm, tpm, cost)
+
+    def acquire_now(self, key_id: str, rpm: int | None, tpm: int | None, cost: int) -> Decision:
+        """`acquire` as a plain call: nothing here waits."""
         window, frac = self._counts(key_id, time.time())
         counts = Counts(window[1], window[2], window[3], window[4], frac)
         ok = allowed(rpm, tpm, cost, counts)
@@ -219,7 +225,9 @@ class RedisLimiter:
         counts = Counts(float(rc), float(rp), float(tc), float(tp), float(frac))
         return decide(rpm, tpm, cost, bool(ok), counts)
 
-    async def acquire_slice(self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int) -> tuple[bool, Counts]:
+    async def acquire_slice(
+        self, key_id: str, rpm: int | None, tpm: int | None, requests: int, tokens: int
+    ) -> tuple[bool, Counts]:
         """Count `requests` requests and `tokens` tokens at once, if they all fit (a process's
         slice of the limits, governance/limit_slices.py); the counts before them."""
         result = await self._acquire(
