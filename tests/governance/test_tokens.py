@@ -8,7 +8,7 @@ from sluicegate.core.events import Usage
 from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
-from sluicegate.governance.tokens import TokenCounter, openai_encoding_name, prompt_estimate
+from sluicegate.governance.tokens import TokenCounter, message_text, openai_encoding_name, prompt_estimate
 from sluicegate.providers.config import Price
 
 
@@ -57,6 +57,19 @@ async def test_upstream_usage_wins_and_nothing_started_is_nothing() -> None:
 def test_prompt_estimate_is_characters_over_four_plus_framing() -> None:
     chat = ChatRequest(model="m", messages=[{"role": "user", "content": "x" * 40}], raw={})
     assert prompt_estimate(chat) == 11 + 3 + 3  # ceil(44 / 4) for "user" + text, 3 per message, 3 to reply
+
+
+def test_prompt_estimate_counts_what_message_text_finds() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "abc"}, {"type": "image_url"}, "odd"]},
+        {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}, 7]},
+        {"role": "tool", "content": "42", "tool_call_id": "c1"},
+        {"content": "no role"},
+    ]
+    chat = ChatRequest(model="m", messages=messages, raw={})
+    expected = sum(-(-len(text) // 4) + 3 for text in message_text(messages)) + 3
+    assert prompt_estimate(chat) == expected == 31
 
 
 def test_costs() -> None:

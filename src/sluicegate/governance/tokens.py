@@ -60,11 +60,24 @@ def chars_estimate(text: str) -> int:
 
 
 def prompt_estimate(request: ChatRequest | None) -> int:
-    """A cheap upper-leaning guess of the prompt's tokens, for admission."""
+    """A cheap upper-leaning guess of the prompt's tokens, for admission: `chars_estimate` of
+    each message's `message_text`, counted by length without joining the text (this runs on
+    every request of a key with limits or a budget)."""
     if request is None:
         return 0
-    texts = message_text(request.messages)
-    return sum(chars_estimate(text) + PER_MESSAGE for text in texts) + PER_MESSAGE
+    total = PER_MESSAGE
+    for message in request.messages:
+        chars = len(str(message.get("role") or ""))
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(str(p.get("text") or "")) for p in content if isinstance(p, dict))
+        for call in message.get("tool_calls") or ():
+            function = (call.get("function") or {}) if isinstance(call, dict) else {}
+            chars += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
+        total += -(-chars // 4) + PER_MESSAGE
+    return total
 
 
 class TokenCounter:
