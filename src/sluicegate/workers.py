@@ -31,6 +31,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
+from sluicegate.observability import logs
 from sluicegate.server import STOP_SIGNALS, GatewayServer, ServeOptions, uvicorn_config
 
 SHORT_LIFE_S = 10.0  # a worker that dies younger than this is restarted after a delay
@@ -51,6 +52,7 @@ def run_prefork(sock: socket.socket, options: ServeOptions, on_ready: Callable[[
         if os.getpid() != master:
             # A worker's life ends here, in the frames it inherited from the master: leave now,
             # before the master's clean-up (its metrics directory, its socket) runs in it too.
+            logs.flush()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -51,12 +51,16 @@ def access_fields(exchange: Exchange) -> dict[str, Any]:
 
 def access_line(fields: dict[str, Any]) -> str:
     """`req_... key=key_... model=... status=200 ttft_ms=... total_ms=... tokens_in=...`"""
-    parts = [str(fields["request_id"])]
-    for name, value in fields.items():
-        if name == "request_id" or value is None or value is False:
-            continue
-        parts.append(f"{name}={str(value).lower() if value is True else value}")
-    return " ".join(parts)
+    return " ".join(
+        [
+            str(fields["request_id"]),
+            *(
+                f"{name}={'true' if value is True else value}"
+                for name, value in fields.items()
+                if value is not None and value is not False and name != "request_id"
+            ),
+        ]
+    )
 
 
 class AccessLog:
