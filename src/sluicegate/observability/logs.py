@@ -17,6 +17,7 @@ worker's exit write what waits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -111,7 +112,7 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
         self.flush()
 
     def flush(self) -> None:
-        with self.lock if self.lock is not None else _NO_LOCK:
+        with self.lock if self.lock is not None else contextlib.nullcontext():
             waiting, self._waiting = self._waiting, []
             self._scheduled_on = None
             if waiting:
@@ -122,17 +123,6 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
                     self.handleError(logging.makeLogRecord({"msg": waiting[-1]}))
             elif hasattr(self.stream, "flush"):
                 self.stream.flush()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 def flush() -> None:
