@@ -18,6 +18,7 @@ import math
 import re
 import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from sluicegate.core.events import Usage
@@ -38,21 +39,24 @@ def openai_encoding_name(model: str) -> str | None:
     return "cl100k_base" if _CL100K.match(name) else "o200k_base"
 
 
+def message_parts(message: dict[str, Any]) -> Iterator[str]:
+    """The text of one message, piece by piece: role, string content, text parts, tool calls."""
+    yield str(message.get("role") or "")
+    content = message.get("content")
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                yield str(part.get("text") or "")
+    for call in message.get("tool_calls") or ():
+        function = (call.get("function") or {}) if isinstance(call, dict) else {}
+        yield str(function.get("name") or "") + str(function.get("arguments") or "")
+
+
 def message_text(messages: list[dict[str, Any]]) -> list[str]:
-    """The text of each message: string content, text parts, tool calls."""
-    out: list[str] = []
-    for message in messages:
-        parts: list[str] = [str(message.get("role") or "")]
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(str(p.get("text") or "") for p in content if isinstance(p, dict))
-        for call in message.get("tool_calls") or []:
-            function = (call.get("function") or {}) if isinstance(call, dict) else {}
-            parts.append(str(function.get("name") or "") + str(function.get("arguments") or ""))
-        out.append("".join(parts))
-    return out
+    """The text of each message (what the tokenizers count)."""
+    return ["".join(message_parts(message)) for message in messages]
 
 
 def chars_estimate(text: str) -> int:
@@ -61,22 +65,13 @@ def chars_estimate(text: str) -> int:
 
 def prompt_estimate(request: ChatRequest | None) -> int:
     """A cheap upper-leaning guess of the prompt's tokens, for admission: `chars_estimate` of
-    each message's `message_text`, counted by length without joining the text (this runs on
-    every request of a key with limits or a budget)."""
+    each message's text, counted by length without joining it (this runs on every request of a
+    key with limits or a budget)."""
     if request is None:
         return 0
     total = PER_MESSAGE
     for message in request.messages:
-        chars = len(str(message.get("role") or ""))
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(str(p.get("text") or "")) for p in content if isinstance(p, dict))
-        for call in message.get("tool_calls") or ():
-            function = (call.get("function") or {}) if isinstance(call, dict) else {}
-            chars += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
-        total += -(-chars // 4) + PER_MESSAGE
+        total += -(-sum(map(len, message_parts(message))) // 4) + PER_MESSAGE
     return total
 
 
