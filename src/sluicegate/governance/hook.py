@@ -14,7 +14,7 @@ import contextlib
 import fnmatch
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sluicegate.core.exchange import Exchange
@@ -57,6 +57,10 @@ def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
     return any(name and fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
+def _not_in_memory(ask: LimitAsk) -> Decision | None:
+    return None
+
+
 async def _caught(work: Awaitable[T]) -> T | BaseException:
     try:
         return await work
@@ -88,12 +92,18 @@ class Governance:
         self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
-        # Limits kept in this process are a dict update: no slices, no batches.
+        # A request's limits are checked by a plain call when the answer is in memory (a slice
+        # of its Redis limits, or this process's own counters: a dict update), else awaited.
         self._limits: GroupCommit[LimitAsk, Decision] | None = None
         self.slices: LimitSlices | None = None
+        self._limit_now: Callable[[LimitAsk], Decision | None] = _not_in_memory
+        self._limit_later: Callable[[LimitAsk], Awaitable[Decision]] = lambda ask: limiter.acquire(*ask)
         if isinstance(limiter, RedisLimiter):
             self._limits = GroupCommit(limiter.acquire_many)
             self.slices = LimitSlices(limiter, self._limits.submit, config.limit_slice_s)
+            self._limit_now, self._limit_later = self.slices.try_acquire, self.slices.acquire
+        elif isinstance(limiter, MemoryLimiter):
+            self._limit_now = lambda ask: limiter.acquire_now(*ask)
 
     async def start(self) -> None:
         self.ledger.start()
@@ -176,12 +186,7 @@ class Governance:
         decision: Decision | BaseException | None = None
         if limited:
             ask = (key.id, key.rpm, key.tpm, cost)
-            if isinstance(self.limiter, MemoryLimiter):
-                decision = self.limiter.acquire_now(*ask)
-            elif self.slices is None:
-                decision = await _caught(self.limiter.acquire(*ask))
-            else:
-                decision = self.slices.try_acquire(ask) or await _caught(self.slices.acquire(ask))
+            decision = self._limit_now(ask) or await _caught(self._limit_later(ask))
         held: Hold | BaseException | None = None
         if budgeted:
             most = self._estimate(exchange, prompt)
