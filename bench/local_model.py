@@ -171,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     litellm_env.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="local-", dir=litellm_env.CACHE_DIR))
     print(f"[local-model] {gguf.name}; logs in {workdir}", file=sys.stderr)
-    llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False)
+    # the gateway's own choice of llama.cpp buffers (no AMX where it is reported but fails)
+    from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
+
+    if extra_buffers_usable(str(gguf)):
+        llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False)
+    else:
+        with without_extra_buffers():
+            llm = Llama(model_path=str(gguf), n_ctx=2048, verbose=False)
     managed, base_url, key = start_gateway(workdir)
     direct: list[Sample] = []
     gateway: list[Sample] = []

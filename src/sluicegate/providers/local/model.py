@@ -21,6 +21,7 @@ from typing import Any
 
 from sluicegate.core.events import Event, Finish, Metadata, Started, TextDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
+from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
@@ -69,7 +70,11 @@ class LocalModel:
         kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
         if n_threads:
             kwargs["n_threads"] = n_threads
-        self.llama = Llama(**kwargs)
+        if extra_buffers_usable(str(path)):
+            self.llama = Llama(**kwargs)
+        else:
+            with without_extra_buffers():
+                self.llama = Llama(**kwargs)
         self.n_ctx = n_ctx
         model = self.llama._model
         template = self.llama.metadata.get("tokenizer.chat_template")
