@@ -92,3 +92,18 @@ def test_a_tool_calls_extra_fields_ride_on_the_call_streamed_and_whole() -> None
         {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}, **extra}
     ]
     assert next(e for e in completion_events(completion) if isinstance(e, ToolCallDelta)).extra == extra
+
+
+def test_a_plain_text_chunk_is_the_bytes_the_general_path_writes() -> None:
+    """The shortcut for choice 0's text writes exactly what `_chunk` would, metadata included."""
+    from sluicegate.core.events import Metadata
+
+    for include_usage in (True, False):
+        encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=include_usage)
+        encoder.open(Started())
+        encoder.encode(Metadata(system_fingerprint="fp_1", service_tier="default"))
+        for text in ("plain", 'say "hi"', "é\u2028\x00</script>", ""):
+            assert encoder.encode(TextDelta(text)) == encoder._chunk(0, {"content": text})
+            chunk = frames(encoder.encode(TextDelta(text)))[0]
+            assert chunk["system_fingerprint"] == "fp_1" and chunk["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
+            assert ("usage" in chunk) is include_usage

@@ -27,6 +27,9 @@ from sluicegate.core.events import (
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import DONE, encode_data
 
+_TEXT_OPEN = b'{"index":0,"delta":{"content":'
+_TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}'
+
 
 class ChunkEncoder:
     __slots__ = ("_head", "_prefix", "_started", "_suffix", "include_usage", "usage")
@@ -75,6 +78,9 @@ class ChunkEncoder:
         kind = type(event)
         if kind is TextDelta:
             text: TextDelta = event  # type: ignore[assignment]
+            if text.choice == 0 and text.logprobs is None and 0 in self._started:
+                # nearly every chunk: what `_chunk` writes, with only the text to serialise
+                return self._prefix + _TEXT_OPEN + orjson.dumps(text.text) + _TEXT_CLOSE + self._suffix
             logprobs = {"content": text.logprobs, "refusal": None} if text.logprobs is not None else None
             return self.start(text.choice) + self._chunk(text.choice, {"content": text.text}, None, logprobs)
         if kind is Usage:

@@ -14,6 +14,7 @@ appears or changes, and delta or choice fields the gateway has no name for a Pas
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from sluicegate.core.events import (
     Usage,
 )
 from sluicegate.errors import UpstreamError
+from sluicegate.providers.http import loads_event
 
 
 def parse_usage(raw: Any) -> Usage | None:
@@ -99,14 +101,36 @@ _KNOWN_DELTA_KEYS = frozenset(
 _KNOWN_CHOICE_KEYS = frozenset({"index", "delta", "logprobs", "finish_reason"})
 _KNOWN_CALL_KEYS = frozenset({"index", "id", "type", "function"})
 
+# The chunk nearly every event of a stream is, in the layout OpenAI, vLLM, llama.cpp and most
+# others write it: one piece of text for choice 0, nothing else. `ChunkParser.plain` reads it
+# off the text without building the JSON tree; anything else takes `parse`.
+_CHOICES = '"choices":['
+_PLAIN_OPEN = '{"index":0,"delta":{"content":"'
+_PLAIN_CLOSE = '"},"logprobs":null,"finish_reason":null}]'
+_PLAIN_START = _CHOICES + _PLAIN_OPEN
+_PLAIN_AT = len(_PLAIN_START)
+_PLAIN_CLOSE_TO_END = len(_PLAIN_CLOSE) + 1  # the close, then `}` and nothing else
+_PLAIN_TAIL = re.compile(r'(?:,"usage":null)?(?:,"obfuscation":"[A-Za-z0-9+/=_-]*")?}\Z')
+
 
 class ChunkParser:
     """Stateful: remembers which choices started and finished, and the latest usage."""
 
-    __slots__ = ("_call_ids", "_call_names", "_last_call", "_meta", "finished", "name", "seen", "usage")
+    __slots__ = (
+        "_call_ids",
+        "_call_names",
+        "_head",
+        "_last_call",
+        "_meta",
+        "finished",
+        "name",
+        "seen",
+        "usage",
+    )
 
     def __init__(self, name: str = "upstream") -> None:
         self.name = name
+        self._head: str | None = None  # the text before `"choices":[` of the last chunk parsed whole
         self._meta: tuple[Any, ...] | None = None
         self.seen: set[int] = set()
         self.finished: set[int] = set()
@@ -114,6 +138,43 @@ class ChunkParser:
         self._call_ids: dict[tuple[int, int], str] = {}  # (choice, call index) -> id sent
         self._call_names: dict[tuple[int, int], str] = {}  # (choice, call index) -> name sent
         self._last_call: dict[int, int] = {}  # choice -> index of its latest call
+
+    def plain(self, data: str) -> list[Event] | None:
+        """The events of one chunk's JSON text when it is a plain piece of text whose fields
+        before `choices` are those of a chunk already parsed whole (so they bring nothing new:
+        no error, the same usage and metadata); None when it must be parsed whole."""
+        head = self._head
+        if head is None or not data.startswith(head):
+            return None
+        start = len(head) + _PLAIN_AT
+        if not data.startswith(_PLAIN_START, len(head)):
+            return None
+        end = data.find(_PLAIN_CLOSE, start)
+        if end < 0:
+            return None
+        text = data[start:end]
+        if '"' in text:
+            return None  # an escaped quote, or more fields than the text: parse it whole
+        just_closed = len(data) - end == _PLAIN_CLOSE_TO_END and data[-1] == "}"  # the close, `}`, the end
+        if not just_closed and _PLAIN_TAIL.match(data, end + len(_PLAIN_CLOSE)) is None:
+            return None
+        if "\\" in text:
+            try:
+                text = orjson.loads('"' + text + '"')
+            except orjson.JSONDecodeError:
+                return None
+        self.seen.add(0)
+        return [TextDelta(text, 0)] if text else []
+
+    def parse_text(self, data: str) -> list[Event]:
+        """One chunk's JSON text: read plainly when it can be (`plain`), else parsed whole."""
+        events = self.plain(data)
+        if events is not None:
+            return events
+        events = self.parse(loads_event(data, self.name))
+        at = data.find(_CHOICES)
+        self._head = data[:at] if at >= 0 else None
+        return events
 
     def parse(self, chunk: Any) -> list[Event]:
         if not isinstance(chunk, dict):

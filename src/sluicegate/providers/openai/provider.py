@@ -17,7 +17,7 @@ from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import SSEEvent
-from sluicegate.providers.http import UpstreamProvider, loads_event
+from sluicegate.providers.http import UpstreamProvider
 from sluicegate.providers.openai.chunks import ChunkParser
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.providers.openai.errors import upstream_error
@@ -85,7 +85,7 @@ def _parse(events: list[SSEEvent], parser: ChunkParser, name: str) -> tuple[Batc
         if sse.data == "[DONE]":
             return batch, True, None
         try:
-            batch += parser.parse(loads_event(sse.data, name))
+            batch += parser.parse_text(sse.data)
         except GatewayError as exc:
             return batch, False, exc
     return batch, False, None
