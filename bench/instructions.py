@@ -1,0 +1,213 @@
+"""``python -m bench.instructions``: user-space instructions per proxied short stream, counted by
+valgrind's callgrind: the hop's cost in a unit a shared machine cannot blur.
+
+``bench.hop`` divides CPU seconds by streams; on a machine shared with other tenants one window
+moves by 10-30% against the next. An instruction count does not: the same build and load give
+the same count within about 0.5%, whatever else the machine is doing. It counts the server's own
+user-space work (interpreter, C extensions, libc), not the kernel's (socket writes, wake-ups), so
+it complements CPU time rather than replacing it.
+
+Each target runs twice under callgrind (one process, one worker), serving ``--streams-low`` and
+then ``--streams`` short streams (``mock-c20-t0``: 20 chunks, usage, 24 events) from a client
+keeping ``--concurrency`` in flight; instructions per stream = (I(high) - I(low)) / (high - low),
+so start-up, warm-up and shutdown cancel out. Targets: ``mock`` (the upstream itself), ``bare``
+(bench/bare_proxy.py, the floor of a Python hop), ``sluicegate``, and ``sluicegate-base`` with
+``--baseline-src`` (another build's ``src``). Needs Debian's ``valgrind``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from bench.processes import free_port, spawn, wait_http_ok
+from bench.scenarios import REPO_ROOT, request_body
+from bench.targets import create_key, sluicegate_config, start_mock
+
+MODEL = "mock-c20-t0"
+TARGETS = ("mock", "bare", "sluicegate", "sluicegate-base")
+COLLECTED = re.compile(r"Collected : (\d+)")
+SERVE = "import sys; from sluicegate.cli import main; sys.exit(main())"
+
+
+@dataclass
+class Count:
+    target: str
+    streams_low: int
+    streams_high: int
+    instructions_low: int
+    instructions_high: int
+
+    @property
+    def per_stream(self) -> float:
+        return (self.instructions_high - self.instructions_low) / (self.streams_high - self.streams_low)
+
+
+async def drive(url: str, headers: dict[str, str], streams: int, concurrency: int) -> None:
+    """`streams` streamed answers, each read to its `[DONE]`, `concurrency` at a time."""
+    body = request_body(MODEL, stream=True)
+    left = streams
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                async with session.post(url, json=body, headers=headers) as response:
+                    data = await response.read()
+                    if response.status != 200 or not data.endswith(b"data: [DONE]\n\n"):
+                        raise RuntimeError(f"{url}: {response.status} {data[-200:]!r}")
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def _command(target: str, port: int, mock_origin: str, workdir: Path) -> list[str]:
+    if target == "mock":
+        return [sys.executable, "-m", "bench.mock_upstream", "--host", "127.0.0.1", "--port", str(port)]
+    if target == "bare":
+        return [sys.executable, "-m", "bench.bare_proxy", "--upstream", mock_origin, "--port", str(port)]
+    data_dir = workdir / f"{target}-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    config = workdir / "sluicegate.yaml"
+    config.write_text(yaml.safe_dump(sluicegate_config(mock_origin + "/v1", [MODEL]), sort_keys=False))
+    cmd = [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data-dir", str(data_dir), "--config", str(config), "--workers", "1"]
+    return cmd
+
+
+def count_once(
+    target: str, streams: int, concurrency: int, mock_origin: str, workdir: Path, env: dict[str, str]
+) -> int:
+    """The instructions of one run of `target` serving `streams` streams (after 20 to warm up)."""
+    port = free_port()
+    cmd = _command(target, port, mock_origin, workdir)
+    headers: dict[str, str] = {}
+    if target.startswith("sluicegate"):
+        exe = shutil.which("sluicegate")
+        if exe is None:
+            raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
+        headers["Authorization"] = "Bearer " + create_key(exe, workdir / f"{target}-data", timeout_s=120)
+    log = workdir / f"{target}-{streams}.log"
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    managed = spawn(target, valgrind + cmd, log, env=env)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=300)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        asyncio.run(drive(url, headers, 20, concurrency))
+        asyncio.run(drive(url, headers, streams, concurrency))
+    finally:
+        if managed.proc.poll() is None:
+            os.killpg(managed.proc.pid, signal.SIGTERM)
+        try:
+            managed.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(managed.proc.pid, signal.SIGKILL)
+            raise
+    found = COLLECTED.findall(log.read_text(errors="replace"))
+    if not found:
+        raise RuntimeError(f"callgrind reported no count for {target}; see {log}")
+    return int(found[-1])
+
+
+def count(
+    target: str, low: int, high: int, concurrency: int, mock_origin: str, workdir: Path, env: dict[str, str]
+) -> Count:
+    instructions_low = count_once(target, low, concurrency, mock_origin, workdir, env)
+    instructions_high = count_once(target, high, concurrency, mock_origin, workdir, env)
+    return Count(target, low, high, instructions_low, instructions_high)
+
+
+def render(counts: list[Count], meta: dict[str, object]) -> str:
+    by_target = {c.target: c for c in counts}
+    mock = by_target.get("mock")
+    lines = [
+        "# Instructions per proxied short stream (callgrind)",
+        "",
+        f"- date: {meta['date']}; commit `{meta['commit']}`; command: `{meta['command']}`",
+        f"- {meta['streams_low']} then {meta['streams_high']} streams of `{MODEL}` per target, "
+        f"{meta['concurrency']} in flight; per stream = the difference of the two runs' counts "
+        "divided by the difference of their streams",
+        "",
+        "| target | M instructions / stream | x mock |",
+        "|---|---:|---:|",
+    ]
+    for c in counts:
+        ratio = f"{c.per_stream / mock.per_stream:.2f}" if mock is not None else "-"
+        lines.append(f"| {c.target} | {c.per_stream / 1e6:.3f} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    parser.add_argument("--targets", default="mock,bare,sluicegate")
+    parser.add_argument("--baseline-src", default=None, help="another build's `src`: adds sluicegate-base")
+    parser.add_argument("--streams-low", type=int, default=200)
+    parser.add_argument("--streams", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=None, help="write instructions.md and .json here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not on PATH (Debian: apt-get install valgrind)")
+    wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if args.baseline_src:
+        wanted.append("sluicegate-base")
+    if unknown := set(wanted) - set(TARGETS):
+        raise SystemExit(f"unknown targets: {sorted(unknown)}")
+    cache = REPO_ROOT / "bench" / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="instructions-", dir=cache))
+    mock = start_mock(workdir)
+    if not mock.ok:
+        raise SystemExit(f"the mock did not start: {mock.error}")
+    origin = mock.base_url.removesuffix("/v1")
+    counts = []
+    try:
+        for target in wanted:
+            env = {}
+            if target == "sluicegate-base":
+                env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
+            result = count(target, args.streams_low, args.streams, args.concurrency, origin, workdir, env)
+            print(f"[instructions] {target}: {result.per_stream / 1e6:.3f} M / stream", file=sys.stderr)
+            counts.append(result)
+    finally:
+        mock.stop()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT)
+    meta: dict[str, object] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "commit": commit.stdout.strip() or "unknown",
+        "command": "python -m bench.instructions " + " ".join(sys.argv[1:] if argv is None else argv),
+        "streams_low": args.streams_low,
+        "streams_high": args.streams,
+        "concurrency": args.concurrency,
+    }
+    text = render(counts, meta)
+    print(text)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "instructions.md").write_text(text)
+        raw = {"meta": meta, "counts": [{**asdict(c), "per_stream": c.per_stream} for c in counts]}
+        (args.out / "instructions.json").write_text(json.dumps(raw, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The instruction-count bench: callgrind's counts of two runs give a per-stream figure that is
+the work of the streams alone (start-up and warm-up cancel out), and the report reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.instructions import Count, count_once, render
+from bench.targets import start_mock
+
+
+def test_the_mock_costs_a_steady_count_per_stream(tmp_path: Path) -> None:
+    """Two differences over different stream counts agree: the count is per stream, not per run."""
+    mock = start_mock(tmp_path)
+    assert mock.ok, mock.error
+    try:
+        origin = mock.base_url.removesuffix("/v1")
+        low, mid, high = (count_once("mock", n, 4, origin, tmp_path, {}) for n in (10, 40, 70))
+    finally:
+        mock.stop()
+    short, long = Count("mock", 10, 40, low, mid), Count("mock", 10, 70, low, high)
+    assert 50_000 < short.per_stream < 5_000_000  # a Python server's stream: not zero, not start-up
+    assert abs(long.per_stream - short.per_stream) / short.per_stream < 0.15
+
+
+def test_the_report_gives_each_target_against_the_mock() -> None:
+    counts = [Count("mock", 100, 300, 10_000_000, 90_000_000), Count("sluicegate", 100, 300, 4_000_000_000, 4_500_000_000)]
+    meta = {"date": "d", "commit": "c", "command": "python -m bench.instructions", "streams_low": 100,
+            "streams_high": 300, "concurrency": 10}  # fmt: skip
+    text = render(counts, meta)
+    assert "| mock | 0.400 | 1.00 |" in text
+    assert "| sluicegate | 2.500 | 6.25 |" in text
