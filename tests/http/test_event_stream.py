@@ -124,3 +124,43 @@ async def test_a_response_starting_after_the_deadline_is_stopped_at_once() -> No
     shutdown.end()
     future = shutdown.watch()
     assert future.done() and shutdown.in_flight == 0
+
+
+async def test_a_client_leaving_stops_the_body_and_the_servers_task_ends_plainly() -> None:
+    """The response produces in the server's own task: the client leaving cancels the body
+    there, and the cancellation is taken back, so the task ends as an answer that ended."""
+    client = Client()
+    stopped = asyncio.Event()
+    left: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            left.set_result(None)  # the client goes away while the body waits for more
+            await asyncio.Event().wait()
+            yield b"data: never\n\n"
+        finally:
+            stopped.set()
+
+    response = EventStreamResponse(body(), disconnect=left)
+    task = asyncio.ensure_future(response({"type": "http"}, client.receive, client.send))
+    await asyncio.wait_for(asyncio.shield(task), 30)
+    assert stopped.is_set() and client.bodies() == [b"data: 1\n\n"]
+    assert not task.cancelled() and task.cancelling() == 0
+
+
+async def test_a_cancellation_from_outside_still_cancels_the_server_task() -> None:
+    client = Client()
+    started = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+        started.set()
+        await asyncio.Event().wait()
+        yield b"data: never\n\n"
+
+    task = asyncio.ensure_future(EventStreamResponse(body())({"type": "http"}, client.receive, client.send))
+    await asyncio.wait_for(started.wait(), 30)
+    task.cancel()
+    done, _ = await asyncio.wait((task,), timeout=30)
+    assert task in done and task.cancelled()

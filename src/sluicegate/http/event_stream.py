@@ -75,25 +75,41 @@ class EventStreamResponse:
         self.keepalive_at_once = keepalive_at_once  # the first bytes are a keep-alive (still waiting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        producer = asyncio.ensure_future(self._produce(send))
+        """Produce in the server's own task. The client leaving, or the shutdown deadline,
+        cancels that task; the cancellation is then taken back, so the server sees an answer
+        that ended (as it did), not a cancelled one."""
+        task = asyncio.current_task()
+        assert task is not None
         watcher = self.disconnect or watch_disconnect(receive)
         stop = self.shutdown.watch() if self.shutdown is not None else None
-        try:
-            waiting = (producer, watcher) if stop is None else (producer, watcher, stop)
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if stop is not None and stop.done() and not producer.done():
-                producer.cancel()  # the body ends the stream with the door's error event
-                await asyncio.wait((producer, watcher), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if stop is not None and self.shutdown is not None:
-                self.shutdown.unwatch(stop)
-            for task in (producer, watcher):
+        interrupted = False
+        producing = True
+
+        def interrupt(_: asyncio.Future[None]) -> None:
+            nonlocal interrupted
+            if producing and not interrupted:
+                interrupted = True
                 task.cancel()
-            await asyncio.gather(producer, watcher, return_exceptions=True)
-        if producer.done() and not producer.cancelled() and producer.exception() is not None:
-            exc = producer.exception()
-            if not isinstance(exc, OSError):
-                raise exc  # type: ignore[misc]
+
+        watcher.add_done_callback(interrupt)
+        if stop is not None:
+            stop.add_done_callback(interrupt)
+        try:
+            await self._produce(send)
+        except asyncio.CancelledError:
+            if not interrupted or task.uncancel() > 0:
+                raise  # cancelled from outside too: the server's own cancellation goes on
+        except OSError:
+            pass  # the client's socket failed under a write: it has gone
+        finally:
+            producing = False
+            watcher.remove_done_callback(interrupt)
+            watcher.cancel()
+            if stop is not None and self.shutdown is not None:
+                stop.remove_done_callback(interrupt)
+                self.shutdown.unwatch(stop)
+        if interrupted and task.cancelling():
+            task.uncancel()  # cancelled while it was finishing: nothing was left to stop
 
     async def _produce(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
