@@ -146,23 +146,45 @@ class HTTPTransport:
             log.warning("upstream of %s sent invalid JSON: %r", self.name, raw[:300])
             raise UpstreamError(f"The upstream of `{self.name}` sent an answer that is not valid JSON.") from exc
 
-    async def events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[list[SSEEvent], None]:
-        """The SSE events of a streamed answer, one list per network read, the last one
-        flushed at the end of the body. Closing the generator early closes the connection
-        (the upstream sees the client leave); a stream read to its end goes back to the pool."""
-        decoder = SSEDecoder()
+    async def reads(
+        self, response: aiohttp.ClientResponse, *, arrived_first: bool = False
+    ) -> AsyncGenerator[bytes, None]:
+        """The body of a streamed answer, a network read at a time. Closing the generator early
+        closes the connection (the upstream sees the client leave); a body read to its end
+        goes back to the pool.
+
+        With `arrived_first`, the first read is at once what arrived with the status (often
+        the whole of a short answer, often nothing): a provider sends it with its start, so
+        the client gets one write where it got two, and nothing waits longer than before."""
         try:
+            if arrived_first:
+                yield response.content.read_nowait()
             async for data in response.content.iter_any():
-                events = decoder.feed(data)
-                if events:
-                    yield events
-            events = decoder.flush()
-            if events:
-                yield events
+                yield data
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.failure(exc, "stream") from exc
         finally:
             response.release()  # closes the connection unless the body was read to its end
+
+    async def events(
+        self, response: aiohttp.ClientResponse, *, arrived_first: bool = False
+    ) -> AsyncGenerator[list[SSEEvent], None]:
+        """The SSE events of a streamed answer, one list per network read (with `arrived_first`,
+        the first list at once, as in `reads`), the last one flushed at the end of the body."""
+        decoder = SSEDecoder()
+        reads = self.reads(response, arrived_first=arrived_first)
+        try:
+            first = arrived_first
+            async for data in reads:
+                events = decoder.feed(data)
+                if events or first:
+                    first = False
+                    yield events
+            events = decoder.flush()
+            if events:
+                yield events
+        finally:
+            await reads.aclose()
 
 
 ConfigT = TypeVar("ConfigT", bound=HTTPModelEntry)

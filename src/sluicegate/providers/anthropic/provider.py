@@ -48,19 +48,22 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         response = await self._post(request, stream=True)
-        yield [Started(upstream_model=self._model(request))]
+        started: Batch = [Started(upstream_model=self._model(request))]
         if response.content_type == "application/json":
             # a proxy that ignored `stream: true` and answered whole
+            yield started
             answer = await self.transport.read_json(response)
             yield completion_events(parse_message(answer, self.name, request.source != "anthropic"))
             return
         parser = MessageStreamParser(self.name, explain_refusals=request.source != "anthropic")
-        events = self.transport.events(response)
+        events = self.transport.events(response, arrived_first=True)
         try:
             # Read to the end of the body, as Anthropic's SDKs do: the connection goes back
             # to the pool instead of being closed after message_stop.
             async for sse_events in events:
                 batch, error = _parse(sse_events, parser, self.name)
+                if started:  # the first list, given at once: the start goes with what arrived
+                    batch, started = started + batch, []
                 if batch:
                     yield batch
                 if error is not None:

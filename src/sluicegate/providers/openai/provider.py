@@ -44,17 +44,20 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         response = await self._post(request, stream=True)
-        yield [Started(upstream_model=self._model(request))]
+        started: Batch = [Started(upstream_model=self._model(request))]
         if response.content_type == "application/json":
             # Some servers ignore `stream: true` and answer whole; stream that answer.
+            yield started
             yield completion_events(parse_completion(await self.transport.read_json(response), self.name))
             return
         parser = ChunkParser(self.name)
         saw_done = False
-        events = self.transport.events(response)
+        events = self.transport.events(response, arrived_first=True)
         try:
             async for sse_events in events:
                 batch, saw_done, error = _parse(sse_events, parser, self.name)
+                if started:  # the first list, given at once: the start goes with what arrived
+                    batch, started = started + batch, []
                 if batch:
                     yield batch
                 if error is not None:
