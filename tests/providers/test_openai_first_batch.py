@@ -1,8 +1,6 @@
-"""The provider's first batch: the start of the answer goes out with whatever arrived with the
-upstream's status (one write to the client where there were two), and never waits for more.
-
-The upstream here is a raw socket server, so the test decides exactly which bytes arrive with
-the status line: aiohttp's own server would send the headers in a write of their own."""
+"""The provider's batches: the start of the answer goes out with whatever arrived with the
+upstream's status (one write to the client where there were two), and never waits for more;
+the last batch says it is the last, so a door can send it with the stream's closing bytes."""
 
 from __future__ import annotations
 
@@ -11,57 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sluicegate.core.events import Batch, Finish, Started, TextDelta, Usage
+from sluicegate.core.events import Batch, Finish, LastBatch, Started, TextDelta, Usage
 from sluicegate.core.request import ChatRequest
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.providers.openai.provider import OpenAIProvider
-from tests.support.openai_upstream import chunk, sse
-
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-USAGE = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
-         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}  # fmt: skip
-
-
-def http_chunk(data: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-ANSWER = b"".join(
-    [chunk(role="assistant", content=""), chunk("Xin"), chunk(" chào"), chunk(finish="stop"), sse(USAGE)]
-) + sse(b"[DONE]")
-
-
-class RawUpstream:
-    """Answers one request with `with_status` in the same write as its status line; the rest
-    of the body once `go` is set."""
-
-    def __init__(self, with_status: bytes, rest: bytes) -> None:
-        self.with_status = with_status
-        self.rest = rest
-        self.go = asyncio.Event()
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> RawUpstream:
-        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-        )
-        await reader.readexactly(length)
-        writer.write(HEAD + (http_chunk(self.with_status) if self.with_status else b""))
-        await self.go.wait()
-        writer.write((http_chunk(self.rest) if self.rest else b"") + b"0\r\n\r\n")
-        await writer.drain()
-        writer.close()
+from tests.support.raw_upstream import ANSWER, RawUpstream
 
 
 @pytest.fixture
@@ -102,9 +54,9 @@ async def test_an_answer_that_arrived_with_the_status_is_in_the_first_batch(
     assert type(first[0]) is Started
     assert texts(first) == "Xin chào"
     assert any(isinstance(event, Finish) and event.reason == "stop" for event in first)
-    everything = [event for batch in [first, *rest] for event in batch]
-    assert any(isinstance(event, Usage) and event.completion_tokens == 2 for event in everything)
-    assert all(type(event) is not Started for batch in rest for event in batch)
+    assert any(isinstance(event, Usage) and event.completion_tokens == 2 for event in first)
+    assert type(first) is LastBatch  # the whole answer: a door may send it with its closing bytes
+    assert rest == []
 
 
 async def test_the_first_batch_does_not_wait_for_the_first_token(provider_for: list[OpenAIProvider]) -> None:
@@ -117,6 +69,8 @@ async def test_the_first_batch_does_not_wait_for_the_first_token(provider_for: l
         upstream.go.set()
         rest = [batch async for batch in stream]
     assert "".join(texts(batch) for batch in rest) == "Xin chào"
+    assert [type(batch) for batch in rest] == [list] * (len(rest) - 1) + [LastBatch]
+    assert any(isinstance(event, Usage) for event in rest[-1])
 
 
 async def test_an_answer_split_around_the_status_keeps_its_order(provider_for: list[OpenAIProvider]) -> None:

@@ -22,6 +22,7 @@ from sluicegate.core.completion import Completion
 from sluicegate.core.events import (
     Batch,
     Finish,
+    LastBatch,
     Metadata,
     ReasoningDelta,
     RefusalDelta,
@@ -302,11 +303,13 @@ async def _stream_body(
     are still coming: their failure then arrives as the door's error event like any other.
     Cancelled at the shutdown deadline, the stream ends with the error event too."""
     opened = False
+    held = b""  # a last batch's bytes, sent with the closing ones
     try:
         if pending is not None:
             first = await pending or []
             observe(exchange, first)
         first = first or []
+        last = type(first) is LastBatch
         started = next((event for event in first if isinstance(event, Started)), Started())
         if any(type(event) is Metadata for event in first):
             # known before the first byte: let the opening bytes carry it (system_fingerprint)
@@ -314,20 +317,27 @@ async def _stream_body(
             first = [event for event in first if type(event) is not Metadata]
         opening = encoder.open(started) + encoder.encode_batch(first)
         opened = True
-        yield opening
+        if last:
+            held = opening
+        else:
+            yield opening
         async for batch in events:
             observe(exchange, batch)
             data = encoder.encode_batch(batch)
-            if data:
+            if held:  # more after a last batch: still in order
+                data, held = held + data, b""
+            if type(batch) is LastBatch:
+                held = data
+            elif data:
                 yield data
         closing = encoder.close()
         if before_close is not None:
             await before_close()
-        yield Closing(closing)
+        yield Closing(held + closing)
     except GatewayError as exc:
         log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
         exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
-        yield Closing(await _last_words(encoder, exc, opened, before_close))
+        yield Closing(held + await _last_words(encoder, exc, opened, before_close))
     except asyncio.CancelledError:
         if not gateway.shutdown.over:
             exchange.client_gone = True
@@ -338,7 +348,7 @@ async def _stream_body(
         if pending is not None:
             await cancel(pending)
         await events.aclose()  # the model stops now, before the last bytes go out
-        yield Closing(await _last_words(encoder, stopping, opened, before_close))
+        yield Closing(held + await _last_words(encoder, stopping, opened, before_close))
     except GeneratorExit:
         exchange.client_gone = True
         exchange.status = 499
@@ -347,7 +357,7 @@ async def _stream_body(
         log.exception("request %s: stream failed after the first byte", exchange.request_id)
         error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
         exchange.failed(500, error.error_type, error.code, error.message)
-        yield Closing(await _last_words(encoder, error, opened, before_close))
+        yield Closing(held + await _last_words(encoder, error, opened, before_close))
     finally:
         if pending is not None:
             await cancel(pending)

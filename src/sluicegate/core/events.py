@@ -167,4 +167,11 @@ Event = (
 # a burst costs one write instead of one per event.
 Batch = list[Event]
 
+
+class LastBatch(list[Event]):
+    """A provider's last batch: the upstream's answer ended with it. A front door may hold its
+    bytes for the stream's closing ones (nothing is left to wait for), one write instead of two."""
+
+    __slots__ = ()
+
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})

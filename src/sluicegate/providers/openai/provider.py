@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from sluicegate.core.completion import Completion, completion_events
-from sluicegate.core.events import Batch, Started
+from sluicegate.core.events import Batch, LastBatch, Started
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import SSEEvent
@@ -54,19 +54,21 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
         saw_done = False
         events = self.transport.events(response, arrived_first=True)
         try:
+            last: Batch = []
             async for sse_events in events:
                 batch, saw_done, error = _parse(sse_events, parser, self.name)
                 if started:  # the first list, given at once: the start goes with what arrived
                     batch, started = started + batch, []
+                if saw_done:
+                    last = batch  # goes with what the end owes, as the last batch
+                    break
                 if batch:
                     yield batch
                 if error is not None:
                     raise error
-                if saw_done:
-                    break
-            batch = parser.close(saw_done)
-            if batch:
-                yield batch
+            last = started + last + parser.close(saw_done)
+            if last:
+                yield LastBatch(last)
         finally:
             await events.aclose()
 
