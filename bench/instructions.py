@@ -13,6 +13,10 @@ keeping ``--concurrency`` in flight; instructions per stream = (I(high) - I(low)
 so start-up, warm-up and shutdown cancel out. Targets: ``mock`` (the upstream itself), ``bare``
 (bench/bare_proxy.py, the floor of a Python hop), ``sluicegate``, and ``sluicegate-base`` with
 ``--baseline-src`` (another build's ``src``). Needs Debian's ``valgrind``.
+
+``--count writes`` counts the other half the same way: the write system calls of each server
+(``write``, ``writev``, ``sendto``, ``sendmsg``: to the client, to the upstream, log lines),
+under ``strace -c -f``; per stream, by the same difference. Needs Debian's ``strace``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from bench.targets import create_key, sluicegate_config, start_mock
 MODEL = "mock-c20-t0"
 TARGETS = ("mock", "bare", "sluicegate", "sluicegate-base")
 COLLECTED = re.compile(r"Collected : (\d+)")
+WRITE_CALLS = ("write", "writev", "sendto", "sendmsg")
+UNITS = {"instructions": "M instructions", "writes": "write calls"}
 SERVE = "import sys; from sluicegate.cli import main; sys.exit(main())"
 
 
@@ -91,9 +97,16 @@ def _command(target: str, port: int, mock_origin: str, workdir: Path) -> list[st
 
 
 def count_once(
-    target: str, streams: int, concurrency: int, mock_origin: str, workdir: Path, env: dict[str, str]
+    target: str,
+    streams: int,
+    concurrency: int,
+    mock_origin: str,
+    workdir: Path,
+    env: dict[str, str],
+    counter: str = "instructions",
 ) -> int:
-    """The instructions of one run of `target` serving `streams` streams (after 20 to warm up)."""
+    """The instructions (or write calls) of one run of `target` serving `streams` streams
+    (after 20 to warm up)."""
     port = free_port()
     cmd = _command(target, port, mock_origin, workdir)
     headers: dict[str, str] = {}
@@ -103,8 +116,12 @@ def count_once(
             raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
         headers["Authorization"] = "Bearer " + create_key(exe, workdir / f"{target}-data", timeout_s=120)
     log = workdir / f"{target}-{streams}.log"
-    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    managed = spawn(target, valgrind + cmd, log, env=env)
+    summary = workdir / f"{target}-{streams}.strace"
+    if counter == "instructions":
+        wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    else:
+        wrapper = ["strace", "-f", "-c", "-e", "trace=" + ",".join(WRITE_CALLS), "-o", str(summary)]
+    managed = spawn(target, wrapper + cmd, log, env=env)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=300)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -118,37 +135,63 @@ def count_once(
         except subprocess.TimeoutExpired:
             os.killpg(managed.proc.pid, signal.SIGKILL)
             raise
+    if counter == "writes":
+        if not summary.exists():
+            raise RuntimeError(f"strace wrote no summary for {target}; see {log}")
+        return write_calls(summary.read_text(errors="replace"))
     found = COLLECTED.findall(log.read_text(errors="replace"))
     if not found:
         raise RuntimeError(f"callgrind reported no count for {target}; see {log}")
     return int(found[-1])
 
 
+def write_calls(summary: str) -> int:
+    """The calls of the write system calls in `strace -c`'s table (% time, seconds,
+    usecs/call, calls, [errors], syscall)."""
+    total = 0
+    for line in summary.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] in WRITE_CALLS and fields[3].isdigit():
+            total += int(fields[3])
+    return total
+
+
 def count(
-    target: str, low: int, high: int, concurrency: int, mock_origin: str, workdir: Path, env: dict[str, str]
+    target: str,
+    low: int,
+    high: int,
+    concurrency: int,
+    mock_origin: str,
+    workdir: Path,
+    env: dict[str, str],
+    counter: str = "instructions",
 ) -> Count:
-    instructions_low = count_once(target, low, concurrency, mock_origin, workdir, env)
-    instructions_high = count_once(target, high, concurrency, mock_origin, workdir, env)
+    instructions_low = count_once(target, low, concurrency, mock_origin, workdir, env, counter)
+    instructions_high = count_once(target, high, concurrency, mock_origin, workdir, env, counter)
     return Count(target, low, high, instructions_low, instructions_high)
 
 
 def render(counts: list[Count], meta: dict[str, object]) -> str:
     by_target = {c.target: c for c in counts}
     mock = by_target.get("mock")
+    writes = meta.get("count") == "writes"
+    title = "Write system calls" if writes else "Instructions"
+    tool = "strace" if writes else "callgrind"
     lines = [
-        "# Instructions per proxied short stream (callgrind)",
+        f"# {title} per proxied short stream ({tool})",
         "",
         f"- date: {meta['date']}; commit `{meta['commit']}`; command: `{meta['command']}`",
         f"- {meta['streams_low']} then {meta['streams_high']} streams of `{MODEL}` per target, "
         f"{meta['concurrency']} in flight; per stream = the difference of the two runs' counts "
         "divided by the difference of their streams",
         "",
-        "| target | M instructions / stream | x mock |",
+        f"| target | {UNITS['writes' if writes else 'instructions']} / stream | x mock |",
         "|---|---:|---:|",
     ]
     for c in counts:
         ratio = f"{c.per_stream / mock.per_stream:.2f}" if mock is not None else "-"
-        lines.append(f"| {c.target} | {c.per_stream / 1e6:.3f} | {ratio} |")
+        figure = f"{c.per_stream:.2f}" if writes else f"{c.per_stream / 1e6:.3f}"
+        lines.append(f"| {c.target} | {figure} | {ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -156,17 +199,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
     parser.add_argument("--targets", default="mock,bare,sluicegate")
     parser.add_argument("--baseline-src", default=None, help="another build's `src`: adds sluicegate-base")
+    parser.add_argument("--count", choices=tuple(UNITS), default="instructions",
+                        help="instructions (callgrind) or write system calls (strace)")  # fmt: skip
     parser.add_argument("--streams-low", type=int, default=200)
     parser.add_argument("--streams", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=None, help="write instructions.md and .json here")
+    parser.add_argument("--out", type=Path, default=None, help="write <count>.md and .json here")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind is not on PATH (Debian: apt-get install valgrind)")
+    tool = "valgrind" if args.count == "instructions" else "strace"
+    if shutil.which(tool) is None:
+        raise SystemExit(f"{tool} is not on PATH (Debian: apt-get install {tool})")
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
     if args.baseline_src:
         wanted.append("sluicegate-base")
@@ -185,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             env = {}
             if target == "sluicegate-base":
                 env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
-            result = count(target, args.streams_low, args.streams, args.concurrency, origin, workdir, env)
-            print(f"[instructions] {target}: {result.per_stream / 1e6:.3f} M / stream", file=sys.stderr)
+            result = count(target, args.streams_low, args.streams, args.concurrency, origin, workdir, env, args.count)
+            print(f"[{args.count}] {target}: {result.per_stream:,.2f} / stream", file=sys.stderr)
             counts.append(result)
     finally:
         mock.stop()
@@ -198,14 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         "streams_low": args.streams_low,
         "streams_high": args.streams,
         "concurrency": args.concurrency,
+        "count": args.count,
     }
     text = render(counts, meta)
     print(text)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "instructions.md").write_text(text)
+        (args.out / f"{args.count}.md").write_text(text)
         raw = {"meta": meta, "counts": [{**asdict(c), "per_stream": c.per_stream} for c in counts]}
-        (args.out / "instructions.json").write_text(json.dumps(raw, indent=2) + "\n")
+        (args.out / f"{args.count}.json").write_text(json.dumps(raw, indent=2) + "\n")
     return 0
 
 

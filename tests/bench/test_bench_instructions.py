@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.instructions import Count, count_once, render
+from bench.instructions import Count, count_once, render, write_calls
 from bench.targets import start_mock
 
 
@@ -30,3 +30,30 @@ def test_the_report_gives_each_target_against_the_mock() -> None:
     text = render(counts, meta)
     assert "| mock | 0.400 | 1.00 |" in text
     assert "| sluicegate | 2.500 | 6.25 |" in text
+
+
+STRACE_SUMMARY = """\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 71.43    0.000250           2       101           write
+ 20.00    0.000070           3        20         2 sendto
+  8.57    0.000030           1        17           epoll_pwait
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.000350           2       138         2 total
+"""
+
+
+def test_strace_s_table_gives_the_write_calls() -> None:
+    assert write_calls(STRACE_SUMMARY) == 121  # write and sendto, not epoll_pwait nor the total
+
+
+def test_the_mock_writes_a_steady_number_of_calls_per_stream(tmp_path: Path) -> None:
+    mock = start_mock(tmp_path)
+    assert mock.ok, mock.error
+    try:
+        origin = mock.base_url.removesuffix("/v1")
+        low, high = (count_once("mock", n, 4, origin, tmp_path, {}, "writes") for n in (10, 40))
+    finally:
+        mock.stop()
+    per_stream = Count("mock", 10, 40, low, high).per_stream
+    assert 1 <= per_stream < 60  # its status and events (one write each at most), no start-up writes
