@@ -14,9 +14,11 @@ so start-up, warm-up and shutdown cancel out. Targets: ``mock`` (the upstream it
 (bench/bare_proxy.py, the floor of a Python hop), ``sluicegate``, and ``sluicegate-base`` with
 ``--baseline-src`` (another build's ``src``). Needs Debian's ``valgrind``.
 
-``--count writes`` counts the other half the same way: the write system calls of each server
-(``write``, ``writev``, ``sendto``, ``sendmsg``: to the client, to the upstream, log lines),
-under ``strace -c -f``; per stream, by the same difference. Needs Debian's ``strace``.
+``--count writes`` counts the other half the same way: each server's writes to its TCP sockets
+(``write``, ``writev``, ``sendto``, ``sendmsg`` to the client and to the upstream), traced by
+``strace -f -yy``; per stream, by the same difference. Writes to files, pipes and the loop's
+eventfd are left out: log lines are written per loop turn and threads wake the loop, so their
+number follows timing, not the streams. Needs Debian's ``strace``.
 """
 
 from __future__ import annotations
@@ -116,11 +118,12 @@ def count_once(
             raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
         headers["Authorization"] = "Bearer " + create_key(exe, workdir / f"{target}-data", timeout_s=120)
     log = workdir / f"{target}-{streams}.log"
-    summary = workdir / f"{target}-{streams}.strace"
+    summary = workdir / f"{target}-{streams}.strace"  # the trace (writes only)
     if counter == "instructions":
         wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
     else:
-        wrapper = ["strace", "-f", "-c", "-e", "trace=" + ",".join(WRITE_CALLS), "-o", str(summary)]
+        calls = "trace=" + ",".join(WRITE_CALLS)
+        wrapper = ["strace", "-f", "-yy", "-qq", "-e", calls, "-e", "signal=none", "-o", str(summary)]
     managed = spawn(target, wrapper + cmd, log, env=env)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=300)
@@ -137,7 +140,7 @@ def count_once(
             raise
     if counter == "writes":
         if not summary.exists():
-            raise RuntimeError(f"strace wrote no summary for {target}; see {log}")
+            raise RuntimeError(f"strace wrote no trace for {target}; see {log}")
         return write_calls(summary.read_text(errors="replace"))
     found = COLLECTED.findall(log.read_text(errors="replace"))
     if not found:
@@ -145,14 +148,14 @@ def count_once(
     return int(found[-1])
 
 
-def write_calls(summary: str) -> int:
-    """The calls of the write system calls in `strace -c`'s table (% time, seconds,
-    usecs/call, calls, [errors], syscall)."""
+def write_calls(trace: str) -> int:
+    """The writes to TCP sockets in an `strace -yy` trace (`pid write(7<TCP:[a->b]>, ...) = n`)."""
     total = 0
-    for line in summary.splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[-1] in WRITE_CALLS and fields[3].isdigit():
-            total += int(fields[3])
+    for line in trace.splitlines():
+        _, _, call = line.partition(" ")
+        name, paren, rest = call.partition("(")
+        if paren and name in WRITE_CALLS and "<TCP" in rest.split(",", 1)[0]:
+            total += 1
     return total
 
 
