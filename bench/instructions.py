@@ -2,10 +2,10 @@
 valgrind's callgrind: the hop's cost in a unit a shared machine cannot blur.
 
 ``bench.hop`` divides CPU seconds by streams; on a machine shared with other tenants one window
-moves by 10-30% against the next. An instruction count does not: the same build and load give
-the same count within about 0.5%, whatever else the machine is doing. It counts the server's own
-user-space work (interpreter, C extensions, libc), not the kernel's (socket writes, wake-ups), so
-it complements CPU time rather than replacing it.
+moves by 10-30% against the next. An instruction count barely does: the same build and load
+give the same count within about 1.5% from run to run, whatever else the machine is doing. It
+counts the server's own user-space work (interpreter, C extensions, libc), not the kernel's
+(socket writes, wake-ups), so it complements CPU time rather than replacing it.
 
 Each target runs twice under callgrind (one process, one worker), serving ``--streams-low`` and
 then ``--streams`` short streams (``mock-c20-t0``: 20 chunks, usage, 24 events) from a client
