@@ -48,7 +48,38 @@ MODEL = "mock-c20-t0"
 TARGETS = ("mock", "bare", "sluicegate", "sluicegate-base")
 COLLECTED = re.compile(r"Collected : (\d+)")
 WRITE_CALLS = ("write", "writev", "sendto", "sendmsg")
-UNITS = {"instructions": "M instructions", "writes": "write calls"}
+
+
+@dataclass(frozen=True)
+class Meter:
+    """What is counted, by which tool wrapped around the server, and how its total is read."""
+
+    name: str
+    tool: str
+    title: str
+    unit: str
+
+    def wrapper(self, trace: Path) -> list[str]:
+        if self.tool == "valgrind":
+            return ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        calls = "trace=" + ",".join(WRITE_CALLS)
+        return ["strace", "-f", "-yy", "-qq", "-e", calls, "-e", "signal=none", "-o", str(trace)]
+
+    def total(self, target: str, log: Path, trace: Path) -> int:
+        if self.tool == "strace":
+            if not trace.exists():
+                raise RuntimeError(f"strace wrote no trace for {target}; see {log}")
+            return write_calls(trace.read_text(errors="replace"))
+        found = COLLECTED.findall(log.read_text(errors="replace"))
+        if not found:
+            raise RuntimeError(f"callgrind reported no count for {target}; see {log}")
+        return int(found[-1])
+
+
+METERS = {
+    "instructions": Meter("instructions", "valgrind", "Instructions", "M instructions"),
+    "writes": Meter("writes", "strace", "Write system calls", "write calls"),
+}
 SERVE = "import sys; from sluicegate.cli import main; sys.exit(main())"
 
 
@@ -105,10 +136,10 @@ def count_once(
     mock_origin: str,
     workdir: Path,
     env: dict[str, str],
-    counter: str = "instructions",
+    meter: str = "instructions",
 ) -> int:
-    """The instructions (or write calls) of one run of `target` serving `streams` streams
-    (after 20 to warm up)."""
+    """The instructions (or writes) of one run of `target` serving `streams` streams (after 20
+    to warm up)."""
     port = free_port()
     cmd = _command(target, port, mock_origin, workdir)
     headers: dict[str, str] = {}
@@ -118,13 +149,8 @@ def count_once(
             raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
         headers["Authorization"] = "Bearer " + create_key(exe, workdir / f"{target}-data", timeout_s=120)
     log = workdir / f"{target}-{streams}.log"
-    summary = workdir / f"{target}-{streams}.strace"  # the trace (writes only)
-    if counter == "instructions":
-        wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    else:
-        calls = "trace=" + ",".join(WRITE_CALLS)
-        wrapper = ["strace", "-f", "-yy", "-qq", "-e", calls, "-e", "signal=none", "-o", str(summary)]
-    managed = spawn(target, wrapper + cmd, log, env=env)
+    trace = workdir / f"{target}-{streams}.strace"
+    managed = spawn(target, METERS[meter].wrapper(trace) + cmd, log, env=env)
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=300)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -138,14 +164,7 @@ def count_once(
         except subprocess.TimeoutExpired:
             os.killpg(managed.proc.pid, signal.SIGKILL)
             raise
-    if counter == "writes":
-        if not summary.exists():
-            raise RuntimeError(f"strace wrote no trace for {target}; see {log}")
-        return write_calls(summary.read_text(errors="replace"))
-    found = COLLECTED.findall(log.read_text(errors="replace"))
-    if not found:
-        raise RuntimeError(f"callgrind reported no count for {target}; see {log}")
-    return int(found[-1])
+    return METERS[meter].total(target, log, trace)
 
 
 def write_calls(trace: str) -> int:
@@ -159,36 +178,20 @@ def write_calls(trace: str) -> int:
     return total
 
 
-def count(
-    target: str,
-    low: int,
-    high: int,
-    concurrency: int,
-    mock_origin: str,
-    workdir: Path,
-    env: dict[str, str],
-    counter: str = "instructions",
-) -> Count:
-    instructions_low = count_once(target, low, concurrency, mock_origin, workdir, env, counter)
-    instructions_high = count_once(target, high, concurrency, mock_origin, workdir, env, counter)
-    return Count(target, low, high, instructions_low, instructions_high)
-
-
 def render(counts: list[Count], meta: dict[str, object]) -> str:
     by_target = {c.target: c for c in counts}
     mock = by_target.get("mock")
-    writes = meta.get("count") == "writes"
-    title = "Write system calls" if writes else "Instructions"
-    tool = "strace" if writes else "callgrind"
+    meter = METERS[str(meta.get("count", "instructions"))]
+    writes = meter.name == "writes"
     lines = [
-        f"# {title} per proxied short stream ({tool})",
+        f"# {meter.title} per proxied short stream ({'strace' if writes else 'callgrind'})",
         "",
         f"- date: {meta['date']}; commit `{meta['commit']}`; command: `{meta['command']}`",
         f"- {meta['streams_low']} then {meta['streams_high']} streams of `{MODEL}` per target, "
         f"{meta['concurrency']} in flight; per stream = the difference of the two runs' counts "
         "divided by the difference of their streams",
         "",
-        f"| target | {UNITS['writes' if writes else 'instructions']} / stream | x mock |",
+        f"| target | {meter.unit} / stream | x mock |",
         "|---|---:|---:|",
     ]
     for c in counts:
@@ -202,7 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
     parser.add_argument("--targets", default="mock,bare,sluicegate")
     parser.add_argument("--baseline-src", default=None, help="another build's `src`: adds sluicegate-base")
-    parser.add_argument("--count", choices=tuple(UNITS), default="instructions",
+    parser.add_argument("--count", choices=tuple(METERS), default="instructions",
                         help="instructions (callgrind) or write system calls (strace)")  # fmt: skip
     parser.add_argument("--streams-low", type=int, default=200)
     parser.add_argument("--streams", type=int, default=600)
@@ -213,7 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tool = "valgrind" if args.count == "instructions" else "strace"
+    tool = METERS[args.count].tool
     if shutil.which(tool) is None:
         raise SystemExit(f"{tool} is not on PATH (Debian: apt-get install {tool})")
     wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -234,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             env = {}
             if target == "sluicegate-base":
                 env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
-            result = count(target, args.streams_low, args.streams, args.concurrency, origin, workdir, env, args.count)
+            low, high = (
+                count_once(target, streams, args.concurrency, origin, workdir, env, args.count)
+                for streams in (args.streams_low, args.streams)
+            )
+            result = Count(target, args.streams_low, args.streams, low, high)
             print(f"[{args.count}] {target}: {result.per_stream:,.2f} / stream", file=sys.stderr)
             counts.append(result)
     finally:
