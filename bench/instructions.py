@@ -16,9 +16,10 @@ so start-up, warm-up and shutdown cancel out. Targets: ``mock`` (the upstream it
 
 ``--count writes`` counts the other half the same way: each server's writes to its TCP sockets
 (``write``, ``writev``, ``sendto``, ``sendmsg`` to the client and to the upstream), traced by
-``strace -f -yy``; per stream, by the same difference. Writes to files, pipes and the loop's
+``strace -f``; per stream, by the same difference. Writes to files, pipes and the loop's
 eventfd are left out: log lines are written per loop turn and threads wake the loop, so their
-number follows timing, not the streams. Needs Debian's ``strace``.
+number follows timing, not the streams. Which descriptor is a TCP socket is followed through the
+trace (``bench.socket_writes``). Needs Debian's ``strace``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ import yaml
 
 from bench.processes import free_port, spawn, wait_http_ok
 from bench.scenarios import REPO_ROOT, request_body
+from bench.socket_writes import SYSCALLS, tcp_writes
 from bench.targets import create_key, sluicegate_config, start_mock
 
 MODEL = "mock-c20-t0"
 TARGETS = ("mock", "bare", "sluicegate", "sluicegate-base")
 COLLECTED = re.compile(r"Collected : (\d+)")
-WRITE_CALLS = ("write", "writev", "sendto", "sendmsg")
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,17 @@ class Meter:
     def wrapper(self, trace: Path) -> list[str]:
         if self.tool == "valgrind":
             return ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-        calls = "trace=" + ",".join(WRITE_CALLS)
-        return ["strace", "-f", "-yy", "-qq", "-e", calls, "-e", "signal=none", "-o", str(trace)]
+        calls = "trace=" + ",".join(SYSCALLS)
+        return ["strace", "-f", "-qq", "-e", calls, "-e", "signal=none", "-o", str(trace)]
 
     def total(self, target: str, log: Path, trace: Path) -> int:
         if self.tool == "strace":
             if not trace.exists():
                 raise RuntimeError(f"strace wrote no trace for {target}; see {log}")
-            return write_calls(trace.read_text(errors="replace"))
+            writes = tcp_writes(trace.read_text(errors="replace"))
+            if writes == 0:
+                raise RuntimeError(f"strace saw {target} write to no TCP socket; see {trace}")
+            return writes
         found = COLLECTED.findall(log.read_text(errors="replace"))
         if not found:
             raise RuntimeError(f"callgrind reported no count for {target}; see {log}")
@@ -165,17 +169,6 @@ def count_once(
             os.killpg(managed.proc.pid, signal.SIGKILL)
             raise
     return METERS[meter].total(target, log, trace)
-
-
-def write_calls(trace: str) -> int:
-    """The writes to TCP sockets in an `strace -yy` trace (`pid write(7<TCP:[a->b]>, ...) = n`)."""
-    total = 0
-    for line in trace.splitlines():
-        _, _, call = line.partition(" ")
-        name, paren, rest = call.partition("(")
-        if paren and name in WRITE_CALLS and "<TCP" in rest.split(",", 1)[0]:
-            total += 1
-    return total
 
 
 def render(counts: list[Count], meta: dict[str, object]) -> str:

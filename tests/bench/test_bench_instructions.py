@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.instructions import Count, count_once, render, write_calls
+from bench.instructions import Count, count_once, render
 from bench.targets import start_mock
 
 
@@ -30,20 +30,6 @@ def test_the_report_gives_each_target_against_the_mock() -> None:
     text = render(counts, meta)
     assert "| mock | 0.400 | 1.00 |" in text
     assert "| sluicegate | 2.500 | 6.25 |" in text
-
-
-TRACE = """\
-23071 write(2</dev/null<char 1:3>>, "/root/.pyenv/libexec/pyenv: line"..., 237) = 237
-23071 sendto(4<TCP:[127.0.0.1:57890->127.0.0.1:34121]>, "x", 1, 0, NULL, 0) = 1
-23075 write(9<TCPv6:[[::1]:8080->[::1]:51000]>, "data: {\\"id\\"..."..., 300) = 300
-23075 writev(9<TCP:[127.0.0.1:8080->127.0.0.1:51000]>, [{iov_base="HTTP/1.1 200 OK"...}], 2) = 180
-23075 write(6<anon_inode:[eventfd]>, "\\1\\0\\0\\0\\0\\0\\0\\0", 8) = 8
-23075 write(1</tmp/x.log>, "TCP:[ in a log line", 19) = 19
-"""
-
-
-def test_a_trace_gives_the_writes_to_tcp_sockets() -> None:
-    assert write_calls(TRACE) == 3  # not the file, the eventfd, nor a log line that names TCP
 
 
 def test_the_mock_writes_a_steady_number_of_calls_per_stream(tmp_path: Path) -> None:
