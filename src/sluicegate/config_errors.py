@@ -7,11 +7,16 @@ node tree gives each path its line.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+
+from sluicegate.providers.catalog import PROVIDERS
+
+PROVIDER_NAMES = tuple(PROVIDERS)
 
 
 def yaml_error(path: str, exc: yaml.YAMLError) -> str:
@@ -27,6 +32,8 @@ def validation_error(path: str | None, exc: ValidationError, tree: yaml.Node | N
     lines: list[str] = []
     for error in _distinct(exc.errors(include_url=False)):
         loc = [part for part in error["loc"] if not _is_branch_label(part)]
+        if error["type"] == "union_tag_invalid":
+            loc.append("provider")  # the line to fix is the provider's, not the entry's first
         field = _dotted(loc)
         line = _line_of(tree, loc)
         where = path or "(defaults)"
@@ -50,7 +57,7 @@ def _distinct(errors: list[ErrorDetails]) -> list[ErrorDetails]:
 
 def _is_branch_label(part: int | str) -> bool:
     # discriminated-union branches appear in the location as their tag ("local", "openai"...)
-    return isinstance(part, str) and part in {"local", "openai", "anthropic", "gemini", "model-with-deployments"}
+    return isinstance(part, str) and part in {*PROVIDER_NAMES, "model-with-deployments"}
 
 
 def _dotted(loc: list[int | str]) -> str:
@@ -67,14 +74,22 @@ def _words(error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         return f"unknown setting (remove it or check its spelling; got {error.get('input')!r})"
     if kind == "union_tag_invalid":
-        ctx = error.get("ctx") or {}
-        return f"unknown provider {ctx.get('tag')!r}; use one of {ctx.get('expected_tags')}"
+        tag = str((error.get("ctx") or {}).get("tag"))
+        close = difflib.get_close_matches(tag, PROVIDER_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown provider {tag!r}{hint}; use one of {_quoted(PROVIDER_NAMES)}"
     if kind == "union_tag_not_found":
-        return "says no `provider:` (one of 'local', 'openai', 'anthropic', 'gemini')"
+        top_level = len(error["loc"]) == 2  # models[i]: a model entry, which may list deployments instead
+        either = " or a list of `deployments:`" if top_level else ""
+        return f"says no `provider:` (one of {_quoted(PROVIDER_NAMES)}){either}"
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return f"{message} (got {error.get('input')!r})" if kind.endswith(("_type", "_parsing")) else message
+
+
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(repr(name) for name in names)
 
 
 def _line_of(tree: yaml.Node | None, loc: list[int | str]) -> int | None:

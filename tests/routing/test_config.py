@@ -79,7 +79,17 @@ def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: P
     [
         (
             "- {name: m, provider: opneai, base_url: x}",
-            "line 2: models[0]: a model entry needs `provider:` (one of local, openai",
+            "line 2: models[0].provider: unknown provider 'opneai' (did you mean 'openai'?); use one of 'local',",
+        ),
+        ("- name: m\n    provider: anthropc", "line 3: models[0].provider: unknown provider 'anthropc' (did you mean"),
+        ("- {name: m, provider: 3}", "models[0].provider: unknown provider '3'; use one of 'local', 'openai',"),
+        (
+            "- {name: m, base_url: x}",
+            "models[0]: says no `provider:` (one of 'local', 'openai', 'anthropic', 'gemini') or a list of `deployments:`",
+        ),
+        (
+            "- {name: m, deployments: [{provider: gemni}]}",
+            "models[0].deployments[0].provider: unknown provider 'gemni' (did you mean 'gemini'?)",
         ),
         ("- {name: m, deployments: [{provider: openai}]}", "models[0].deployments[0].base_url: is required"),
         ("- {name: m, deployments: [{base_url: x}]}", "models[0].deployments[0]: says no `provider:`"),
