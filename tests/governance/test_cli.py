@@ -76,6 +76,22 @@ def test_bad_rules_are_exit_2(backend: Backend, tmp_path: Path) -> None:
     assert run(backend, tmp_path, "keys", "update", "key_nope", "--rpm", "5").returncode == 1
 
 
+def test_keys_are_updated_by_name_and_names_stay_unique(backend: Backend, tmp_path: Path) -> None:
+    ok(backend, tmp_path, "keys", "create", "--name", "alice")
+    ok(backend, tmp_path, "keys", "create", "--name", "bob")
+    assert "(alice)" in ok(backend, tmp_path, "keys", "update", "alice", "--rpm", "7")
+    taken = run(backend, tmp_path, "keys", "update", "bob", "--name", "alice")
+    assert taken.returncode == 2 and "a key named 'alice' exists already" in taken.stderr
+    again = run(backend, tmp_path, "keys", "create", "--name", "bob")
+    assert again.returncode == 2 and "a key named 'bob' exists already" in again.stderr
+    unknown = run(backend, tmp_path, "keys", "update", "carol", "--rpm", "1")
+    assert unknown.returncode == 1 and unknown.stderr == "sluicegate: no key with the id or name carol\n"
+    past = run(backend, tmp_path, "keys", "create", "--name", "late", "--expires", "2020-01-01")
+    assert past.returncode == 2 and "the expiry 2020-01-01 00:00 UTC is already past" in past.stderr
+    keys = {k["name"]: k for k in json.loads(ok(backend, tmp_path, "keys", "list", "--format", "json"))}
+    assert set(keys) == {"alice", "bob"} and (keys["alice"]["rpm"], keys["bob"]["rpm"]) == (7, None)
+
+
 def test_usage_in_three_formats(backend: Backend, tmp_path: Path) -> None:
     first = ok(backend, tmp_path, "keys", "create", "--name", "one")
     second = ok(backend, tmp_path, "keys", "create", "--name", "two")

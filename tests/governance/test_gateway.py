@@ -37,7 +37,9 @@ def client(gov: GovGateway, secret: str) -> openai.OpenAI:
 
 
 def test_an_expired_key_is_401_expired_api_key(gov: GovGateway) -> None:
-    _, secret = gov.new_key(expires_at=time.time() - 1)
+    key_id, secret = gov.new_key(expires_at=time.time() + 30)
+    with gov.admin() as admin:  # a key is never made expired; it can be set to have expired
+        assert admin.patch(f"/admin/keys/{key_id}", json={"expires_at": time.time() - 1}).status_code == 200
     with pytest.raises(openai.AuthenticationError) as caught:
         client(gov, secret).chat.completions.create(model=PRICED, messages=HI)  # type: ignore[arg-type]
     assert caught.value.status_code == 401
@@ -257,6 +259,25 @@ def test_admin_key_management(gov: GovGateway) -> None:
             assert {"day", "key_id", "key_name", "model", "requests", "errors", "prompt_tokens",
                     "completion_tokens", "total_tokens", "cost_usd"} <= set(row)
         assert admin.get("/admin/usage", params={"group_by": "colour"}).status_code == 400
+
+
+def test_admin_keys_keep_their_names_unique_and_are_never_made_expired(gov: GovGateway) -> None:
+    with gov.admin() as admin:
+        team = admin.post("/admin/keys", json={"name": "team"})
+        assert team.status_code == 201
+        again = admin.post("/admin/keys", json={"name": "team"})
+        assert again.status_code == 400
+        assert (again.json()["error"]["code"], again.json()["error"]["param"]) == ("key_name_taken", "name")
+        unnamed = {admin.post("/admin/keys", json={}).json()["name"] for _ in range(2)}
+        assert len(unnamed) == 2 and "team" not in unnamed
+        other = admin.post("/admin/keys", json={"name": "other"}).json()
+        clash = admin.patch(f"/admin/keys/{other['id']}", json={"name": "team"})
+        assert clash.status_code == 400 and clash.json()["error"]["code"] == "key_name_taken"
+        assert admin.patch(f"/admin/keys/{team.json()['id']}", json={"name": "team"}).status_code == 200
+        past = admin.post("/admin/keys", json={"name": "late", "expires_at": "2020-01-01"})
+        assert past.status_code == 400 and "2020-01-01 00:00 UTC is already past" in past.json()["error"]["message"]
+        names = [key["name"] for key in admin.get("/admin/keys").json()["data"]]
+        assert names.count("team") == 1 and "late" not in names
         assert admin.get("/admin/usage", params={"since": "yesterday"}).status_code == 400
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from sluicegate.commands.common import settings_of, with_keys
-from sluicegate.governance.keys import KEY_PREFIX, KeyStore
+from sluicegate.governance.keys import KEY_PREFIX, KeyStore, free_name
 from sluicegate.governance.rules import rules_from
 from sluicegate.operator import OperatorError
 from sluicegate.settings import Settings
@@ -28,22 +28,12 @@ def first_keys(settings: Settings) -> tuple[str | None, str | None]:
         existing = await keys.list()
         secret = admin = None
         if not any(key.active and not key.admin for key in existing):
-            _, secret = await keys.create(_free_name({k.name for k in existing}, "default"))
+            _, secret = await keys.create(free_name({k.name for k in existing}, "default"))
         if not os.environ.get("SLUICEGATE_ADMIN_KEY") and not any(key.active and key.admin for key in existing):
-            _, admin = await keys.create(_free_name({k.name for k in existing}, "admin"), admin=True)
+            _, admin = await keys.create(free_name({k.name for k in await keys.list()}, "admin"), admin=True)
         return secret, admin
 
     return with_keys(settings, ensure)
-
-
-def _free_name(existing: set[str], wanted: str | None) -> str:
-    if wanted is not None and wanted not in existing:
-        return wanted
-    base = wanted or "key"
-    number = len(existing) + 1
-    while f"{base}-{number}" in existing:
-        number += 1
-    return f"{base}-{number}"
 
 
 def _rules(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,14 +49,7 @@ def keys_create(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     rules = _rules(args)
     wanted: str | None = rules.pop("name", None)
-
-    async def create(keys: KeyStore, store: Store) -> tuple[KeyRecord, str]:
-        existing = {key.name for key in await keys.list()}
-        if wanted is not None and wanted in existing:
-            raise OperatorError(f"a key named {wanted!r} exists already; choose another --name")
-        return await keys.create(_free_name(existing, wanted), admin=args.admin, **rules)
-
-    key, secret = with_keys(settings, create)
+    key, secret = with_keys(settings, lambda keys, _: keys.create_named(wanted, admin=args.admin, **rules))
     print(f"created key {key.id} ({key.name}){_describe(key)}; store it now, it is not shown again:")
     print(secret)
     return 0
@@ -75,10 +58,16 @@ def keys_create(args: argparse.Namespace) -> int:
 def keys_update(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     changes = _rules(args)
-    key = with_keys(settings, lambda keys, _: keys.update(args.id, changes))
-    if key is None:
-        print(f"no key {args.id}", file=sys.stderr)
-        return 1
+
+    async def update(keys: KeyStore, store: Store) -> KeyRecord:
+        key = await keys.find(args.key)
+        if key is None:
+            raise OperatorError(f"no key with the id or name {args.key}")
+        updated = await keys.update(key.id, changes)
+        assert updated is not None
+        return updated
+
+    key = with_keys(settings, update)
     print(f"updated key {key.id} ({key.name}){_describe(key)}")
     return 0
 
@@ -162,7 +151,7 @@ def register(sub: Any, command: Callable[..., argparse.ArgumentParser], show_hel
     p_create.set_defaults(func=keys_create)
 
     p_update = command(keys_sub, "update", "change a key's name, budget, limits, models or expiry")
-    p_update.add_argument("id", help="the key's id (key_...)")
+    p_update.add_argument("key", help="the key's id (key_...) or its name")
     _add_rules(p_update, creating=False)
     p_update.set_defaults(func=keys_update)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -22,6 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 from sluicegate.errors import AuthenticationError
+from sluicegate.governance.rules import RuleError
 from sluicegate.store.base import Store
 from sluicegate.store.records import KeyRecord
 
@@ -50,6 +52,21 @@ def new_key(name: str, admin: bool = False, **rules: Any) -> tuple[KeyRecord, st
         **rules,
     )
     return key, secret
+
+
+class KeyNameError(RuleError):
+    """A name another key has, or one that several keys share and so names none of them."""
+
+
+def free_name(taken: set[str], wanted: str | None) -> str:
+    """`wanted` if no key has it, else the first free `wanted-N` (`key-N` when none is wanted)."""
+    if wanted is not None and wanted not in taken:
+        return wanted
+    base = wanted or "key"
+    number = len(taken) + 1
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
 
 
 class KeyStore:
@@ -199,7 +216,33 @@ class KeyStore:
         self._version = None  # the next look reloads
         return key, secret
 
+    async def create_named(self, wanted: str | None, admin: bool = False, **rules: Any) -> tuple[KeyRecord, str]:
+        """A key an operator asked for: under `wanted`, which no other key may have, or else the
+        first free `key-N`; a key that would be expired at birth is refused, never made."""
+        expires_at = rules.get("expires_at")
+        if expires_at is not None and expires_at <= time.time():
+            when = dt.datetime.fromtimestamp(expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            raise RuleError(f"the expiry {when} is already past; give a time in the future, or none")
+        taken = {key.name for key in await self.list()}
+        if wanted is not None and wanted in taken:
+            raise KeyNameError(f"a key named {wanted!r} exists already; choose another name")
+        return await self.create(free_name(taken, wanted), admin, **rules)
+
+    async def find(self, ref: str) -> KeyRecord | None:
+        """The key with this id or hint, or else the one key with this name."""
+        key = await self.store.get_key(ref)
+        if key is not None:
+            return key
+        named = [key for key in await self.list() if key.name == ref]
+        if len(named) > 1:
+            raise KeyNameError(f"{len(named)} keys are named {ref!r}; name the one you mean by its id")
+        return named[0] if named else None
+
     async def update(self, ref: str, changes: dict[str, Any]) -> KeyRecord | None:
+        if "name" in changes and any(
+            key.name == changes["name"] and ref not in (key.id, key.hint) for key in await self.list()
+        ):
+            raise KeyNameError(f"a key named {changes['name']!r} exists already; choose another name")
         key = await self.store.update_key(ref, changes) if changes else await self.store.get_key(ref)
         self._version = None
         if key is not None:  # this process applies it at once, the others within refresh_s

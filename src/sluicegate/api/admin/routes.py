@@ -27,6 +27,7 @@ from sluicegate.api.json import json_response
 from sluicegate.api.serving import bearer_secret
 from sluicegate.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
 from sluicegate.gateway import Gateway
+from sluicegate.governance.keys import KeyNameError
 from sluicegate.governance.rules import RuleError, parse_day, rules_from
 from sluicegate.http.body import read_body
 from sluicegate.store.records import USAGE_GROUPS, KeyRecord
@@ -65,6 +66,12 @@ def _rules(body: dict[str, Any]) -> dict[str, Any]:
         raise InvalidRequestError(str(exc)) from exc
 
 
+def _refused(exc: RuleError) -> InvalidRequestError:
+    if isinstance(exc, KeyNameError):
+        return InvalidRequestError(str(exc), param="name", code="key_name_taken")
+    return InvalidRequestError(str(exc), param="expires_at")
+
+
 async def _key_or_404(gateway: Gateway, key_id: str) -> KeyRecord:
     key = await gateway.keys.get(key_id)
     if key is None:
@@ -80,8 +87,11 @@ async def list_keys(request: Request) -> Response:
 async def create_key(request: Request) -> Response:
     gateway = await _admin(request)
     rules = _rules(await _body(request, gateway))
-    name = rules.pop("name", "default")
-    key, secret = await gateway.keys.create(name, **rules)
+    wanted = rules.pop("name", None)
+    try:
+        key, secret = await gateway.keys.create_named(wanted, **rules)
+    except RuleError as exc:
+        raise _refused(exc) from exc
     return json_response({**key.to_json(), "secret": secret}, status=201)
 
 
@@ -94,7 +104,10 @@ async def update_key(request: Request) -> Response:
     gateway = await _admin(request)
     rules = _rules(await _body(request, gateway))
     key = await _key_or_404(gateway, request.path_params["key_id"])
-    updated = await gateway.keys.update(key.id, rules)
+    try:
+        updated = await gateway.keys.update(key.id, rules)
+    except RuleError as exc:
+        raise _refused(exc) from exc
     assert updated is not None
     return json_response(updated.to_json())
 
