@@ -151,8 +151,9 @@ def load_settings(config_file: str | Path | None = None, data_dir: str | Path | 
         missing: set[str] = set()
         raw = interpolate(loaded, missing=missing)
         for name in sorted(missing):
-            if (path, name) not in _warned:  # settings are loaded more than once per process
-                _warned.add((path, name))
+            seen = (os.path.realpath(path), name)  # loaded more than once per process, by more than one path
+            if seen not in _warned:
+                _warned.add(seen)
                 log.warning("%s: environment variable %s is not set; using an empty value", path, name)
     if data_dir is not None:
         raw["data_dir"] = str(data_dir)

@@ -182,6 +182,22 @@ def test_an_unset_variable_is_empty_and_warned_about(
     assert "SG_TEST_UNSET_KEY" in caplog.text
 
 
+def test_an_unset_variable_is_warned_about_once_by_whatever_path_the_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve --config c.yaml` reads it by the path given, its app again by the absolute one."""
+    (tmp_path / "c.yaml").write_text(
+        "models:\n  - name: hosted\n    provider: openai\n    base_url: http://127.0.0.1:9/v1\n"
+        "    api_key: ${SG_TEST_UNSET_TWICE}\n"
+    )
+    monkeypatch.delenv("SG_TEST_UNSET_TWICE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="sluicegate.settings"):
+        load_settings("c.yaml", tmp_path / "data")
+        load_settings(tmp_path / "c.yaml", tmp_path / "data")
+    assert caplog.text.count("SG_TEST_UNSET_TWICE") == 1
+
+
 def test_config_file_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("server:\n  max_body_bytes: ${SG_TEST_LIMIT:-1024}\n")
