@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -34,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    workers = args.workers or settings.server.workers
+    workers = args.workers if args.workers is not None else settings.server.workers
     prepare_data_dir(settings.data_dir, writable=True)
     check_models(settings)
     # Worker processes rebuild the settings from the environment.
@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_serve = command(sub, "serve", "run the gateway")
     p_serve.add_argument("--host", help="address to listen on (default: server.host of the config, 127.0.0.1)")
-    p_serve.add_argument("--port", type=int, help="port to listen on (default: server.port of the config, 8080)")
-    p_serve.add_argument("--workers", type=int, help="processes (default: server.workers of the config, 1)")
+    p_serve.add_argument("--port", type=_whole(0, 65535), help="port to listen on (default: server.port of the config, 8080)")
+    p_serve.add_argument("--workers", type=_whole(1, 1024), help="processes (default: server.workers of the config, 1)")
     p_serve.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="how much to log; debug also logs prompts and answers")
     p_serve.add_argument("--log-format", choices=["text", "json"], default="text", help="log lines on stderr")
     p_serve.set_defaults(func=serve)
@@ -88,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     usage.register(sub, command)
     parser.set_defaults(func=lambda args: _help(parser))
     return parser
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{number} is out of range; use {low} to {high}")
+        return number
+
+    return parse
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -104,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         if debug:
             raise
-        print(f"sluicegate: {exc}", file=sys.stderr)
+        for problem in str(exc).splitlines():  # one line per problem, each saying whose it is
+            print(f"sluicegate: {problem}", file=sys.stderr)
         return 2
     except OperatorError as exc:
         if debug:

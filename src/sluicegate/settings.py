@@ -33,8 +33,8 @@ class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    workers: int = Field(default=1, ge=1)
     max_body_bytes: int = 4 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     key_cache_seconds: float = 2.0

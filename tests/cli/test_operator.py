@@ -118,6 +118,8 @@ def test_port_in_use_prints_no_banner_and_makes_no_key(tmp_path: Path) -> None:
         ("models:\n  - name: a\n    provider: local\n    flavour: x\n", ", line 4: models[0].flavour: unknown setting"),
         ("models:\n  - name: a\n   provider: local\n", ", line 3, column 4: invalid YAML"),
         ("models: []\n", "no models are configured"),
+        ("server:\n  workers: 0\n", ", line 2: server.workers: Input should be greater than or equal to 1"),
+        ("server:\n  port: 70000\n", ", line 2: server.port: Input should be less than or equal to 65535"),
     ],
 )
 def test_config_errors_name_file_and_line(tmp_path: Path, content: str, expected: str) -> None:
@@ -127,6 +129,30 @@ def test_config_errors_name_file_and_line(tmp_path: Path, content: str, expected
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "pydantic" not in result.stderr
     assert f"sluicegate: {config}" in result.stderr and expected in result.stderr
+
+
+def test_each_of_several_config_problems_is_a_line_of_its_own(tmp_path: Path) -> None:
+    config = tmp_path / "sluicegate.yaml"
+    config.write_text("server:\n  workers: 0\n  port: 70000\n")
+    result = run_cli("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"sluicegate: {config}, line ") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--workers", "0"], "argument --workers: 0 is out of range; use 1 to 1024"),
+        (["--workers", "-1"], "argument --workers: -1 is out of range; use 1 to 1024"),
+        (["--port", "99999"], "argument --port: 99999 is out of range; use 0 to 65535"),
+        (["--port", "http"], "argument --port: 'http' is not a whole number"),
+    ],
+)
+def test_serve_options_out_of_range_are_refused(tmp_path: Path, option: list[str], expected: str) -> None:
+    result = run_cli("serve", *option, "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == f"sluicegate serve: error: {expected}"
 
 
 def test_an_unset_variable_is_warned_about_once(tmp_path: Path) -> None:
