@@ -35,9 +35,9 @@ class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
     workers: int = Field(default=1, ge=1)
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a request body larger is 413
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
-    key_cache_seconds: float = 2.0
+    key_cache_seconds: float = Field(default=2.0, gt=0)  # a revoked key works at most this long
     # While a stream waits (for the upstream, its next chunk, a place in the local queue), the
     # client gets a keep-alive (an SSE comment; Anthropic's `ping`) after `keepalive_first_s` of
     # silence, then every `keepalive_interval_s`, so idle timeouts of proxies do not cut it.
