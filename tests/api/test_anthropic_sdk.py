@@ -146,12 +146,13 @@ def test_errors_are_the_sdks_typed_exceptions(client: Anthropic, gateway: Gatewa
         "type": "error",
         "error": {"type": "invalid_request_error", "message": "temperature: Input should be less than or equal to 1"},
     }
-    with pytest.raises(anthropic.BadRequestError, match="does not support tools"):
+    with pytest.raises(anthropic.BadRequestError, match="'tool_choice' names 'later', which is not among the tools"):
         client.messages.create(
             model=gateway.model,
             max_tokens=5,
             messages=PROMPT,
             tools=[{"name": "now", "input_schema": {"type": "object"}}],
+            tool_choice={"type": "tool", "name": "later"},
         )
     image: Any = {
         "type": "image",

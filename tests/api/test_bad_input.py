@@ -130,11 +130,13 @@ CASES: dict[str, Case] = {
             ]
         ),
     ),
-    "tools-to-local-model": Case(
+    "tool-choice-of-a-tool-not-given": Case(
         400,
-        "tools",
-        chat(tools=[{"type": "function", "function": {"name": "f"}}]),
-        code="unsupported_parameter",
+        "tool_choice",
+        chat(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice={"type": "function", "function": {"name": "g"}}),
+    ),
+    "legacy-functions-to-local-model": Case(
+        400, "functions", chat(functions=[{"name": "f", "parameters": {}}]), code="unsupported_parameter"
     ),
     "too-large-content-length": Case(
         413, None, chat(messages=[{"role": "user", "content": "x" * (LIMIT + 10)}]), code="request_too_large"

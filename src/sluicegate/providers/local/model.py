@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, Metadata, Started, TextDelta, Usage
+from sluicegate.core.events import Event, Finish, Metadata, Started, TextDelta, ToolCallDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
+from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
 # a moon's light...") on open prompts and never emits its end token, running to the context limit.
@@ -58,6 +59,7 @@ class Job:
     logprobs: bool = False
     top_logprobs: int = 0
     logit_bias: dict[int, float] | None = None
+    tools: ToolPlan | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     failed: bool = False  # ended by an error (its duration says nothing of generation times)
 
@@ -121,7 +123,9 @@ class LocalModel:
             )
         limit = min(job.max_tokens or room, room)
         grammar = _grammar(job.response_format)
-        job.emit(Started(prompt_tokens=len(tokens)))
+        calls = Calls(self, job, _calls_grammar(job.tools)) if job.tools is not None else None
+        given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
+        job.emit(Started(prompt_tokens=len(tokens) + given))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
         completion_tokens = 0
         for choice in range(job.n):
@@ -129,12 +133,15 @@ class LocalModel:
                 self.llama.set_seed(job.seed + choice)
             else:
                 self.llama.set_seed(random.randrange(2**31))
-            completion_tokens += self._choice(job, tokens, limit, grammar, choice)
+            if calls is not None and calls.forced:
+                completion_tokens += calls.write(tokens, limit, choice)
+            else:
+                completion_tokens += self._choice(job, tokens, limit, grammar, choice, calls)
             if job.cancelled.is_set():
                 return
-        job.emit(Usage(prompt_tokens=len(tokens), completion_tokens=completion_tokens))
+        job.emit(Usage(prompt_tokens=len(tokens) + given, completion_tokens=completion_tokens))
 
-    def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int) -> int:
+    def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None) -> int:
         import llama_cpp
         from llama_cpp import LogitsProcessorList
 
@@ -148,6 +155,8 @@ class LocalModel:
         generated = 0
         reason = "length"
         hit_stop = False
+        opening = Opening() if calls is not None else None
+        said = ""  # the text released so far, when a call may still follow it
         # No grammar reset between choices: `generate` builds a fresh grammar sampler from the
         # LlamaGrammar (only its GBNF text) on every call; llama-cpp-python 0.3 has no `reset()`.
         for token in self.llama.generate(
@@ -172,6 +181,14 @@ class LocalModel:
             if tap is not None and tap.last is not None:
                 pending.append(token_logprobs(tap.last, token, job.top_logprobs, self._piece))
             text, stopped = stops.feed(decoder.decode(piece))
+            if opening is not None:
+                text, opened = opening.feed(text)
+                if opened and calls is not None:  # the model chose to call: go on under the grammar
+                    if text:
+                        job.emit(TextDelta(text, choice))
+                    said += text
+                    return generated + calls.write(tokens + self.text_tokens(said), limit - generated, choice)
+                said += text
             if text:
                 job.emit(TextDelta(text, choice, pending if job.logprobs else None))
                 pending = []
@@ -181,7 +198,7 @@ class LocalModel:
             if generated >= limit:
                 break
         if not hit_stop:
-            tail = stops.flush() + decoder.decode(b"", final=True)
+            tail = (opening.flush() if opening is not None else "") + stops.flush() + decoder.decode(b"", final=True)
             if tail:
                 job.emit(TextDelta(tail, choice, pending if job.logprobs else None))
         job.emit(Finish(reason, choice, stop_sequence=stops.matched if hit_stop else None))
@@ -190,6 +207,52 @@ class LocalModel:
 
     def _piece(self, token: int) -> bytes:
         return bytes(self.llama.detokenize([token]))
+
+
+class Calls:
+    """Writes one choice's tool calls under the tools' grammar, after `<tool_call>`."""
+
+    def __init__(self, model: LocalModel, job: Job, grammar: Any) -> None:
+        assert job.tools is not None
+        self.model, self.job, self.grammar = model, job, grammar
+        self.forced = job.tools.forced
+        self.opening = model.text_tokens(OPEN)
+
+    def write(self, prompt: list[int], limit: int, choice: int) -> int:
+        """The calls as ToolCallDeltas and a `tool_calls` finish; tokens generated. `prompt`
+        ends where the call opens: after the prompt, or the text a free answer wrote first."""
+        import llama_cpp
+
+        job, llama = self.job, self.model.llama
+        temperature = job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"]
+        written = bytearray()
+        generated = 0
+        ended = False
+        for token in llama.generate(
+            prompt + self.opening,
+            temp=temperature,
+            top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
+            top_k=int(SAMPLING_DEFAULTS["top_k"]),
+            min_p=SAMPLING_DEFAULTS["min_p"],
+            repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
+            grammar=self.grammar,
+        ):
+            if job.cancelled.is_set():
+                return generated
+            if llama_cpp.llama_vocab_is_eog(self.model._vocab, token):
+                ended = True
+                break
+            generated += 1
+            written += llama.detokenize([token])
+            if generated >= limit:
+                break
+        if not ended:  # cut by max_tokens inside a call: no call is whole enough to make
+            job.emit(Finish("length", choice))
+            return generated
+        for index, (name, arguments) in enumerate(parse_calls(written.decode("utf-8", errors="replace"))):
+            job.emit(ToolCallDelta(index, arguments, id=new_call_id(), name=name, choice=choice))
+        job.emit(Finish("tool_calls", choice))
+        return generated
 
 
 def _fingerprint(path: Path) -> str:
@@ -201,6 +264,23 @@ def _fingerprint(path: Path) -> str:
     return "fp_" + hashlib.sha256(seed).hexdigest()[:10]
 
 
+def _calls_grammar(plan: ToolPlan | None) -> Any:
+    if plan is None:
+        return None
+    return _schema_grammar(plan.schema(), "tools", "The tools' parameter schemas cannot be enforced on the embedded model")
+
+
+def _schema_grammar(schema: dict[str, Any], param: str, what: str) -> Any:
+    """llama.cpp's grammar for a JSON schema; a schema its converter cannot take is the
+    client's 400, whatever the converter raises (an `assert` on a pattern, among others)."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as exc:
+        raise InvalidRequestError(f"{what}: {exc or type(exc).__name__}", param=param) from exc
+
+
 def _grammar(response_format: dict[str, Any] | None) -> Any:
     """JSON mode and structured outputs, enforced by a llama.cpp grammar."""
     if not response_format or response_format.get("type") in (None, "text"):
@@ -208,16 +288,11 @@ def _grammar(response_format: dict[str, Any] | None) -> Any:
     from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
     kind = response_format.get("type")
-    try:
-        if kind == "json_object":
-            return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-        if kind == "json_schema":
-            schema = (response_format.get("json_schema") or {}).get("schema") or {}
-            return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise InvalidRequestError(
-            f"Invalid response_format schema: {exc}", param="response_format.json_schema"
-        ) from exc
+    if kind == "json_object":
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return _schema_grammar(schema, "response_format.json_schema", "Invalid response_format schema")
     raise InvalidRequestError(
         f"Unsupported response_format type `{kind}`; use text, json_object or json_schema.",
         param="response_format.type",

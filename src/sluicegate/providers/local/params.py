@@ -16,19 +16,17 @@ HONOURED = frozenset(
     {
         "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
         "temperature", "top_p", "stop", "seed", "n", "frequency_penalty", "presence_penalty",
-        "response_format", "logprobs", "top_logprobs", "logit_bias",
+        "response_format", "logprobs", "top_logprobs", "logit_bias", "tools", "tool_choice", "parallel_tool_calls",
     }
 )
 # accepted because they do not change what the model writes
 DESCRIPTIVE = frozenset(
-    {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key", "parallel_tool_calls"}
+    {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
 )
 # OpenAI features a small local text model cannot provide
 UNSUPPORTED = {
-    "tools": "does not support tools",
-    "tool_choice": "does not support tools",
-    "functions": "does not support function calling",
-    "function_call": "does not support function calling",
+    "functions": "takes function tools as 'tools', not the deprecated 'functions'",
+    "function_call": "takes 'tool_choice', not the deprecated 'function_call'",
     "reasoning_effort": "is not a reasoning model",
     "audio": "does not produce audio",
     "modalities": "only produces text",
@@ -43,10 +41,6 @@ def check_params(body: dict[str, Any], model: str) -> None:
         if name in HONOURED or name in DESCRIPTIVE or value is None:
             continue
         if name in UNSUPPORTED:
-            if name == "tool_choice" and value == "none":
-                continue
-            if name == "tools" and (body.get("tool_choice") == "none" or value == []):
-                continue
             if name == "modalities" and value == ["text"]:
                 continue
             raise InvalidRequestError(
@@ -61,8 +55,8 @@ def check_params(body: dict[str, Any], model: str) -> None:
 
 # what each door calls the canonical fields, so a refusal names the field the client sent
 _DOOR_NAMES = {
-    "anthropic": {"reasoning_effort": "thinking", "tools": "tools"},
-    "responses": {"reasoning_effort": "reasoning.effort", "tools": "tools"},
+    "anthropic": {"reasoning_effort": "thinking"},
+    "responses": {"reasoning_effort": "reasoning.effort"},
 }
 
 
@@ -73,12 +67,6 @@ def check_request(request: ChatRequest, model: str) -> None:
         check_params(request.raw, model)
         return
     names = _DOOR_NAMES.get(request.source, {})
-    if request.tools and request.tool_choice != "none":
-        raise InvalidRequestError(
-            f"The model `{model}` {UNSUPPORTED['tools']}: remove '{names.get('tools', 'tools')}' or choose another model.",
-            param=names.get("tools", "tools"),
-            code="unsupported_parameter",
-        )
     if request.reasoning_effort is not None or request.thinking_budget is not None:
         field = names.get("reasoning_effort", "reasoning_effort")
         raise InvalidRequestError(

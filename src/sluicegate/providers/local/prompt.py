@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from sluicegate.errors import InvalidRequestError
+from sluicegate.providers.local.tools import ToolPlan, render_calls
 
 
 def flatten_messages(messages: list[dict[str, Any]], model: str) -> list[dict[str, str]]:
@@ -31,6 +30,16 @@ def flatten_messages(messages: list[dict[str, Any]], model: str) -> list[dict[st
         else:
             text = str(content)
         if message.get("tool_calls"):
-            text += orjson.dumps(message["tool_calls"]).decode()
+            text += render_calls(message["tool_calls"])
         flat.append({"role": role, "content": text})
     return flat
+
+
+def with_tools(messages: list[dict[str, str]], plan: ToolPlan | None) -> list[dict[str, str]]:
+    """The tools described after the system prompt (or as one, when there is none)."""
+    if plan is None:
+        return messages
+    if messages and messages[0]["role"] == "system":
+        first = messages[0]["content"]
+        return [{"role": "system", "content": f"{first}\n\n{plan.instructions()}"}, *messages[1:]]
+    return [{"role": "system", "content": plan.instructions()}, *messages]

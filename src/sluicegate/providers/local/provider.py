@@ -28,7 +28,8 @@ from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.params import check_request
-from sluicegate.providers.local.prompt import flatten_messages
+from sluicegate.providers.local.prompt import flatten_messages, with_tools
+from sluicegate.providers.local.tools import plan_tools
 
 log = logging.getLogger("sluicegate.local")
 CLOSE_WAIT_S = 5.0  # the running job stops at its next token; this only bounds a stuck one
@@ -125,7 +126,8 @@ class LocalProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
-        messages = flatten_messages(request.messages, self.name)
+        plan = plan_tools(request)
+        messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         job = Job(
@@ -143,6 +145,7 @@ class LocalProvider:
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs or 0,
             logit_bias=parse_logit_bias(request.logit_bias, model.n_vocab),
+            tools=plan,
         )
         self._admitted += 1
         self._jobs.add(job.cancelled)
@@ -182,7 +185,7 @@ class LocalProvider:
     async def count_tokens(self, request: ChatRequest) -> int | None:
         """Exact, from the model's own tokenizer and chat template."""
         model = self._check_loaded()
-        messages = flatten_messages(request.messages, self.name)
+        messages = with_tools(flatten_messages(request.messages, self.name), plan_tools(request))
         loop = asyncio.get_running_loop()
         tokens = await loop.run_in_executor(None, model.prompt_tokens, messages)
         return len(tokens)

@@ -1,0 +1,163 @@
+"""Function calling on the embedded model: the tools described in the prompt, the calls held
+to their schemas by a llama.cpp grammar.
+
+A small model cannot be trusted to write a well-formed call, so it never has to: the calls are
+generated under a grammar built from the tools' JSON schemas (`[{"name": ..., "arguments":
+{...}}]`, SmolLM2's own tool-call format), which admits only the tools offered, each with
+arguments its schema allows. Whether to call at all stays the model's choice under `auto`: it
+writes freely, and an answer that opens with `<tool_call>` continues under the grammar. Under
+`required` or a named function the answer starts in the grammar.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sluicegate.core.request import ChatRequest
+from sluicegate.errors import InvalidRequestError
+
+OPEN = "<tool_call>"
+CLOSE = "</tool_call>"
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPlan:
+    """The tools the model may call, and whether it must call one."""
+
+    tools: tuple[dict[str, Any], ...]  # {"name", "description", "parameters"}
+    forced: bool
+    parallel: bool = True
+
+    def instructions(self) -> str:
+        """What the system prompt says about the tools (SmolLM2's format, one call per item)."""
+        listed = orjson.dumps(list(self.tools)).decode()
+        how = "one or more calls" if self.parallel else "exactly one call"
+        return (
+            "You have access to the following tools:\n"
+            f"<tools>{listed}</tools>\n\n"
+            f"To call tools, answer with {how} and no other text, in this format:\n"
+            f'{OPEN}[{{"name": "tool_name", "arguments": {{"argument": "value"}}}}]{CLOSE}\n'
+            + ("" if self.forced else "If no tool is needed, answer in plain text.")
+        )
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of an answer's calls: a list of offered tools with valid arguments."""
+        calls = [
+            {
+                "type": "object",
+                "properties": {"name": {"const": tool["name"]}, "arguments": tool["parameters"]},
+                "required": ["name", "arguments"],
+            }
+            for tool in self.tools
+        ]
+        items = calls[0] if len(calls) == 1 else {"anyOf": calls}
+        return {"type": "array", "items": items, "minItems": 1, **({} if self.parallel else {"maxItems": 1})}
+
+
+def plan_tools(request: ChatRequest) -> ToolPlan | None:
+    """The plan for a request's `tools` and `tool_choice` (in OpenAI's chat vocabulary, which
+    every door translates to), or None when the model is not to call any."""
+    choice = request.tool_choice
+    if not request.tools and choice not in (None, "none", "auto"):
+        raise InvalidRequestError("'tool_choice' is only allowed when 'tools' are given.", param="tool_choice")
+    if not request.tools or choice == "none":
+        return None
+    tools = [_tool(tool, i) for i, tool in enumerate(request.tools)]
+    names = {tool["name"] for tool in tools}
+    parallel = request.parallel_tool_calls is not False
+    if choice in (None, "auto", "required"):
+        return ToolPlan(tuple(tools), forced=choice == "required", parallel=parallel)
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        if name not in names:
+            raise InvalidRequestError(f"'tool_choice' names '{name}', which is not among the tools.", param="tool_choice")
+        return ToolPlan(tuple(t for t in tools if t["name"] == name), forced=True, parallel=parallel)
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        wanted = {
+            (entry.get("function") or {}).get("name", entry.get("name"))
+            for entry in allowed.get("tools") or ()
+            if isinstance(entry, dict)
+        }
+        kept = tuple(t for t in tools if t["name"] in wanted)
+        if not kept:
+            raise InvalidRequestError("'tool_choice' allows none of the tools given.", param="tool_choice")
+        return ToolPlan(kept, forced=allowed.get("mode") == "required", parallel=parallel)
+    raise InvalidRequestError(
+        "'tool_choice' must be 'auto', 'none', 'required', a function or allowed_tools.", param="tool_choice"
+    )
+
+
+def _tool(tool: Any, i: int) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        raise InvalidRequestError(
+            f"The embedded model takes function tools with a name, not '{kind}'.", param=f"tools[{i}]"
+        )
+    parameters = function.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise InvalidRequestError(
+            f"'tools[{i}].function.parameters' must be a JSON Schema object.", param=f"tools[{i}].function.parameters"
+        )
+    out = {"name": function["name"], "parameters": parameters or ANY_OBJECT}
+    if isinstance(function.get("description"), str):
+        out["description"] = function["description"]
+    return out
+
+
+def parse_calls(text: str) -> list[tuple[str, str]]:
+    """(name, arguments as JSON text) of each call in a grammar-held answer."""
+    calls = orjson.loads(text)
+    return [(call["name"], orjson.dumps(call["arguments"]).decode()) for call in calls]
+
+
+def render_calls(tool_calls: list[dict[str, Any]]) -> str:
+    """An earlier assistant turn's calls, as the model would have written them."""
+    calls = []
+    for call in tool_calls:
+        function = call.get("function") or {}
+        try:
+            arguments = orjson.loads(function.get("arguments") or "{}")
+        except orjson.JSONDecodeError:
+            arguments = function.get("arguments")
+        calls.append({"name": function.get("name"), "arguments": arguments})
+    return OPEN + orjson.dumps(calls).decode() + CLOSE
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+
+
+class Opening:
+    """Watches a free answer for `<tool_call>`: text that may still become it is held back,
+    the rest is released at once (leading white space waits to see what follows it)."""
+
+    def __init__(self) -> None:
+        self.held = ""
+        self.released = False
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """(text to release now, whether the answer opened a tool call; then the text is what
+        came before it)."""
+        self.held += text
+        at = self.held.find(OPEN)
+        if at >= 0:
+            before, self.held = self.held[:at], ""
+            return (before if self.released or before.strip() else ""), True
+        keep = next((n for n in range(min(len(OPEN) - 1, len(self.held)), 0, -1) if self.held.endswith(OPEN[:n])), 0)
+        cut = len(self.held) - keep
+        if not self.released and not self.held[:cut].strip():
+            return "", False
+        released, self.held = self.held[:cut], self.held[cut:]
+        self.released = True
+        return released, False
+
+    def flush(self) -> str:
+        released, self.held = self.held, ""
+        return released
