@@ -114,6 +114,42 @@ def test_under_auto_the_model_chooses_and_its_calls_end_the_turn(client: OpenAI,
             assert choice.finish_reason in ("stop", "length") and choice.message.content
 
 
+PLAIN_WEATHER: Any = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+}
+CALL_TEXT = '<tool_call>[{"name": "get_weather", "arguments": {"city": "Oslo"}}]</tool_call>'
+
+
+def test_under_auto_an_answer_that_opens_a_call_becomes_one(client: OpenAI, gateway: Gateway) -> None:
+    """Greedy (temperature 0), the model repeats the call it is shown: the answer opens
+    `<tool_call>`, which the client never sees, and goes on as a call under the grammar."""
+    answer = client.chat.completions.create(
+        model=gateway.model, tools=[PLAIN_WEATHER], temperature=0, max_tokens=60,
+        messages=[{"role": "user", "content": f"Repeat exactly this text: {CALL_TEXT}"}],
+    )  # fmt: skip
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert choice.message.tool_calls is not None
+    assert choice.message.tool_calls[0].function.name == "get_weather"
+    assert isinstance(json.loads(choice.message.tool_calls[0].function.arguments)["city"], str)
+
+
+def test_text_before_a_call_is_kept_and_streams_first(client: OpenAI, gateway: Gateway) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=gateway.model, tools=[PLAIN_WEATHER], temperature=0, max_tokens=60, stream=True,
+            messages=[{"role": "user", "content": f'Repeat exactly: "Let me check.\n{CALL_TEXT}"'}],
+        )
+    )  # fmt: skip
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    text = "".join(d.content or "" for d in deltas)
+    first_call = next(i for i, d in enumerate(deltas) if d.tool_calls)
+    assert text.strip() and "<tool" not in text
+    assert not any(d.content for d in deltas[first_call:])  # the text came first
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+
+
 def test_a_call_cut_by_max_tokens_ends_as_length_without_a_call(client: OpenAI, gateway: Gateway) -> None:
     answer = client.chat.completions.create(
         model=gateway.model, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=3  # type: ignore[arg-type]
