@@ -164,11 +164,14 @@ def test_stream_options_without_stream_is_rejected(client: OpenAI, gateway: Gate
     assert info.value.param == "stream_options"
 
 
-def test_tools_on_the_local_model_are_a_clear_400(client: OpenAI, gateway: Gateway) -> None:
+def test_the_local_model_calls_a_tool_it_must_call(client: OpenAI, gateway: Gateway) -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-    with pytest.raises(openai.BadRequestError) as info:
-        client.chat.completions.create(model=gateway.model, messages=PROMPT, tools=[tool])  # type: ignore[list-item]
-    assert info.value.param == "tools"
+    answer = client.chat.completions.create(
+        model=gateway.model, messages=PROMPT, tools=[tool], tool_choice="required", seed=1, max_tokens=60  # type: ignore[list-item]
+    )
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.name == "f"  # more: tests/providers/test_local_tools.py
 
 
 def test_frequency_and_presence_penalties_change_the_local_answer(client: OpenAI, gateway: Gateway) -> None:

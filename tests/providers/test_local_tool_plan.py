@@ -83,10 +83,25 @@ def test_the_schema_admits_only_offered_tools_with_their_arguments() -> None:
     assert schema["type"] == "array" and schema["minItems"] == 1 and "maxItems" not in schema
     weather, time = schema["items"]["anyOf"]
     assert weather["properties"] == {"name": {"const": "get_weather"}, "arguments": WEATHER["function"]["parameters"]}
-    assert time["properties"]["arguments"] == {"type": "object"}  # no parameters: any object
+    assert time["properties"]["arguments"] == {"type": "object", "properties": {}}  # no parameters: {}
     single = plan_tools(request([WEATHER], parallel=False))
     assert single is not None and single.schema()["maxItems"] == 1
     assert single.schema()["items"]["properties"]["name"] == {"const": "get_weather"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "held"),
+    [
+        (None, {"type": "object", "properties": {}}),
+        ({"type": "object"}, {"type": "object", "properties": {}}),
+        ({"type": "object", "additionalProperties": True}, {"type": "object", "additionalProperties": True}),
+        ({"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "object", "properties": {"a": {"type": "string"}}}),
+    ],
+)
+def test_a_tool_that_declares_no_properties_takes_none(parameters: Any, held: Any) -> None:
+    tool = {"type": "function", "function": {"name": "f", **({} if parameters is None else {"parameters": parameters})}}
+    plan = plan_tools(request([tool]))
+    assert plan is not None and plan.tools[0]["parameters"] == held
 
 
 def test_the_instructions_list_the_tools_and_say_whether_text_may_answer() -> None:

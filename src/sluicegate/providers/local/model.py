@@ -142,7 +142,6 @@ class LocalModel:
         job.emit(Usage(prompt_tokens=len(tokens) + given, completion_tokens=completion_tokens))
 
     def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None) -> int:
-        import llama_cpp
         from llama_cpp import LogitsProcessorList
 
         from sluicegate.providers.local.stops import StopMatcher
@@ -151,7 +150,6 @@ class LocalModel:
         stops = StopMatcher(job.stop)
         tap = LogitsTap(job.logit_bias, job.logprobs) if job.logprobs or job.logit_bias else None
         pending: list[dict[str, Any]] = []  # logprobs of tokens whose text is not out yet
-        temperature = job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"]
         generated = 0
         reason = "length"
         hit_stop = False
@@ -161,19 +159,13 @@ class LocalModel:
         # LlamaGrammar (only its GBNF text) on every call; llama-cpp-python 0.3 has no `reset()`.
         for token in self.llama.generate(
             tokens,
-            temp=temperature,
-            top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
-            top_k=int(SAMPLING_DEFAULTS["top_k"]),
-            min_p=SAMPLING_DEFAULTS["min_p"],
-            repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
-            frequency_penalty=job.frequency_penalty or 0.0,
-            presence_penalty=job.presence_penalty or 0.0,
+            **sampling(job),
             grammar=grammar,
             logits_processor=LogitsProcessorList([tap]) if tap is not None else None,
         ):
             if job.cancelled.is_set():
                 return generated
-            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            if self.ends(token):
                 reason = "stop"
                 break
             generated += 1
@@ -205,6 +197,11 @@ class LocalModel:
         return generated
 
 
+    def ends(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
     def _piece(self, token: int) -> bytes:
         return bytes(self.llama.detokenize([token]))
 
@@ -221,38 +218,40 @@ class Calls:
     def write(self, prompt: list[int], limit: int, choice: int) -> int:
         """The calls as ToolCallDeltas and a `tool_calls` finish; tokens generated. `prompt`
         ends where the call opens: after the prompt, or the text a free answer wrote first."""
-        import llama_cpp
-
         job, llama = self.job, self.model.llama
-        temperature = job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"]
         written = bytearray()
         generated = 0
-        ended = False
-        for token in llama.generate(
-            prompt + self.opening,
-            temp=temperature,
-            top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
-            top_k=int(SAMPLING_DEFAULTS["top_k"]),
-            min_p=SAMPLING_DEFAULTS["min_p"],
-            repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
-            grammar=self.grammar,
-        ):
+        for token in llama.generate(prompt + self.opening, **sampling(job), grammar=self.grammar):
             if job.cancelled.is_set():
                 return generated
-            if llama_cpp.llama_vocab_is_eog(self.model._vocab, token):
-                ended = True
+            if self.model.ends(token):
                 break
             generated += 1
             written += llama.detokenize([token])
             if generated >= limit:
                 break
-        if not ended:  # cut by max_tokens inside a call: no call is whole enough to make
+        try:  # whole when the grammar let the model end, or max_tokens fell right after the close
+            calls = parse_calls(written.decode("utf-8", errors="replace"))
+        except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: none is whole
             job.emit(Finish("length", choice))
             return generated
-        for index, (name, arguments) in enumerate(parse_calls(written.decode("utf-8", errors="replace"))):
+        for index, (name, arguments) in enumerate(calls):
             job.emit(ToolCallDelta(index, arguments, id=new_call_id(), name=name, choice=choice))
         job.emit(Finish("tool_calls", choice))
         return generated
+
+
+def sampling(job: Job) -> dict[str, Any]:
+    """llama.cpp's sampling settings for a job: the client's, else the defaults above."""
+    return {
+        "temp": job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"],
+        "top_p": job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
+        "top_k": int(SAMPLING_DEFAULTS["top_k"]),
+        "min_p": SAMPLING_DEFAULTS["min_p"],
+        "repeat_penalty": SAMPLING_DEFAULTS["repeat_penalty"],
+        "frequency_penalty": job.frequency_penalty or 0.0,
+        "presence_penalty": job.presence_penalty or 0.0,
+    }
 
 
 def _fingerprint(path: Path) -> str:

@@ -22,7 +22,7 @@ from sluicegate.errors import InvalidRequestError
 
 OPEN = "<tool_call>"
 CLOSE = "</tool_call>"
-ANY_OBJECT: dict[str, Any] = {"type": "object"}
+NO_ARGUMENTS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +105,22 @@ def _tool(tool: Any, i: int) -> dict[str, Any]:
         raise InvalidRequestError(
             f"'tools[{i}].function.parameters' must be a JSON Schema object.", param=f"tools[{i}].function.parameters"
         )
-    out = {"name": function["name"], "parameters": parameters or ANY_OBJECT}
+    out = {"name": function["name"], "parameters": _arguments(parameters)}
     if isinstance(function.get("description"), str):
         out["description"] = function["description"]
     return out
+
+
+def _arguments(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """A tool's arguments schema as the grammar holds it. One that declares no properties (no
+    parameters, or a bare `{"type": "object"}`) takes `{}`: held to "any object", a small model
+    fills it with whatever it likes and may never close it."""
+    if parameters is None:
+        return dict(NO_ARGUMENTS)
+    open_ended = "properties" not in parameters and "patternProperties" not in parameters
+    if parameters.get("type") == "object" and open_ended and not parameters.get("additionalProperties"):
+        return {**parameters, "properties": {}}
+    return parameters
 
 
 def parse_calls(text: str) -> list[tuple[str, str]]:
