@@ -271,9 +271,10 @@ def test_errors_before_the_first_byte_are_plain_http_errors(
     assert_error_shape(too_big, 413)
     local_tools = post(
         gateway,
-        {"model": gateway.model, "input": "Hi", "tools": [{"type": "function", "name": "f"}], "stream": True},
-    )
-    assert assert_error_shape(local_tools, 400)["param"] == "tools"
+        {"model": gateway.model, "input": "Hi", "tools": [{"type": "function", "name": "f"}], "stream": True,
+         "tool_choice": {"type": "function", "name": "g"}},
+    )  # fmt: skip
+    assert assert_error_shape(local_tools, 400)["param"] == "tool_choice"  # found by the model, still before a byte
 
 
 def test_stored_responses_over_plain_http(gateway: Gateway, clean_upstream: OpenAIUpstream) -> None:
