@@ -10,6 +10,7 @@ import pytest
 
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
+from sluicegate.providers.local.model import logprobs_of
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
 from sluicegate.providers.local.tools import Opening, ToolPlan, parse_calls, plan_tools, render_calls
 
@@ -171,3 +172,9 @@ def test_an_undecided_start_is_released_at_the_end() -> None:
     opening = Opening()
     assert opening.feed("<tool") == ("", False)
     assert opening.flush() == "<tool"
+
+
+def test_text_before_a_call_keeps_only_its_own_logprobs() -> None:
+    pending = [{"token": "Sure"}, {"token": "!"}, {"token": "<"}, {"token": "tool"}]
+    assert logprobs_of(pending, "Sure!") == pending[:2]
+    assert logprobs_of(pending, "") == []

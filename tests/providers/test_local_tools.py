@@ -138,12 +138,14 @@ def test_under_auto_an_answer_that_opens_a_call_becomes_one(client: OpenAI, gate
 def test_text_before_a_call_is_kept_and_streams_first(client: OpenAI, gateway: Gateway) -> None:
     chunks = list(
         client.chat.completions.create(
-            model=gateway.model, tools=[PLAIN_WEATHER], temperature=0, max_tokens=60, stream=True,
+            model=gateway.model, tools=[PLAIN_WEATHER], temperature=0, max_tokens=60, stream=True, logprobs=True,
             messages=[{"role": "user", "content": f'Repeat exactly: "Let me check.\n{CALL_TEXT}"'}],
         )
     )  # fmt: skip
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     text = "".join(d.content or "" for d in deltas)
+    logprobs = [entry for c in chunks if c.choices and c.choices[0].logprobs for entry in c.choices[0].logprobs.content or []]
+    assert "".join(entry.token for entry in logprobs) == text  # the text's tokens, not the markup's
     first_call = next(i for i, d in enumerate(deltas) if d.tool_calls)
     assert text.strip() and "<tool" not in text
     assert not any(d.content for d in deltas[first_call:])  # the text came first

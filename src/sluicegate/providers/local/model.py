@@ -177,7 +177,7 @@ class LocalModel:
                 text, opened = opening.feed(text)
                 if opened and calls is not None:  # the model chose to call: go on under the grammar
                     if text:
-                        job.emit(TextDelta(text, choice))
+                        job.emit(TextDelta(text, choice, logprobs_of(pending, text) if job.logprobs else None))
                     said += text
                     return generated + calls.write(tokens + self.text_tokens(said), limit - generated, choice)
                 said += text
@@ -239,6 +239,18 @@ class Calls:
             job.emit(ToolCallDelta(index, arguments, id=new_call_id(), name=name, choice=choice))
         job.emit(Finish("tool_calls", choice))
         return generated
+
+
+def logprobs_of(pending: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """The logprobs of the tokens that wrote `text`, not of the `<tool_call>` after it."""
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for entry in pending:
+        size += len(entry["token"])
+        if size > len(text):
+            break
+        kept.append(entry)
+    return kept
 
 
 def sampling(job: Job) -> dict[str, Any]:
