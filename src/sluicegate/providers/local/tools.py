@@ -73,17 +73,18 @@ def plan_tools(request: ChatRequest) -> ToolPlan | None:
     if choice in (None, "auto", "required"):
         return ToolPlan(tuple(tools), forced=choice == "required", parallel=parallel)
     if isinstance(choice, dict) and choice.get("type") == "function":
-        name = (choice.get("function") or {}).get("name") if isinstance(choice.get("function"), dict) else None
+        name = _name_of(choice)
+        if name is None:
+            raise InvalidRequestError(
+                """'tool_choice' must name its function: {"type": "function", "function": {"name": ...}}.""",
+                param="tool_choice",
+            )
         if name not in names:
             raise InvalidRequestError(f"'tool_choice' names '{name}', which is not among the tools.", param="tool_choice")
         return ToolPlan(tuple(t for t in tools if t["name"] == name), forced=True, parallel=parallel)
-    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        allowed = choice.get("allowed_tools") or {}
-        wanted = {
-            (entry.get("function") or {}).get("name", entry.get("name"))
-            for entry in allowed.get("tools") or ()
-            if isinstance(entry, dict)
-        }
+    allowed = choice.get("allowed_tools") if isinstance(choice, dict) and choice.get("type") == "allowed_tools" else None
+    if isinstance(allowed, dict) and isinstance(allowed.get("tools"), list):
+        wanted = {_name_of(entry) for entry in allowed["tools"]}
         kept = tuple(t for t in tools if t["name"] in wanted)
         if not kept:
             raise InvalidRequestError("'tool_choice' allows none of the tools given.", param="tool_choice")
@@ -91,6 +92,15 @@ def plan_tools(request: ChatRequest) -> ToolPlan | None:
     raise InvalidRequestError(
         "'tool_choice' must be 'auto', 'none', 'required', a function or allowed_tools.", param="tool_choice"
     )
+
+
+def _name_of(entry: Any) -> str | None:
+    """The function a choice names: `{"function": {"name"}}` (chat) or `{"name"}` (Responses)."""
+    if not isinstance(entry, dict):
+        return None
+    function = entry.get("function")
+    name = function.get("name") if isinstance(function, dict) else entry.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _tool(tool: Any, i: int) -> dict[str, Any]:
