@@ -30,7 +30,7 @@ def first_keys(settings: Settings) -> tuple[str | None, str | None]:
         if not any(key.active and not key.admin for key in existing):
             _, secret = await keys.create(free_name({k.name for k in existing}, "default"))
         if not os.environ.get("SLUICEGATE_ADMIN_KEY") and not any(key.active and key.admin for key in existing):
-            _, admin = await keys.create(free_name({k.name for k in await keys.list()}, "admin"), admin=True)
+            _, admin = await keys.create(free_name({k.name for k in existing}, "admin"), admin=True)
         return secret, admin
 
     return with_keys(settings, ensure)

@@ -69,6 +69,10 @@ def free_name(taken: set[str], wanted: str | None) -> str:
     return f"{base}-{number}"
 
 
+def _name_taken(name: str) -> KeyNameError:
+    return KeyNameError(f"a key named {name!r} exists already; choose another name")
+
+
 class KeyStore:
     def __init__(
         self,
@@ -225,7 +229,7 @@ class KeyStore:
             raise RuleError(f"the expiry {when} is already past; give a time in the future, or none")
         taken = {key.name for key in await self.list()}
         if wanted is not None and wanted in taken:
-            raise KeyNameError(f"a key named {wanted!r} exists already; choose another name")
+            raise _name_taken(wanted)
         return await self.create(free_name(taken, wanted), admin, **rules)
 
     async def find(self, ref: str) -> KeyRecord | None:
@@ -242,7 +246,7 @@ class KeyStore:
         if "name" in changes and any(
             key.name == changes["name"] and ref not in (key.id, key.hint) for key in await self.list()
         ):
-            raise KeyNameError(f"a key named {changes['name']!r} exists already; choose another name")
+            raise _name_taken(changes["name"])
         key = await self.store.update_key(ref, changes) if changes else await self.store.get_key(ref)
         self._version = None
         if key is not None:  # this process applies it at once, the others within refresh_s
