@@ -36,4 +36,11 @@ class GovernanceConfig(BaseModel):
     # a slice of a busy key's Redis limits (governance/limit_slices.py) lasts this long at most;
     # 0: every request is checked in Redis
     limit_slice_s: float = Field(default=1.0, ge=0)
+    # every admitted request's open row is committed before its upstream call, so a crash loses
+    # none (governance/durable.py); false: no write on the request path, a crash loses those in flight
+    durable_admission: bool = True
+    heartbeat_s: float = Field(default=2.0, gt=0)  # each process's heartbeat in the store
+    # a process silent this long is dead (its open requests are recorded as interrupted and its
+    # reservations released); one on the same host whose PID is gone is dead at once
+    instance_timeout_s: float = Field(default=15.0, gt=0)
     negative_cache: int = Field(default=10_000, ge=0)  # unknown secrets remembered, at most

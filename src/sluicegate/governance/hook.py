@@ -25,6 +25,7 @@ from sluicegate.errors import (
     ServiceUnavailableError,
 )
 from sluicegate.governance.config import GovernanceConfig
+from sluicegate.governance.durable import Durability
 from sluicegate.governance.group_commit import GroupCommit
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.leases import BudgetLeases, Hold
@@ -44,10 +45,11 @@ SWEEP_S = 60.0
 
 
 class Admission:
-    __slots__ = ("hold", "key_id", "tokens_counted")
+    __slots__ = ("hold", "key_id", "open_id", "tokens_counted")
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
+        self.open_id: str | None = None  # the request's open row (governance/durable.py)
         self.hold: Hold | None = None  # the request's hold on the key's budget
         self.tokens_counted: int | None = None  # tokens the limiter counted at admission
 
@@ -92,6 +94,9 @@ class Governance:
         self._corrections: dict[str, int] = {}  # key id -> tokens to add to this minute's count
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
+        self.durable: Durability | None = None
+        if config.durable_admission:
+            self.durable = Durability(store, config.heartbeat_s, config.instance_timeout_s, self.leases.close_all)
         # A request's limits are checked by a plain call when the answer is in memory (a slice
         # of its Redis limits, or this process's own counters: a dict update), else awaited.
         self._limits: GroupCommit[LimitAsk, Decision] | None = None
@@ -106,6 +111,8 @@ class Governance:
             self._limit_now = lambda ask: limiter.acquire_now(*ask)
 
     async def start(self) -> None:
+        if self.durable is not None:
+            await self.durable.start()  # the dead processes' budget is back before this one serves
         self.ledger.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
@@ -129,6 +136,8 @@ class Governance:
                 await batches.close()
         self.leases.close_all()  # released by the ledger's last flush, after their records
         await self.ledger.close()
+        if self.durable is not None:
+            await self.durable.close()
         await self.limiter.close()
 
     async def _correct_loop(self) -> None:
@@ -177,6 +186,8 @@ class Governance:
             )
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):
+            if self.durable is not None:
+                await self._open(exchange, admission, prompt_estimate(exchange.request), None)
             return
         prompt = prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
@@ -193,11 +204,12 @@ class Governance:
             held = self.leases.try_hold(key, most) or await _caught(self.leases.hold(key, most))
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
-        for failure in (decision, held):
+        for failure, where in ((decision, self._limits_kept_in()), (held, self._budget_kept_in())):
             if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
-                log.error("admission of %s failed: %r", exchange.request_id, failure)
+                log.error("admission of %s failed: %s is unreachable: %r", exchange.request_id, where, failure)
                 raise ServiceUnavailableError(
-                    f"The gateway cannot check this key's limits or budget right now ({type(failure).__name__}).",
+                    f"The gateway cannot reach {where} right now ({type(failure).__name__}), so this key's"
+                    " limits and budget cannot be checked; try again shortly.",
                     retry_after=1,
                 ) from failure
         assert not isinstance(decision, BaseException) and not isinstance(held, BaseException)
@@ -219,15 +231,51 @@ class Governance:
                 f" ${max(0.0, balance):.6f} remains.",
                 extra={"balance_usd": balance, "estimated_cost_usd": estimate},
             )
+        if self.durable is not None:
+            await self._open(exchange, admission, prompt, held.amount if held is not None else None)
+
+    async def _open(self, exchange: Exchange, admission: Admission, prompt: int, estimate: int | None) -> None:
+        """The admitted request's open row, committed before its upstream call: what a crash
+        leaves of it is this record, closed as interrupted at the reservation's estimate."""
+        assert self.durable is not None
+        completion = self._completion_cap(exchange)
+        record = LedgerRecord(
+            request_id=exchange.request_id,
+            created_at=exchange.created,
+            key_id=exchange.key_id,
+            door=exchange.door,
+            model=exchange.model,
+            provider=exchange.provider,
+            served_by=exchange.served_by,
+            upstream_model=exchange.upstream_model,
+            deployment=exchange.deployment,
+            stream=exchange.stream,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            usage_source="estimate",
+            cost_nanos=estimate if estimate is not None else self._estimate(exchange, prompt),
+        )
+        admission.open_id = await self.durable.open(record)
+
+    def _limits_kept_in(self) -> str:
+        return "Redis, where this key's rate limits are counted" if self.limiter.backend == "redis" else "the limiter"
+
+    def _budget_kept_in(self) -> str:
+        service = "PostgreSQL" if self.store.backend == "postgresql" else "SQLite"
+        return f"the database ({service}), where this key's budget is kept"
 
     def _estimate(self, exchange: Exchange, prompt: int) -> int:
         """The most this request may cost (nano-dollars): its prompt and its completion cap."""
+        return estimate_nanos(self._price(exchange), prompt, self._completion_cap(exchange))
+
+    def _completion_cap(self, exchange: Exchange) -> int:
+        """The completion tokens a request is admitted for: its cap (or the assumed one) times `n`."""
         request = exchange.request
         completion = (
             request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
         )
         choices = request.n if request else 1
-        return estimate_nanos(self._price(exchange), prompt, completion * max(1, choices))
+        return completion * max(1, choices)
 
     def _answered_by(self, exchange: Exchange) -> Any:
         """The provider that answered: a model entry's deployment (by name) when it has several."""
@@ -282,6 +330,7 @@ class Governance:
                 total_ms=exchange.total_s * 1000 if exchange.total_s is not None else None,
                 client_gone=exchange.client_gone,
                 reservation_id=admission.hold.reservation_id if admission and admission.hold else None,
+                open_id=admission.open_id if admission else None,
             )
         )
         if admission is not None and admission.hold is not None:

@@ -14,16 +14,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk
+from sluicegate.store.records import InstanceRow, KeyRecord, LedgerRecord, OpenRow, Reservation, ReservationAsk
 
 
 class Store(Protocol):
     backend: str  # "sqlite" | "postgresql"
+    instance_id: str | None  # the gateway process its reservations belong to (governance/durable.py)
 
     async def open(self) -> None:
         """Connect and apply the migrations this version has and the database lacks."""
 
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """One trivial statement: raises when the database cannot be reached (/health's check)."""
 
     async def create_key(self, key: KeyRecord, key_hash: str) -> None: ...
 
@@ -55,6 +59,24 @@ class Store(Protocol):
     async def settle(self, records: Sequence[LedgerRecord], releases: Sequence[str] = ()) -> None:
         """One transaction: the ledger rows, their reservations (and `releases`: budget leases
         whose requests have all been written) released into the spend, the daily aggregates."""
+        ...
+
+    async def open_requests(self, rows: Sequence[OpenRow]) -> None:
+        """Admitted requests' open rows, in one transaction; `settle` deletes each with the record
+        that names it (`LedgerRecord.open_id`) and drops a record whose open row is gone (reaped)."""
+        ...
+
+    async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None: ...
+
+    async def heartbeat(self, instance_id: str) -> bool:
+        """False when the instance is gone: another process took it for dead and reaped it."""
+        ...
+
+    async def instances(self) -> list[InstanceRow]: ...
+
+    async def reap_instance(self, instance_id: str) -> tuple[int, int]:
+        """Claim a dead process, record its open rows as interrupted and release its reservations,
+        in one transaction: (requests closed, reservations released); (0, 0) if already claimed."""
         ...
 
     async def release_expired(self, cutoff: float) -> int:

@@ -17,17 +17,32 @@ from sluicegate.store import sql
 from sluicegate.store.postgres_schema import MIGRATIONS
 from sluicegate.store.records import (
     LEDGER_FIELDS,
+    InstanceRow,
     KeyRecord,
     LedgerRecord,
+    OpenRow,
     Reservation,
     ReservationAsk,
     Settlement,
+    interrupted_record,
 )
 
+CONNECT_TIMEOUT_S = 10.0  # a database that does not answer: a clear error, not a minute's wait
 _MIGRATION_LOCK = 0x5_1C_E6A7E  # pg_advisory_xact_lock id: one migrating process at a time
 RESERVE_MANY = (
-    "SELECT reserved, balance_nanos FROM sluicegate_reserve($1::text[], $2::text[], $3::bigint[], $4)"
+    "SELECT reserved, balance_nanos FROM sluicegate_reserve($1::text[], $2::text[], $3::bigint[], $4, $5::text)"
 )
+NOW = "extract(epoch from clock_timestamp())"  # heartbeats on the database's clock: hosts' clocks may differ
+INSTANCE_INSERT = (
+    f"INSERT INTO instances (id, host, pid, pid_start, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, {NOW}, {NOW})"
+)
+INSTANCE_BEAT = f"UPDATE instances SET heartbeat_at = {NOW} WHERE id = $1 RETURNING id"
+INSTANCES = f"SELECT id, host, pid, pid_start, {NOW} - heartbeat_at FROM instances"
+OPEN_INSERT = (
+    "INSERT INTO ledger_open (id, instance_id, created_at, record)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::bytea[])"
+)
+OPEN_CLOSE = "DELETE FROM ledger_open WHERE id = ANY($1::text[]) RETURNING id"
 SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
 
 
@@ -49,6 +64,7 @@ class PostgresStore:
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
         self.url, self.schema = split_schema(url)
+        self.instance_id: str | None = None  # the gateway process whose reservations these are
         self._min, self._max = min_size, max_size
         self._pool: asyncpg.Pool | None = None
         self._hot: asyncpg.Pool | None = None
@@ -70,7 +86,7 @@ class PostgresStore:
     async def open(self) -> None:
         settings = {"search_path": self.schema} if self.schema else {}
         if self.schema:
-            conn = await asyncpg.connect(self.url)
+            conn = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT_S)
             try:
                 await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             except asyncpg.UniqueViolationError:
@@ -80,10 +96,11 @@ class PostgresStore:
         # No reset query when a connection goes back to the pool (asyncpg's default costs a round
         # trip per use): these connections never change session state, listen or hold locks.
         self._pool = await asyncpg.create_pool(
-            self.url, min_size=self._min, max_size=self._max, server_settings=settings, reset=_no_reset
+            self.url, timeout=CONNECT_TIMEOUT_S, min_size=self._min, max_size=self._max, server_settings=settings, reset=_no_reset
         )
         self._hot = await asyncpg.create_pool(
             self.url,
+            timeout=CONNECT_TIMEOUT_S,
             min_size=self._min,
             max_size=self._max,
             server_settings={**settings, "synchronous_commit": "off"},
@@ -100,6 +117,9 @@ class PostgresStore:
                 for statement in statements:
                     await conn.execute(statement)
                 await conn.execute("UPDATE sluicegate_schema SET version = $1", number)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
 
     async def close(self) -> None:
         for pool in (self._hot, self._pool):
@@ -144,6 +164,7 @@ class PostgresStore:
             [items[i][1] for i in order],
             [items[i][2] for i in order],
             max(item[3] for item in items),
+            self.instance_id,
         )
         answers: list[Reservation] = [Reservation(False, 0)] * len(items)
         for i, row in zip(order, rows, strict=True):
@@ -151,22 +172,42 @@ class PostgresStore:
         return answers
 
     async def settle(self, records: Sequence[LedgerRecord], releases: Sequence[str] = ()) -> None:
-        batch = Settlement.of(list(records), releases)
         async with self.pool.acquire() as conn, conn.transaction():
-            # COPY, not an INSERT per row: PostgreSQL parses, plans and runs one statement per row
-            # of `executemany`, and that server-side work was most of what a ledger row cost
-            if batch.records:
-                rows = [r.row() for r in batch.records]
-                await conn.copy_records_to_table("ledger", records=rows, columns=LEDGER_FIELDS)
-            released = sql.amounts_by_key(
-                await conn.fetch(SETTLE_RESERVATIONS, batch.reservations) if batch.reservations else []
-            )
-            spend = sql.spend_params(batch.spend, released)
-            if spend:
-                await conn.executemany(sql.SPEND, spend)
-            daily = sql.daily_params(batch.daily)
-            if daily:
-                await conn.executemany(sql.DAILY_UPSERT, daily)
+            opened = [r.open_id for r in records if r.open_id]
+            if opened:
+                closed = {row[0] for row in await conn.fetch(OPEN_CLOSE, opened)}
+                if len(closed) < len(opened):  # reaped meanwhile (sql.unreaped)
+                    records = sql.unreaped(list(records), closed)
+            await _write_settlement(conn, Settlement.of(list(records), releases), {})
+
+    async def open_requests(self, rows: Sequence[OpenRow]) -> None:
+        """Admitted requests' open rows, committed before their upstream calls begin (on the
+        reservations' connections: a gateway that dies has committed them; only a crash of
+        PostgreSQL itself could forget the last moment's)."""
+        if rows:
+            await self.hot.execute(OPEN_INSERT, *(list(column) for column in zip(*rows, strict=True)))
+
+    async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None:
+        await self.pool.execute(INSTANCE_INSERT, instance_id, host, pid, pid_start)
+
+    async def heartbeat(self, instance_id: str) -> bool:
+        return bool(await self.pool.fetch(INSTANCE_BEAT, instance_id))
+
+    async def instances(self) -> list[InstanceRow]:
+        rows = await self.pool.fetch(INSTANCES)
+        return [InstanceRow(str(r[0]), str(r[1]), int(r[2]), str(r[3]), float(r[4])) for r in rows]
+
+    async def reap_instance(self, instance_id: str) -> tuple[int, int]:
+        """A dead process's open rows become interrupted ledger records and its reservations are
+        released, in one transaction, by whichever live process claims it first."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetch(sql.INSTANCE_CLAIM, instance_id):
+                return 0, 0  # another process reaped it, or it stopped cleanly
+            blobs = await conn.fetch(sql.OPEN_REAP, instance_id)
+            records = [interrupted_record(bytes(row[0])) for row in blobs]
+            freed = await conn.fetch(sql.RESERVATIONS_OF, instance_id)
+            await _write_settlement(conn, Settlement.of(records), sql.amounts_by_key(freed))
+        return len(records), len(freed)
 
     async def release_expired(self, cutoff: float) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -205,3 +246,21 @@ class PostgresStore:
         row = await self.pool.fetchrow(sql.LEDGER_TOTALS)
         assert row is not None
         return {"rows": int(row[0]), "cost_nanos": int(row[1] or 0)}
+
+
+async def _write_settlement(conn: Any, batch: Settlement, released: dict[str, int]) -> None:
+    """The rows, their reservations released into the spend (plus `released`, per key), the daily sums."""
+    # COPY, not an INSERT per row: PostgreSQL parses, plans and runs one statement per row
+    # of `executemany`, and that server-side work was most of what a ledger row cost
+    if batch.records:
+        rows = [r.row() for r in batch.records]
+        await conn.copy_records_to_table("ledger", records=rows, columns=LEDGER_FIELDS)
+    if batch.reservations:
+        for key_id, amount in sql.amounts_by_key(await conn.fetch(SETTLE_RESERVATIONS, batch.reservations)).items():
+            released[key_id] = released.get(key_id, 0) + amount
+    spend = sql.spend_params(batch.spend, released)
+    if spend:
+        await conn.executemany(sql.SPEND, spend)
+    daily = sql.daily_params(batch.daily)
+    if daily:
+        await conn.executemany(sql.DAILY_UPSERT, daily)

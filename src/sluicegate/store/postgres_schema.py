@@ -120,4 +120,72 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # no query reads the ledger by time (the usage sums come from usage_daily, the recent
     # requests by id): the index only cost every ledger write
     ("DROP INDEX IF EXISTS ledger_created",),
+    # durable admission (governance/durable.py): the gateway processes with their heartbeats (on
+    # the database's clock), whose reservations each is, and an open row per admitted request
+    # until its record is written; reservations made through the new overload name their process
+    (
+        """
+        CREATE TABLE instances (
+            id            TEXT PRIMARY KEY,
+            host          TEXT NOT NULL,
+            pid           INTEGER NOT NULL,
+            pid_start     TEXT NOT NULL,
+            started_at    DOUBLE PRECISION NOT NULL,
+            heartbeat_at  DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "ALTER TABLE reservations ADD COLUMN instance_id TEXT",
+        "CREATE INDEX reservations_instance ON reservations (instance_id)",
+        """
+        CREATE TABLE ledger_open (
+            id           TEXT PRIMARY KEY,
+            instance_id  TEXT NOT NULL,
+            created_at   DOUBLE PRECISION NOT NULL,
+            record       BYTEA NOT NULL
+        )
+        """,
+        "CREATE INDEX ledger_open_instance ON ledger_open (instance_id)",
+        """
+        CREATE FUNCTION sluicegate_reserve(
+            key_ids TEXT[], reservation_ids TEXT[], amounts BIGINT[], at_time DOUBLE PRECISION, instance TEXT
+        ) RETURNS TABLE (reserved BOOLEAN, balance_nanos BIGINT) LANGUAGE plpgsql AS $$
+        DECLARE
+            i INTEGER;
+            remaining BIGINT;
+        BEGIN
+            FOR i IN 1 .. coalesce(array_length(reservation_ids, 1), 0) LOOP
+                UPDATE api_keys AS k SET reserved_nanos = k.reserved_nanos + amounts[i]
+                    WHERE k.id = key_ids[i]
+                    AND (k.budget_nanos IS NULL OR k.spent_nanos + k.reserved_nanos + amounts[i] <= k.budget_nanos)
+                    RETURNING k.budget_nanos - k.spent_nanos - k.reserved_nanos INTO remaining;
+                IF FOUND THEN
+                    INSERT INTO reservations (id, key_id, amount_nanos, created_at, instance_id)
+                        VALUES (reservation_ids[i], key_ids[i], amounts[i], at_time, instance);
+                    reserved := TRUE;
+                    balance_nanos := remaining;
+                ELSE
+                    reserved := FALSE;
+                    SELECT k.budget_nanos - k.spent_nanos - k.reserved_nanos INTO balance_nanos
+                        FROM api_keys AS k WHERE k.id = key_ids[i];
+                END IF;
+                RETURN NEXT;
+            END LOOP;
+        END
+        $$
+        """,
+    ),
+    # the Responses door's kept responses (store: true; store/postgres_responses.py), here when
+    # keys and usage are, so every gateway sharing the database finds them
+    (
+        """
+        CREATE TABLE responses (
+            id                    TEXT PRIMARY KEY,
+            key_id                TEXT NOT NULL,
+            created_at            DOUBLE PRECISION NOT NULL,
+            previous_response_id  TEXT,
+            input_items           BYTEA NOT NULL,
+            response              BYTEA NOT NULL
+        )
+        """,
+    ),
 ]

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 NANOS_PER_USD = 1_000_000_000
 
 
@@ -130,8 +132,10 @@ class LedgerRecord:
     ttft_ms: float | None = None
     total_ms: float | None = None
     client_gone: bool = False
-    # settlement, not stored in the ledger row: the reservation this request held
+    # settlement, not stored in the ledger row: the reservation this request held, and the
+    # open row written at its admission (governance/durable.py), removed with this record
     reservation_id: str | None = None
+    open_id: str | None = None
 
     @property
     def day(self) -> str:
@@ -174,6 +178,45 @@ LEDGER_COLUMNS = (
     " total_ms, client_gone"
 )
 LEDGER_FIELDS = [name.strip() for name in LEDGER_COLUMNS.split(",")]
+
+
+INTERRUPTED = "interrupted"  # the error type of a request whose process died under it
+_RECORD_FIELDS = frozenset(LedgerRecord.__dataclass_fields__)
+
+
+def open_blob(record: LedgerRecord) -> bytes:
+    """An admitted request's record as its open row keeps it (JSON: a column added to the ledger
+    later needs no change here)."""
+    return orjson.dumps(record)
+
+
+def interrupted_record(blob: bytes) -> LedgerRecord:
+    """The ledger record of a request whose process died before settling it: what its open row
+    knew (the prompt estimate, the completion it was admitted for, that estimate's cost, so
+    `usage_source` "estimate"), ended as interrupted."""
+    fields: dict[str, Any] = orjson.loads(blob)
+    record = LedgerRecord(**{name: value for name, value in fields.items() if name in _RECORD_FIELDS})
+    record.status = 500
+    record.error_type = INTERRUPTED
+    record.error_code = "gateway_process_died"
+    record.finish_reason = None
+    record.reservation_id = record.open_id = None  # the reap releases the process's reservations itself
+    return record
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """A gateway process as the store knows it: where it runs and how long it has been silent."""
+
+    id: str
+    host: str
+    pid: int
+    pid_start: str
+    silent_s: float  # since its last heartbeat, on the store's clock
+
+
+# One admitted request's open row: open id, instance id, created_at, the record (open_blob).
+OpenRow = tuple[str, str, float, bytes]
 
 
 @dataclass(frozen=True, slots=True)

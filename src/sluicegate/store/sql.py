@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ from sluicegate.store.records import (
     USAGE_SUMS,
     DailyTotals,
     KeyRecord,
+    LedgerRecord,
     ledger_json,
     usage_row,
 )
@@ -37,7 +39,18 @@ RESERVE = (
     " RETURNING budget_nanos - spent_nanos - reserved_nanos"
 )
 BALANCE = "SELECT budget_nanos - spent_nanos - reserved_nanos FROM api_keys WHERE id = $1"
-RESERVATION_INSERT = "INSERT INTO reservations (id, key_id, amount_nanos, created_at) VALUES ($1, $2, $3, $4)"
+RESERVATION_INSERT = (
+    "INSERT INTO reservations (id, key_id, amount_nanos, created_at, instance_id) VALUES ($1, $2, $3, $4, $5)"
+)
+RESERVATIONS_OF = "DELETE FROM reservations WHERE instance_id = $1 RETURNING key_id, amount_nanos"
+INSTANCE_INSERT = (
+    "INSERT INTO instances (id, host, pid, pid_start, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6)"
+)
+INSTANCE_BEAT = "UPDATE instances SET heartbeat_at = $2 WHERE id = $1 RETURNING id"
+INSTANCE_CLAIM = "DELETE FROM instances WHERE id = $1 RETURNING id"
+INSTANCES = "SELECT id, host, pid, pid_start, heartbeat_at FROM instances"
+OPEN_INSERT = "INSERT INTO ledger_open (id, instance_id, created_at, record) VALUES ($1, $2, $3, $4)"
+OPEN_REAP = "DELETE FROM ledger_open WHERE instance_id = $1 RETURNING record"
 RESERVATION_DELETE = "DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_nanos"
 RESERVATIONS_EXPIRED = "DELETE FROM reservations WHERE created_at < $1 RETURNING key_id, amount_nanos"
 SPEND = (
@@ -62,6 +75,7 @@ DAILY_UPSERT = (
 )
 LEDGER_TOTALS = "SELECT COUNT(*), SUM(cost_nanos) FROM ledger"
 KEY_NAMES = "SELECT id, name FROM api_keys"
+log = logging.getLogger("sluicegate.ledger")
 _PARAM = re.compile(r"\$(\d+)")
 
 
@@ -133,6 +147,20 @@ def amounts_by_key(rows: Iterable[Any]) -> dict[str, int]:
     for key_id, amount in rows:
         out[key_id] = out.get(key_id, 0) + int(amount)
     return out
+
+
+def unreaped(records: list[LedgerRecord], closed: set[str]) -> list[LedgerRecord]:
+    """The records to write when some of their open rows were gone: those were closed as
+    interrupted by another process that took this one for dead (it stalled past the heartbeat
+    timeout), which billed them and released their reservations; writing them again would bill
+    twice."""
+    dropped = [r for r in records if r.open_id and r.open_id not in closed]
+    log.error(
+        "%d ledger records dropped: another process took this one for dead and closed them as"
+        " interrupted (its event loop stalled past governance.instance_timeout_s?)",
+        len(dropped),
+    )
+    return [r for r in records if not r.open_id or r.open_id in closed]
 
 
 def spend_params(spend: dict[str, int], released: dict[str, int]) -> list[tuple[str, int, int]]:

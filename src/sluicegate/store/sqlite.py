@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sluicegate.store import sql
-from sluicegate.store.records import KeyRecord, LedgerRecord, Reservation, ReservationAsk, Settlement
+from sluicegate.store.records import (
+    InstanceRow,
+    KeyRecord,
+    LedgerRecord,
+    OpenRow,
+    Reservation,
+    ReservationAsk,
+    Settlement,
+    interrupted_record,
+)
 
 T = TypeVar("T")
 
@@ -127,6 +136,31 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # no query reads the ledger by time (the usage sums come from usage_daily, the recent
     # requests by id): the index only cost every ledger write
     ("DROP INDEX IF EXISTS ledger_created",),
+    # durable admission (governance/durable.py): the gateway processes with their heartbeats,
+    # whose reservations each is, and an open row per admitted request until its record is written
+    (
+        """
+        CREATE TABLE instances (
+            id            TEXT PRIMARY KEY,
+            host          TEXT NOT NULL,
+            pid           INTEGER NOT NULL,
+            pid_start     TEXT NOT NULL,
+            started_at    REAL NOT NULL,
+            heartbeat_at  REAL NOT NULL
+        )
+        """,
+        "ALTER TABLE reservations ADD COLUMN instance_id TEXT",
+        "CREATE INDEX reservations_instance ON reservations (instance_id)",
+        """
+        CREATE TABLE ledger_open (
+            id           TEXT PRIMARY KEY,
+            instance_id  TEXT NOT NULL,
+            created_at   REAL NOT NULL,
+            record       BLOB NOT NULL
+        )
+        """,
+        "CREATE INDEX ledger_open_instance ON ledger_open (instance_id)",
+    ),
 ]
 
 
@@ -145,6 +179,7 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.instance_id: str | None = None  # the gateway process whose reservations these are
         self._hot: sqlite3.Connection | None = None
         self._bulk: sqlite3.Connection | None = None
         self._loop: sqlite3.Connection | None = None  # ledger batches, on the event loop; never waits
@@ -197,6 +232,9 @@ class SQLiteStore:
             self._loop.execute("PRAGMA wal_autocheckpoint=0")  # its checkpoints: see `_checkpoint`
 
         await asyncio.get_running_loop().run_in_executor(self._bulk_thread, connect)
+
+    async def ping(self) -> None:
+        await self._on(True, lambda c: c.execute("SELECT 1").fetchall())
 
     async def close(self) -> None:
         if self._loop is not None:
@@ -252,7 +290,8 @@ class SQLiteStore:
                         )
                         continue
                     conn.execute(
-                        sql.qmarks(sql.RESERVATION_INSERT), (reservation_id, key_id, amount_nanos, now)
+                        sql.qmarks(sql.RESERVATION_INSERT),
+                        (reservation_id, key_id, amount_nanos, now, self.instance_id),
                     )
                     answers.append(Reservation(True, int(row[0]) if row[0] is not None else 0))
             return answers
@@ -272,8 +311,14 @@ class SQLiteStore:
         the loop tries again every few ms (its own tasks run meanwhile), and after
         `LOOP_PATIENCE_S` the batch goes to the bulk thread, which waits for the lock as before;
         checkpoints (an fsync) run on that thread too."""
-        batch = Settlement.of(list(records), releases)
-        write = functools.partial(_settle, batch)
+        await self._write(functools.partial(_settle, list(records), list(releases)))
+
+    async def open_requests(self, rows: Sequence[OpenRow]) -> None:
+        """Admitted requests' open rows, written like a ledger batch (on the loop when the write
+        lock is free), committed before their upstream calls begin."""
+        await self._write(functools.partial(_open, rows))
+
+    async def _write(self, write: Callable[[sqlite3.Connection], None]) -> None:
         conn = self._loop
         # Another worker's batch holds the lock for a few ms: try again shortly rather than hand
         # this batch to the thread, whose GIL hand-offs would make it hold the lock far longer
@@ -301,6 +346,23 @@ class SQLiteStore:
             return
         self._checkpointed = now
         await self._on(False, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+
+    async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None:
+        now = time.time()
+        params = (instance_id, host, pid, pid_start, now, now)
+        await self._on(False, lambda c: c.execute(sql.qmarks(sql.INSTANCE_INSERT), params))
+
+    async def heartbeat(self, instance_id: str) -> bool:
+        query, params = sql.qmarks(sql.INSTANCE_BEAT), (instance_id, time.time())
+        return bool(await self._on(False, lambda c: c.execute(query, params).fetchall()))
+
+    async def instances(self) -> list[InstanceRow]:
+        now = time.time()
+        rows = await self._on(False, lambda c: c.execute(sql.INSTANCES).fetchall())
+        return [InstanceRow(str(i), str(h), int(p), str(s), now - float(b)) for i, h, p, s, b in rows]
+
+    async def reap_instance(self, instance_id: str) -> tuple[int, int]:
+        return await self._on(False, functools.partial(_reap, instance_id))
 
     async def release_expired(self, cutoff: float) -> int:
         def release(conn: sqlite3.Connection) -> int:
@@ -339,6 +401,7 @@ class SQLiteStore:
         return {"rows": int(row[0]), "cost_nanos": int(row[1] or 0)}
 
 
+OPEN_CHUNK = 500  # open rows closed per statement (SQLite's parameters per statement are bounded)
 CHECKPOINT_S = 1.0
 LOOP_RETRY_S = 0.005  # while another connection holds the write lock
 LOOP_PATIENCE_S = 0.25  # then the bulk thread waits for it (up to its busy timeout)
@@ -358,14 +421,52 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _settle(batch: Settlement, conn: sqlite3.Connection) -> None:
+def _settle(records: list[LedgerRecord], releases: list[str], conn: sqlite3.Connection) -> None:
     with _transaction(conn):
-        conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
-        delete = sql.qmarks(sql.RESERVATION_DELETE)
-        deleted = (conn.execute(delete, (reservation_id,)).fetchone() for reservation_id in batch.reservations)
-        released = sql.amounts_by_key(row for row in deleted if row is not None)
-        conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
-        conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
+        opened = [r.open_id for r in records if r.open_id]
+        if opened:
+            closed = {row[0] for row in _close_open(conn, opened)}
+            if len(closed) < len(opened):  # reaped meanwhile (sql.unreaped)
+                records = sql.unreaped(records, closed)
+        _write_settlement(conn, Settlement.of(records, releases), {})
+
+
+def _close_open(conn: sqlite3.Connection, open_ids: list[str]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(open_ids), OPEN_CHUNK):
+        chunk = open_ids[start : start + OPEN_CHUNK]
+        query = f"DELETE FROM ledger_open WHERE id IN ({', '.join('?' * len(chunk))}) RETURNING id"
+        rows += conn.execute(query, chunk).fetchall()
+    return rows
+
+
+def _write_settlement(conn: sqlite3.Connection, batch: Settlement, released: dict[str, int]) -> None:
+    """The rows, their reservations released into the spend (plus `released`, per key), the daily sums."""
+    conn.executemany(sql.qmarks(sql.LEDGER_INSERT), [r.row() for r in batch.records])
+    delete = sql.qmarks(sql.RESERVATION_DELETE)
+    deleted = (conn.execute(delete, (reservation_id,)).fetchone() for reservation_id in batch.reservations)
+    for key_id, amount in sql.amounts_by_key(row for row in deleted if row is not None).items():
+        released[key_id] = released.get(key_id, 0) + amount
+    conn.executemany(sql.qmarks(sql.SPEND), sql.spend_params(batch.spend, released))
+    conn.executemany(sql.qmarks(sql.DAILY_UPSERT), sql.daily_params(batch.daily))
+
+
+def _open(rows: Sequence[OpenRow], conn: sqlite3.Connection) -> None:
+    with _transaction(conn):
+        conn.executemany(sql.qmarks(sql.OPEN_INSERT), rows)
+
+
+def _reap(instance_id: str, conn: sqlite3.Connection) -> tuple[int, int]:
+    """A dead process's open rows become interrupted ledger records and its reservations are
+    released, in one transaction, by whichever live process claims it first."""
+    with _transaction(conn):
+        if not conn.execute(sql.qmarks(sql.INSTANCE_CLAIM), (instance_id,)).fetchall():
+            return 0, 0  # another process reaped it, or it stopped cleanly
+        blobs = conn.execute(sql.qmarks(sql.OPEN_REAP), (instance_id,)).fetchall()
+        records = [interrupted_record(bytes(blob)) for (blob,) in blobs]
+        freed = conn.execute(sql.qmarks(sql.RESERVATIONS_OF), (instance_id,)).fetchall()
+        _write_settlement(conn, Settlement.of(records), sql.amounts_by_key(freed))
+    return len(records), len(freed)
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,134 @@
+"""kill -9 with 50 streams in flight: each admitted request is in the ledger after the restart
+(as `interrupted`, at its reservation's estimate), and the dead process's budget reservations
+(its own and its leases) are free again within seconds, not after `reservation_ttl_s`.
+
+On PostgreSQL a second gateway stays up beside the killed one: it is the one that notices the
+death (on its next heartbeat) and frees the budget, without any restart.
+
+`pytest tests/governance/test_crash_in_flight.py -s` prints the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.governance.conftest import Backend
+from tests.governance.support import DOLLAR_PER_TOKEN, PRICED, GovGateway, start
+from tests.support.fault_upstream import FaultUpstream
+
+STREAMS = 50  # half on a key near its budget (a reservation each), half on a rich key (leases)
+
+
+@pytest.fixture
+def slow_upstream() -> Iterator[FaultUpstream]:
+    server = FaultUpstream(default="stall:after=2,seconds=300").start()  # two tokens, then silence
+    yield server
+    server.stop()
+
+
+def _config(upstream: FaultUpstream, backend: Backend) -> dict[str, Any]:
+    entry = {"provider": "openai", "base_url": upstream.base_url, "api_key": "x", "upstream_model": "gpt-4o-mini"}
+    return backend.config({"models": [{"name": PRICED, **entry, "price": {"input": 0, "output": DOLLAR_PER_TOKEN}}]})
+
+
+async def _streams(url: str, secrets: list[str], receiving: list[int], stop: threading.Event) -> None:
+    """One stream per secret, each read until the gateway dies; `receiving` counts those that got
+    content."""
+    body = {"model": PRICED, "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 1}
+
+    async def one(http: httpx.AsyncClient, secret: str) -> None:
+        counted = False
+        try:
+            async with http.stream("POST", url, json=body, headers={"Authorization": f"Bearer {secret}"}) as answer:
+                assert answer.status_code == 200, await answer.aread()
+                async for data in answer.aiter_bytes():
+                    if not counted and b'"content"' in data:
+                        counted = True
+                        receiving.append(1)
+                    if stop.is_set():
+                        return
+        except httpx.HTTPError:
+            return
+
+    limits = httpx.Limits(max_connections=STREAMS + 10)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60, connect=10), limits=limits) as http:
+        await asyncio.gather(*(one(http, secret) for secret in secrets))
+
+
+def _in_flight(gov: GovGateway, secrets: list[str]) -> tuple[threading.Thread, threading.Event]:
+    receiving: list[int] = []
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(_streams(gov.v1 + "/chat/completions", secrets, receiving, stop)), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(receiving) < len(secrets) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(receiving) == len(secrets), f"only {len(receiving)} of {len(secrets)} streams got going"
+    return thread, stop
+
+
+def _until_free(gov: GovGateway, key_ids: list[str], rows_wanted: int, timeout_s: float) -> tuple[float, int]:
+    """Seconds until no key has anything reserved and the ledger has its rows (or the timeout)."""
+    began = time.monotonic()
+    while True:
+        reserved = sum(gov.key(key_id)["reserved_usd"] for key_id in key_ids)
+        rows = sum(len(gov.rows(key_id, 0, timeout_s=0)) for key_id in key_ids)
+        if (reserved == 0 and rows >= rows_wanted) or time.monotonic() - began > timeout_s:
+            return time.monotonic() - began, rows
+
+
+def test_kill_9_with_50_streams_in_flight_loses_no_row_and_frees_the_budget_at_once(
+    backend: Backend, tmp_path: Path, slow_upstream: FaultUpstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(slow_upstream, backend)
+    doomed = start(tmp_path / "doomed", config)
+    witness = start(tmp_path / "witness", config, admin_key=doomed.admin_key) if backend.name == "postgres" else None
+    try:
+        near_id, near = doomed.new_key(budget_usd=60)  # 25 x $1 reserved one by one: no lease this close
+        rich_id, rich = doomed.new_key(budget_usd=100_000)  # on budget leases
+        thread, stop = _in_flight(doomed, [near] * (STREAMS // 2) + [rich] * (STREAMS // 2))
+        observer = witness or doomed
+        locked = sum(observer.key(key_id)["reserved_usd"] for key_id in (near_id, rich_id))
+        os.kill(doomed.gateway.process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        doomed.gateway.process.wait(10)
+        stop.set()
+        if witness is None:  # SQLite: one host, so the gateway comes back on the same file
+            observer = start(tmp_path / "doomed", config, admin_key=doomed.admin_key)
+        seconds, _ = _until_free(observer, [near_id, rich_id], STREAMS, timeout_s=30)
+        since_kill = time.monotonic() - killed
+        rows = [r for key_id in (near_id, rich_id) for r in observer.rows(key_id, 0, timeout_s=0)]
+        near_key, rich_key = observer.key(near_id), observer.key(rich_id)
+        thread.join(15)
+    finally:
+        for gov in (doomed, witness):
+            if gov is not None and gov.gateway.process.poll() is None:
+                gov.stop()
+        if witness is None and "observer" in locals() and observer is not doomed:
+            observer.stop()
+    interrupted = [r for r in rows if r["error_type"] == "interrupted"]
+    how = "restart" if witness is None else "the other gateway's heartbeat"
+    with capsys.disabled():
+        print(
+            f"\n[crash-in-flight/{backend.name}] kill -9 with {STREAMS} streams in flight (${locked:.0f} reserved):"
+            f" {len(rows)} ledger rows ({len(interrupted)} interrupted); budget free {seconds:.1f} s after"
+            f" {how} began looking ({since_kill:.1f} s after the kill); reserved now"
+            f" ${near_key['reserved_usd'] + rich_key['reserved_usd']:.0f}"
+        )
+    assert len(interrupted) == len(rows) == STREAMS
+    assert all(r["estimated"] and r["status"] == 500 and r["cost_usd"] == 1.0 for r in interrupted)
+    # free within _until_free's 30 s, not after reservation_ttl_s (an hour)
+    assert near_key["reserved_usd"] == 0 and rich_key["reserved_usd"] == 0
+    assert near_key["spent_usd"] == pytest.approx(STREAMS // 2)  # each billed its estimate
+    assert rich_key["spent_usd"] == pytest.approx(STREAMS // 2)

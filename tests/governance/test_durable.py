@@ -1,0 +1,106 @@
+"""Durable admission in the store, on both backends: open rows, instances and heartbeats, and
+the reap that records a dead process's requests as interrupted and frees its reservations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from sluicegate.governance.durable import Durability, process_start, this_host
+from sluicegate.governance.keys import hash_key, new_key
+from sluicegate.store.base import Store
+from sluicegate.store.records import LedgerRecord, open_blob, usd_to_nanos
+
+ESTIMATE = usd_to_nanos(2.0)
+
+
+def admitted(key_id: str, request_id: str, open_id: str) -> LedgerRecord:
+    return LedgerRecord(
+        request_id=request_id,
+        created_at=time.time(),
+        key_id=key_id,
+        door="chat_completions",
+        model="m",
+        stream=True,
+        prompt_tokens=10,
+        completion_tokens=100,
+        usage_source="estimate",
+        cost_nanos=ESTIMATE,
+        open_id=open_id,
+    )
+
+
+async def _admit_three(store: Store, instance_id: str, host: str, pid: int, pid_start: str) -> str:
+    """A process with three requests admitted on reservations of its own; the key's id."""
+    key, secret = new_key("durable", budget_nanos=usd_to_nanos(100))
+    await store.create_key(key, hash_key(secret))
+    store.instance_id = instance_id
+    await store.register_instance(instance_id, host, pid, pid_start)
+    asks = [(key.id, f"res_{instance_id}_{i}", ESTIMATE, time.time()) for i in range(3)]
+    assert all(answer.ok for answer in await store.reserve_many(asks))
+    rows = [admitted(key.id, f"req_{i}", f"open_{instance_id}_{i}") for i in range(3)]
+    await store.open_requests([(r.open_id or "", instance_id, r.created_at, open_blob(r)) for r in rows])
+    # the first finishes normally: its record deletes its open row and releases its reservation
+    done = admitted(key.id, "req_0", f"open_{instance_id}_0")
+    done.status, done.usage_source, done.cost_nanos = 200, "upstream", usd_to_nanos(0.5)
+    done.reservation_id = f"res_{instance_id}_0"
+    await store.settle([done])
+    return key.id
+
+
+async def test_a_silent_process_is_reaped_its_requests_interrupted_and_its_budget_freed(store: Store) -> None:
+    key_id = await _admit_three(store, "inst_dead", "another-host", 1, "1")
+    live = Durability(store, timeout_s=1e-6)  # every other process's heartbeat is older than that
+    await live.start()
+    try:
+        assert live.reaped == 2
+        rows = await store.recent(key_id=key_id)
+        interrupted = [r for r in rows if r["error_type"] == "interrupted"]
+        assert len(rows) == 3 and len(interrupted) == 2
+        assert all(r["estimated"] and r["cost_usd"] == 2.0 and r["status"] == 500 for r in interrupted)
+        key = await store.get_key(key_id)
+        assert key is not None
+        assert key.reserved_nanos == 0
+        assert key.spent_nanos == usd_to_nanos(0.5 + 2 * 2.0)
+        assert (await store.ledger_totals())["cost_nanos"] == key.spent_nanos
+        assert not await store.heartbeat("inst_dead")  # it learns it was taken for dead
+        # A record it writes afterwards for a request already closed as interrupted is not billed twice.
+        late = admitted(key_id, "req_1", "open_inst_dead_1")
+        late.status, late.cost_nanos, late.reservation_id = 200, usd_to_nanos(1.0), "res_inst_dead_1"
+        await store.settle([late])
+        assert len(await store.recent(key_id=key_id)) == 3
+        again = await store.get_key(key_id)
+        assert again is not None and again.spent_nanos == key.spent_nanos and again.reserved_nanos == 0
+    finally:
+        await live.close()
+
+
+async def test_a_process_of_this_host_whose_pid_is_gone_is_dead_at_once(store: Store) -> None:
+    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(exited.stdout)
+    key_id = await _admit_three(store, "inst_exited", this_host(), pid, "12345")
+    live = Durability(store, timeout_s=3600)  # its heartbeat is fresh: only its PID tells
+    await live.start()
+    try:
+        assert live.reaped == 2
+        key = await store.get_key(key_id)
+        assert key is not None and key.reserved_nanos == 0
+    finally:
+        await live.close()
+
+
+async def test_live_processes_are_left_alone_and_a_clean_stop_unregisters(store: Store) -> None:
+    import os
+
+    key_id = await _admit_three(store, "inst_alive", this_host(), os.getpid(), process_start(os.getpid()))
+    other = await store.get_key(key_id)
+    live = Durability(store, timeout_s=3600)
+    await live.start()
+    try:
+        assert live.reaped == 0
+        assert {row.id for row in await store.instances()} == {"inst_alive", live.id}
+        assert await store.get_key(key_id) == other
+    finally:
+        await live.close()
+    assert {row.id for row in await store.instances()} == {"inst_alive"}
