@@ -6,15 +6,19 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
+from sluicegate.errors import ServiceUnavailableError
 from sluicegate.governance.hook import Governance
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.limits import Limiter, MemoryLimiter, RedisLimiter
 from sluicegate.http.shutdown import Shutdown
 from sluicegate.observability.access_log import AccessLog
+from sluicegate.observability.dependencies import Dependencies, Dependency, masked
 from sluicegate.observability.metrics import Metrics
 from sluicegate.observability.tracing import tracing_from_settings
 from sluicegate.providers.registry import ModelRegistry, Route
@@ -27,6 +31,62 @@ from sluicegate.store.sqlite import SQLiteStore
 from sluicegate.store.sqlite_responses import SQLiteResponseStore
 
 log = logging.getLogger("sluicegate.gateway")
+
+
+def response_store(store: Store) -> ResponseStore:
+    """Kept responses live in the configured database, beside keys and usage: on PostgreSQL every
+    gateway sharing it finds a response stored through any of them."""
+    if isinstance(store, SQLiteStore):
+        return SQLiteResponseStore(store)
+    from sluicegate.store.postgres import PostgresStore
+    from sluicegate.store.postgres_responses import PostgresResponseStore
+
+    assert isinstance(store, PostgresStore)
+    return PostgresResponseStore(store)
+
+
+def dependencies_of(settings: Settings, store: Store) -> Dependencies:
+    """The database and, when configured, Redis, each with its background check."""
+    if store.backend == "postgresql":
+        database = Dependency(
+            "database",
+            "PostgreSQL",
+            masked(settings.database.url or ""),
+            "keys, budgets and the ledger cannot be read or written; the admin API answers 503",
+            store.ping,
+        )
+    else:
+        path = str(getattr(store, "path", ""))
+        database = Dependency("database", "SQLite", path, "keys, budgets and the ledger are unavailable", store.ping)
+    dependencies = [database]
+    url = settings.redis.url
+    if url:
+        dependencies.append(
+            Dependency(
+                "redis",
+                "Redis",
+                masked(url),
+                "keys with rpm or tpm limits are refused with 503 until it answers, and deployment"
+                " cooldowns are not shared between gateways meanwhile",
+                redis_ping(url),
+            )
+        )
+    return Dependencies(dependencies)
+
+
+def redis_ping(url: str) -> Callable[[], Awaitable[object]]:
+    """A check of its own on one connection (made on first use, re-made by redis-py after a failure)."""
+    client: Any = None
+
+    async def ping() -> object:
+        nonlocal client
+        if client is None:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        return await client.ping()
+
+    return ping
 
 
 def shared_cooldowns(settings: Settings) -> SharedCooldowns | None:
@@ -56,10 +116,10 @@ class Gateway:
     metrics: Metrics | None = None
     shutdown: Shutdown = field(default_factory=Shutdown)
     governance: Governance | None = None
+    dependencies: Dependencies = field(default_factory=lambda: Dependencies([]))
     started_at: int = field(default_factory=lambda: int(time.time()))
     _to_settle: list[Exchange] = field(default_factory=list)
     _settler: asyncio.Task[None] | None = None
-    _responses_db: SQLiteStore | None = None  # opened and closed here when the main store is not SQLite
 
     @classmethod
     def build(cls, settings: Settings) -> Gateway:
@@ -70,18 +130,14 @@ class Gateway:
             settings.governance.negative_cache,
             admin_secret=os.environ.get("SLUICEGATE_ADMIN_KEY"),
         )
-        # Kept responses live in SQLite: the gateway's own file, or one beside it in the data dir
-        # when keys and usage are in PostgreSQL.
-        responses_db = store if isinstance(store, SQLiteStore) else SQLiteStore.in_data_dir(settings.data_dir)
         gateway = cls(
             settings=settings,
             store=store,
             keys=keys,
             models=ModelRegistry.from_configs(settings.models, shared_cooldowns(settings)),
-            responses=SQLiteResponseStore(responses_db),
+            responses=response_store(store),
         )
-        if responses_db is not store:
-            gateway._responses_db = responses_db
+        gateway.dependencies = dependencies_of(settings, store)
         if settings.governance.enabled:
             limiter: Limiter = (
                 RedisLimiter(settings.redis.url, settings.redis.prefix) if settings.redis.url else MemoryLimiter()
@@ -106,9 +162,19 @@ class Gateway:
         return KeepAliveTiming(server.keepalive_first_s, server.keepalive_interval_s) if server.keepalive else None
 
     async def start(self) -> None:
-        await self.store.open()
-        if self._responses_db is not None:
-            await self._responses_db.open()
+        try:
+            await self.store.open()
+        except Exception as exc:  # no key can be checked without it: refuse to start, in one line
+            log.debug("opening the database failed", exc_info=True)
+            database = self.dependencies.items.get("database")
+            label = database.label if database is not None else self.store.backend
+            reason = f"{type(exc).__name__}: {exc}"
+            raise ServiceUnavailableError(f"the database ({label}) cannot be opened: {reason}") from exc
+        await self.dependencies.check_all()
+        redis = self.dependencies.items.get("redis")
+        if redis is not None and not redis.ok:
+            log.warning("starting degraded: %s is unreachable; %s", redis.label, redis.what)
+        self.dependencies.start()
         await self.keys.start()
         if self.governance is not None:
             await self.governance.start()
@@ -127,9 +193,8 @@ class Gateway:
             if close is not None:
                 await close()
         await self.keys.close()
+        await self.dependencies.close()
         await self.store.close()
-        if self._responses_db is not None:
-            await self._responses_db.close()
 
     def route(self, chat: ChatRequest) -> Route:
         """The provider for the requested model; fills in what the model entry decides for

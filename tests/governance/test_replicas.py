@@ -61,3 +61,23 @@ def test_two_replicas_share_one_budget_and_one_ledger(replicas: list[GovGateway]
     assert len(rows) == 10
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(4.0)
     assert replicas[0].key(key_id)["spent_usd"] == pytest.approx(4.0)
+
+
+def test_a_response_stored_through_one_replica_is_read_and_continued_through_the_other(
+    replicas: list[GovGateway],
+) -> None:
+    """Stored responses live in the configured database (PostgreSQL here), not in a SQLite file
+    of each gateway's own."""
+    _, secret = replicas[0].new_key()
+    one, two = (openai.OpenAI(api_key=secret, base_url=g.v1, max_retries=0, timeout=30) for g in replicas)
+    first = one.responses.create(model=FREE, input="hi")
+    assert two.responses.retrieve(first.id).output_text == first.output_text
+    second = two.responses.create(model=FREE, input="and then?", previous_response_id=first.id)
+    assert second.status == "completed"
+    assert [item.id for item in one.responses.input_items.list(second.id)]
+    two.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        one.responses.retrieve(first.id)
+    _, stranger = replicas[0].new_key()
+    with pytest.raises(openai.NotFoundError):  # another key's response is as good as absent
+        openai.OpenAI(api_key=stranger, base_url=replicas[1].v1, max_retries=0).responses.retrieve(second.id)
