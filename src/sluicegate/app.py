@@ -20,7 +20,7 @@ from sluicegate.api.admin.routes import admin_routes
 from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
 from sluicegate.api.messages.errors import render_anthropic_error
 from sluicegate.api.messages.route import count_tokens, messages
-from sluicegate.api.models import health, list_models, retrieve_model
+from sluicegate.api.models import health, list_models, ready, retrieve_model
 from sluicegate.api.responses.route import (
     create_response,
     delete_response,
@@ -183,6 +183,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", playground, methods=["GET"]),
         Route("/usage", usage_page, methods=["GET"]),

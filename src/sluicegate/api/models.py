@@ -39,4 +39,13 @@ async def retrieve_model(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    """Liveness: 200 while the process serves, with each dependency's last known state (checked
+    in the background: no round trip per probe)."""
+    gateway = request.app.state.gateway
+    return json_response(gateway.dependencies.to_json())
+
+
+async def ready(request: Request) -> Response:
+    """Readiness: 503 (same body) while a dependency is down, for a load balancer to route around."""
+    dependencies = request.app.state.gateway.dependencies
+    return json_response(dependencies.to_json(), status=200 if dependencies.healthy else 503)

@@ -14,6 +14,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from sluicegate.observability.dependencies import masked
+
 if TYPE_CHECKING:
     from sluicegate.routing.health import Breaker
 
@@ -55,7 +57,7 @@ class SharedCooldowns:
                 values = await self._client.mget([self.key(name) for name in names])
             except Exception as exc:
                 log.warning(
-                    "Redis at %s is unreachable (%s); cooldowns stay per replica meanwhile", self.url, exc
+                    "Redis at %s is unreachable (%s); cooldowns stay per replica meanwhile", masked(self.url), exc
                 )
             else:
                 for name, value in zip(names, values, strict=True):

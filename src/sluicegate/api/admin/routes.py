@@ -16,6 +16,8 @@ ledger row.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -25,12 +27,22 @@ from starlette.routing import Route
 
 from sluicegate.api.json import json_response
 from sluicegate.api.serving import bearer_secret
-from sluicegate.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from sluicegate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from sluicegate.gateway import Gateway
 from sluicegate.governance.keys import KeyNameError
 from sluicegate.governance.rules import RuleError, parse_day, rules_from
 from sluicegate.http.body import read_body
+from sluicegate.store.errors import unreachable
 from sluicegate.store.records import USAGE_GROUPS, KeyRecord
+
+log = logging.getLogger("sluicegate.admin")
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 KEY_FIELDS = {"name", "budget_usd", "rpm", "tpm", "models", "expires_at", "expires_in"}
 
@@ -166,14 +178,38 @@ async def recent_requests(request: Request) -> Response:
     return json_response({"object": "list", "data": rows, "next_before_id": next_before})
 
 
+def _store_guarded(endpoint: Endpoint) -> Endpoint:
+    """A database that cannot be reached is a 503 naming it (OpenAI's error shape), not a 500."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            if isinstance(exc, GatewayError) or not unreachable(exc):
+                raise
+            gateway: Gateway = request.app.state.gateway
+            database = gateway.dependencies.items["database"]
+            log.error("admin %s %s: %s is unreachable: %r", request.method, request.url.path, database.label, exc)
+            raise ServiceUnavailableError(
+                f"The database ({database.service}) cannot be reached right now ({type(exc).__name__});"
+                " keys and usage are unavailable until it answers.",
+                retry_after=5,
+            ) from exc
+
+    return guarded
+
+
 def admin_routes() -> list[Route]:
     return [
-        Route("/admin/keys", list_keys, methods=["GET"]),
-        Route("/admin/keys", create_key, methods=["POST"]),
-        Route("/admin/keys/{key_id}", get_key, methods=["GET"]),
-        Route("/admin/keys/{key_id}", update_key, methods=["PATCH"]),
-        Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
-        Route("/admin/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
-        Route("/admin/usage", usage, methods=["GET"]),
-        Route("/admin/requests", recent_requests, methods=["GET"]),
+        Route(path, _store_guarded(endpoint), methods=methods)
+        for path, endpoint, methods in (
+            ("/admin/keys", list_keys, ["GET"]),
+            ("/admin/keys", create_key, ["POST"]),
+            ("/admin/keys/{key_id}", get_key, ["GET"]),
+            ("/admin/keys/{key_id}", update_key, ["PATCH"]),
+            ("/admin/keys/{key_id}", revoke_key, ["DELETE"]),
+            ("/admin/keys/{key_id}/revoke", revoke_key, ["POST"]),
+            ("/admin/usage", usage, ["GET"]),
+            ("/admin/requests", recent_requests, ["GET"]),
+        )
     ]
