@@ -60,8 +60,7 @@ def test_an_unreachable_postgresql_refuses_to_start_in_one_line(tmp_path: Path, 
     with pytest.raises(RuntimeError) as failed:
         start_gateway(tmp_path / "gw", config)
     log = str(failed.value)
-    assert f"PostgreSQL at postgresql://postgres:***@127.0.0.1:{port}/test" in log
-    assert "cannot start" in log
+    assert f"database postgresql://postgres:***@127.0.0.1:{port}/test cannot be reached" in log
     assert PASSWORD not in log
     assert "Traceback" not in log
 

@@ -3,7 +3,7 @@ the reap that records a dead process's requests as interrupted and frees its res
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 import time
 
@@ -77,8 +77,9 @@ async def test_a_silent_process_is_reaped_its_requests_interrupted_and_its_budge
 
 
 async def test_a_process_of_this_host_whose_pid_is_gone_is_dead_at_once(store: Store) -> None:
-    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    pid = int(exited.stdout)
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()  # exited and reaped: its PID names no process
+    pid = child.pid
     key_id = await _admit_three(store, "inst_exited", this_host(), pid, "12345")
     live = Durability(store, timeout_s=3600)  # its heartbeat is fresh: only its PID tells
     await live.start()

@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sluicegate.store.records import InstanceRow, KeyRecord, LedgerRecord, OpenRow, Reservation, ReservationAsk
+from sluicegate.store.records import (
+    InstanceRow,
+    KeyRecord,
+    LedgerRecord,
+    OpenRow,
+    Reservation,
+    ReservationAsk,
+)
 
 
 class Store(Protocol):
