@@ -235,7 +235,10 @@ def test_health(gateway: Gateway) -> None:
     response = httpx.get(gateway.base_url + "/health")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json() == {"status": "ok"}
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["dependencies"]["database"]["service"] == "SQLite"
+    assert body["dependencies"]["database"]["status"] == "ok"
 
 
 def test_models_list_shape(gateway: Gateway) -> None:
