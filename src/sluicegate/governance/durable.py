@@ -121,6 +121,7 @@ class Durability:
         await self._store.register_instance(self.id, self.host, self.pid, process_start(self.pid))
 
     async def _beat(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
@@ -136,7 +137,11 @@ class Durability:
                         self._on_taken_for_dead()
                 await self.reap_dead()
             except Exception as exc:
-                log.warning("heartbeat to the store failed: %r", exc)
+                if not failing:  # once per outage: /health and its log line follow the database's state
+                    log.warning("the heartbeat to the store failed (%r); trying again every %.0f s", exc, self._heartbeat_s)
+                failing = True
+            else:
+                failing = False
 
     def dead(self, instances: Sequence[InstanceRow]) -> list[InstanceRow]:
         return [
