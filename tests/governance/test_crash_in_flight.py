@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -40,9 +41,11 @@ def _config(upstream: FaultUpstream, backend: Backend) -> dict[str, Any]:
     return backend.config({"models": [{"name": PRICED, **entry, "price": {"input": 0, "output": DOLLAR_PER_TOKEN}}]})
 
 
-async def _streams(url: str, secrets: list[str], receiving: list[int], stop: threading.Event) -> None:
+async def _streams(
+    url: str, secrets: list[str], receiving: list[int], stop: threading.Event, broken: list[int] | None = None
+) -> None:
     """One stream per secret, each read until the gateway dies; `receiving` counts those that got
-    content."""
+    content, `broken` those cut before `stop` was set."""
     body = {"model": PRICED, "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 1}
 
     async def one(http: httpx.AsyncClient, secret: str) -> None:
@@ -57,6 +60,8 @@ async def _streams(url: str, secrets: list[str], receiving: list[int], stop: thr
                     if stop.is_set():
                         return
         except httpx.HTTPError:
+            if broken is not None and not stop.is_set():
+                broken.append(1)
             return
 
     limits = httpx.Limits(max_connections=STREAMS + 10)
@@ -64,12 +69,13 @@ async def _streams(url: str, secrets: list[str], receiving: list[int], stop: thr
         await asyncio.gather(*(one(http, secret) for secret in secrets))
 
 
-def _in_flight(gov: GovGateway, secrets: list[str]) -> tuple[threading.Thread, threading.Event]:
+def _in_flight(
+    gov: GovGateway, secrets: list[str], broken: list[int] | None = None
+) -> tuple[threading.Thread, threading.Event]:
     receiving: list[int] = []
     stop = threading.Event()
-    thread = threading.Thread(
-        target=lambda: asyncio.run(_streams(gov.v1 + "/chat/completions", secrets, receiving, stop)), daemon=True
-    )
+    url = gov.v1 + "/chat/completions"
+    thread = threading.Thread(target=lambda: asyncio.run(_streams(url, secrets, receiving, stop, broken)), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while len(receiving) < len(secrets) and time.monotonic() < deadline:
@@ -132,3 +138,48 @@ def test_kill_9_with_50_streams_in_flight_loses_no_row_and_frees_the_budget_at_o
     assert near_key["reserved_usd"] == 0 and rich_key["reserved_usd"] == 0
     assert near_key["spent_usd"] == pytest.approx(STREAMS // 2)  # each billed its estimate
     assert rich_key["spent_usd"] == pytest.approx(STREAMS // 2)
+
+
+def test_a_worker_killed_under_streams_is_reaped_by_its_siblings(tmp_path: Path, slow_upstream: FaultUpstream) -> None:
+    """SQLite with `--workers 2`: kill -9 of one worker (gunicorn starts another); the streams it
+    served are in the ledger as interrupted and its reservations are freed, while the other
+    worker's streams go on; a clean stop then settles those."""
+    config = _config(slow_upstream, Backend("sqlite", tmp_path / "data"))
+    config["server"] = {"workers": 2, "shutdown_timeout_s": 1}
+    gov = start(tmp_path / "gw", config)
+    try:
+        key_id, secret = gov.new_key(budget_usd=60)  # a reservation per request
+        broken: list[int] = []
+        thread, stop = _in_flight(gov, [secret] * 20, broken)
+        database = sqlite3.connect(tmp_path / "gw" / "sluicegate.db")
+        pids = [pid for (pid,) in database.execute("SELECT pid FROM instances ORDER BY pid")]
+        database.close()
+        assert len(pids) == 2
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = [r for r in gov.rows(key_id, 0, timeout_s=0) if r["error_type"] == "interrupted"]
+            if broken and len(rows) >= len(broken):
+                break
+            time.sleep(0.2)
+        reserved_alive = gov.key(key_id)["reserved_usd"]
+    finally:
+        gov.gateway.process.terminate()  # a clean stop: the streams end, every record is written
+        gov.gateway.process.wait(30)
+    stop.set()
+    thread.join(15)
+    assert broken, "no stream was served by the killed worker"
+    assert len(rows) == len(broken)  # each stream it served, and nothing else
+    assert reserved_alive == 20 - len(broken)  # its reservations freed; the others' still held
+    database = sqlite3.connect(tmp_path / "gw" / "sluicegate.db")  # after the clean stop
+    (reserved, spent), (count, billed) = (
+        database.execute(query, (key_id,)).fetchone()
+        for query in (
+            "SELECT reserved_nanos, spent_nanos FROM api_keys WHERE id = ?",
+            "SELECT COUNT(*), SUM(cost_nanos) FROM ledger WHERE key_id = ?",
+        )
+    )
+    database.close()
+    assert "not written" not in gov.gateway.log()  # no live worker was taken for dead
+    assert (count, reserved, spent) == (20, 0, billed)

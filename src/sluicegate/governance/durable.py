@@ -117,6 +117,7 @@ class Durability:
 
     async def _register(self) -> None:
         self.id = "inst_" + secrets.token_hex(8)
+        self.pid = os.getpid()  # now, not when built: gunicorn's master may build the app before it forks
         self._store.instance_id = self.id
         await self._store.register_instance(self.id, self.host, self.pid, process_start(self.pid))
 

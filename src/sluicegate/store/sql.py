@@ -156,9 +156,11 @@ def unreaped(records: list[LedgerRecord], closed: set[str]) -> list[LedgerRecord
     twice."""
     dropped = [r for r in records if r.open_id and r.open_id not in closed]
     log.error(
-        "%d ledger records dropped: another process took this one for dead and closed them as"
-        " interrupted (its event loop stalled past governance.instance_timeout_s?)",
+        "%d ledger records not written (requests %s): their open rows were closed already, as interrupted"
+        " by another process that took this one for dead (its event loop stalled past"
+        " governance.instance_timeout_s?), or by an earlier try of this batch that committed",
         len(dropped),
+        ", ".join(r.request_id for r in dropped[:5]),
     )
     return [r for r in records if not r.open_id or r.open_id in closed]
 

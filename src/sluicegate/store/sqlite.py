@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ from sluicegate.store.records import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("sluicegate.store")
 
 MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -345,7 +347,10 @@ class SQLiteStore:
         if now - self._checkpointed < CHECKPOINT_S:
             return
         self._checkpointed = now
-        await self._on(False, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        try:
+            await self._on(False, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        except sqlite3.Error as exc:  # the batch is committed: failing it now would have it written twice
+            log.warning("checkpointing the SQLite WAL failed (the next one tries again): %r", exc)
 
     async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None:
         now = time.time()
