@@ -105,3 +105,22 @@ async def test_live_processes_are_left_alone_and_a_clean_stop_unregisters(store:
     finally:
         await live.close()
     assert {row.id for row in await store.instances()} == {"inst_alive"}
+
+
+async def test_a_process_taken_for_dead_registers_again_and_drops_its_leases(store: Store) -> None:
+    dropped: list[bool] = []
+    stalled = Durability(store, timeout_s=3600, on_taken_for_dead=lambda: dropped.append(True))
+    await stalled.start()
+    first_id = stalled.id
+    impatient = Durability(store, timeout_s=1e-6)  # takes any other process for dead
+    await impatient.start()
+    try:
+        assert first_id not in {row.id for row in await store.instances()}
+        await stalled.beat()
+        assert dropped == [True]
+        assert stalled.id != first_id
+        assert store.instance_id == stalled.id  # its next reservations name the new instance
+        assert stalled.id in {row.id for row in await store.instances()}
+    finally:
+        await impatient.close()
+        await stalled.close()

@@ -126,23 +126,27 @@ class Durability:
         while True:
             await asyncio.sleep(self._heartbeat_s)
             try:
-                if not await self._store.heartbeat(self.id):
-                    log.error(
-                        "another gateway process took this one (%s) for dead (its heartbeat was older than"
-                        " governance.instance_timeout_s) and recorded its requests in flight as interrupted;"
-                        " registering again",
-                        self.id,
-                    )
-                    await self._register()
-                    if self._on_taken_for_dead is not None:
-                        self._on_taken_for_dead()
-                await self.reap_dead()
+                await self.beat()
             except Exception as exc:
                 if not failing:  # once per outage: /health and its log line follow the database's state
                     log.warning("the heartbeat to the store failed (%r); trying again every %.0f s", exc, self._heartbeat_s)
                 failing = True
             else:
                 failing = False
+
+    async def beat(self) -> None:
+        """One heartbeat, then a look at the others."""
+        if not await self._store.heartbeat(self.id):
+            log.error(
+                "another gateway process took this one (%s) for dead (its heartbeat was older than"
+                " governance.instance_timeout_s) and recorded its requests in flight as interrupted;"
+                " registering again",
+                self.id,
+            )
+            await self._register()
+            if self._on_taken_for_dead is not None:
+                self._on_taken_for_dead()  # its budget leases were released with it
+        await self.reap_dead()
 
     def dead(self, instances: Sequence[InstanceRow]) -> list[InstanceRow]:
         return [
