@@ -27,6 +27,8 @@ from tests.governance.support import DOLLAR_PER_TOKEN, PRICED, GovGateway, start
 from tests.support.fault_upstream import FaultUpstream
 
 STREAMS = 50  # half on a key near its budget (a reservation each), half on a rich key (leases)
+HEARTBEAT_S = 0.5  # each heartbeat also records the tokens the streams in flight have produced
+PRODUCED = 2  # "w0 w1 ": the stall fault's two words, 6 characters, 2 tokens at one per 4 characters
 
 
 @pytest.fixture
@@ -38,7 +40,8 @@ def slow_upstream() -> Iterator[FaultUpstream]:
 
 def _config(upstream: FaultUpstream, backend: Backend) -> dict[str, Any]:
     entry = {"provider": "openai", "base_url": upstream.base_url, "api_key": "x", "upstream_model": "gpt-4o-mini"}
-    return backend.config({"models": [{"name": PRICED, **entry, "price": {"input": 0, "output": DOLLAR_PER_TOKEN}}]})
+    model = {"name": PRICED, **entry, "price": {"input": 0, "output": DOLLAR_PER_TOKEN}}
+    return backend.config({"models": [model], "governance": {"heartbeat_s": HEARTBEAT_S}})
 
 
 async def _streams(
@@ -104,6 +107,7 @@ def test_kill_9_with_50_streams_in_flight_loses_no_row_and_frees_the_budget_at_o
         near_id, near = doomed.new_key(budget_usd=60)  # 25 x $1 reserved one by one: no lease this close
         rich_id, rich = doomed.new_key(budget_usd=100_000)  # on budget leases
         thread, stop = _in_flight(doomed, [near] * (STREAMS // 2) + [rich] * (STREAMS // 2))
+        time.sleep(3 * HEARTBEAT_S)  # their progress recorded
         observer = witness or doomed
         locked = sum(observer.key(key_id)["reserved_usd"] for key_id in (near_id, rich_id))
         os.kill(doomed.gateway.process.pid, signal.SIGKILL)
@@ -133,11 +137,13 @@ def test_kill_9_with_50_streams_in_flight_loses_no_row_and_frees_the_budget_at_o
             f" ${near_key['reserved_usd'] + rich_key['reserved_usd']:.0f}"
         )
     assert len(interrupted) == len(rows) == STREAMS
-    assert all(r["estimated"] and r["status"] == 500 and r["cost_usd"] == 1.0 for r in interrupted)
+    # billed what they had produced (the mock ignores max_tokens: 2 tokens where 1 was asked), estimated
+    assert all(r["estimated"] and r["status"] == 500 for r in interrupted)
+    assert {(r["completion_tokens"], r["cost_usd"]) for r in interrupted} == {(PRODUCED, PRODUCED * 1.0)}
     # free within _until_free's 30 s, not after reservation_ttl_s (an hour)
     assert near_key["reserved_usd"] == 0 and rich_key["reserved_usd"] == 0
-    assert near_key["spent_usd"] == pytest.approx(STREAMS // 2)  # each billed its estimate
-    assert rich_key["spent_usd"] == pytest.approx(STREAMS // 2)
+    assert near_key["spent_usd"] == pytest.approx(PRODUCED * STREAMS // 2)
+    assert rich_key["spent_usd"] == pytest.approx(PRODUCED * STREAMS // 2)
 
 
 def test_a_worker_killed_under_streams_is_reaped_by_its_siblings(tmp_path: Path, slow_upstream: FaultUpstream) -> None:

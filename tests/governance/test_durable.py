@@ -124,3 +124,19 @@ async def test_a_process_taken_for_dead_registers_again_and_drops_its_leases(sto
     finally:
         await impatient.close()
         await stalled.close()
+
+
+async def test_an_interrupted_request_is_billed_the_progress_last_recorded(store: Store) -> None:
+    key_id = await _admit_three(store, "inst_progressed", "another-host", 1, "1")
+    progressed = admitted(key_id, "req_1", "open_inst_progressed_1")
+    progressed.completion_tokens, progressed.cost_nanos = 7, usd_to_nanos(0.07)
+    await store.record_progress([("open_inst_progressed_1", open_blob(progressed))])
+    live = Durability(store, timeout_s=1e-6)
+    await live.start()
+    try:
+        rows = {r["request_id"]: r for r in await store.recent(key_id=key_id)}
+        assert (rows["req_1"]["completion_tokens"], rows["req_1"]["cost_usd"]) == (7, 0.07)
+        assert (rows["req_2"]["completion_tokens"], rows["req_2"]["cost_usd"]) == (100, 2.0)  # its estimate
+        assert rows["req_1"]["estimated"] and rows["req_1"]["error_type"] == "interrupted"
+    finally:
+        await live.close()

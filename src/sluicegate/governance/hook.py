@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from sluicegate.core.events import Usage
 from sluicegate.core.exchange import Exchange
 from sluicegate.errors import (
     InsufficientBalanceError,
@@ -36,7 +37,7 @@ from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, prompt_estimate
 from sluicegate.providers.config import Price
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd
+from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd, open_blob
 
 log = logging.getLogger("sluicegate.governance")
 T = TypeVar("T")
@@ -95,6 +96,9 @@ class Governance:
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
         self.durable: Durability | None = None
+        # open rows of requests in flight: [exchange, its open record, completion tokens last recorded]
+        self._in_flight: dict[str, list[Any]] = {}
+        self._progress: asyncio.Task[None] | None = None
         if config.durable_admission:
             self.durable = Durability(store, config.heartbeat_s, config.instance_timeout_s, self.leases.close_all)
         # A request's limits are checked by a plain call when the answer is in memory (a slice
@@ -113,6 +117,7 @@ class Governance:
     async def start(self) -> None:
         if self.durable is not None:
             await self.durable.start()  # the dead processes' budget is back before this one serves
+            self._progress = asyncio.get_running_loop().create_task(self._progress_loop())
         self.ledger.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         self._corrector = asyncio.get_running_loop().create_task(self._correct_loop())
@@ -125,7 +130,7 @@ class Governance:
         )
 
     async def close(self) -> None:
-        for task in (self._sweeper, self._corrector):
+        for task in (self._sweeper, self._corrector, self._progress):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(BaseException):
@@ -256,6 +261,35 @@ class Governance:
             cost_nanos=estimate if estimate is not None else self._estimate(exchange, prompt),
         )
         admission.open_id = await self.durable.open(record)
+        if admission.open_id is not None:
+            self._in_flight[admission.open_id] = [exchange, record, 0]
+
+    async def _progress_loop(self) -> None:
+        """Every heartbeat, the completion tokens of the requests in flight that produced more
+        since the last look go into their open rows: a crash then bills what was produced (an
+        estimate from the text sent, one token per 4 characters), not the whole cap."""
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            rows = self._progress_rows()
+            if rows:
+                try:
+                    await self.store.record_progress(rows)
+                except Exception as exc:
+                    log.warning("recording the progress of %d requests failed: %r", len(rows), exc)
+
+    def _progress_rows(self) -> list[tuple[str, bytes]]:
+        rows: list[tuple[str, bytes]] = []
+        for open_id, entry in self._in_flight.items():
+            exchange, record, recorded = entry
+            usage = exchange.usage
+            produced = usage.completion_tokens if usage is not None else -(-sum(map(len, exchange.output_parts)) // 4)
+            if produced <= recorded:
+                continue
+            entry[2] = record.completion_tokens = produced
+            record.cost_nanos = cost_nanos(self._price(exchange), Usage(record.prompt_tokens, produced))
+            record.deployment, record.upstream_model = exchange.deployment, exchange.upstream_model
+            rows.append((open_id, open_blob(record)))
+        return rows
 
     def _limits_kept_in(self) -> str:
         return "Redis, where this key's rate limits are counted" if self.limiter.backend == "redis" else "the limiter"
@@ -333,6 +367,8 @@ class Governance:
                 open_id=admission.open_id if admission else None,
             )
         )
+        if admission is not None and admission.open_id is not None:
+            self._in_flight.pop(admission.open_id, None)
         if admission is not None and admission.hold is not None:
             self.leases.settle(admission.hold, record_cost)
         if admission is not None and admission.tokens_counted is not None:

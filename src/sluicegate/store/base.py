@@ -73,6 +73,10 @@ class Store(Protocol):
         that names it (`LedgerRecord.open_id`) and drops a record whose open row is gone (reaped)."""
         ...
 
+    async def record_progress(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Replace open rows' records (open id, record): the tokens produced so far."""
+        ...
+
     async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None: ...
 
     async def heartbeat(self, instance_id: str) -> bool:

@@ -187,6 +187,10 @@ class PostgresStore:
         if rows:
             await self.hot.execute(OPEN_INSERT, *(list(column) for column in zip(*rows, strict=True)))
 
+    async def record_progress(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """New records for open rows (the tokens produced so far); a row already closed is left alone."""
+        await self.hot.executemany(sql.OPEN_PROGRESS, [(open_id, blob) for open_id, blob in rows])
+
     async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None:
         await self.pool.execute(INSTANCE_INSERT, instance_id, host, pid, pid_start)
 

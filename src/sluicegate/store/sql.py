@@ -50,6 +50,7 @@ INSTANCE_BEAT = "UPDATE instances SET heartbeat_at = $2 WHERE id = $1 RETURNING 
 INSTANCE_CLAIM = "DELETE FROM instances WHERE id = $1 RETURNING id"
 INSTANCES = "SELECT id, host, pid, pid_start, heartbeat_at FROM instances"
 OPEN_INSERT = "INSERT INTO ledger_open (id, instance_id, created_at, record) VALUES ($1, $2, $3, $4)"
+OPEN_PROGRESS = "UPDATE ledger_open SET record = $2 WHERE id = $1"
 OPEN_REAP = "DELETE FROM ledger_open WHERE instance_id = $1 RETURNING record"
 RESERVATION_DELETE = "DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_nanos"
 RESERVATIONS_EXPIRED = "DELETE FROM reservations WHERE created_at < $1 RETURNING key_id, amount_nanos"

@@ -352,6 +352,10 @@ class SQLiteStore:
         except sqlite3.Error as exc:  # the batch is committed: failing it now would have it written twice
             log.warning("checkpointing the SQLite WAL failed (the next one tries again): %r", exc)
 
+    async def record_progress(self, rows: Sequence[tuple[str, bytes]]) -> None:
+        """New records for open rows (the tokens produced so far); a row already closed is left alone."""
+        await self._write(functools.partial(_progress, list(rows)))
+
     async def register_instance(self, instance_id: str, host: str, pid: int, pid_start: str) -> None:
         now = time.time()
         params = (instance_id, host, pid, pid_start, now, now)
@@ -459,6 +463,11 @@ def _write_settlement(conn: sqlite3.Connection, batch: Settlement, released: dic
 def _open(rows: Sequence[OpenRow], conn: sqlite3.Connection) -> None:
     with _transaction(conn):
         conn.executemany(sql.qmarks(sql.OPEN_INSERT), rows)
+
+
+def _progress(rows: list[tuple[str, bytes]], conn: sqlite3.Connection) -> None:
+    with _transaction(conn):
+        conn.executemany(sql.qmarks(sql.OPEN_PROGRESS), rows)
 
 
 def _reap(instance_id: str, conn: sqlite3.Connection) -> tuple[int, int]:
