@@ -6,15 +6,16 @@ heartbeat written every `heartbeat_s`. Its budget reservations (leases included)
 request it admits gets an *open row* (the ledger record as far as it is known at admission: the
 prompt estimate, the completion it was admitted for and that estimate's cost) committed before
 the upstream is called, in group commits like the reservations' (the rows of the requests
-admitted together go in one transaction). The request's ledger record deletes its open row in
-the transaction that writes it.
+admitted together go in one transaction). Each heartbeat the governance hook also records in
+them the tokens the requests have produced so far. The request's ledger record deletes its open
+row in the transaction that writes it.
 
 Every live process looks at the others on each heartbeat (and once at start, before serving).
 One is dead when its heartbeat is older than `instance_timeout_s` (the store's clock), or at once
 when it ran on this host and its process is gone (a PID that no longer exists, or exists with a
 different start time: reused). The first live process to claim a dead one, in one transaction,
-turns its open rows into ledger records with error type `interrupted` (the open row's estimate,
-`usage_source` "estimate") and releases its reservations into the spend. A process taken for
+turns its open rows into ledger records with error type `interrupted` (the progress last recorded,
+else the admission estimate; `usage_source` "estimate") and releases its reservations into the spend. A process taken for
 dead while still running (its loop stalled past the timeout) finds its instance gone at its next
 heartbeat: it registers anew, and its records whose open rows were closed meanwhile are not
 written twice (store: `sql.unreaped`).

@@ -241,7 +241,8 @@ class Governance:
 
     async def _open(self, exchange: Exchange, admission: Admission, prompt: int, estimate: int | None) -> None:
         """The admitted request's open row, committed before its upstream call: what a crash
-        leaves of it is this record, closed as interrupted at the reservation's estimate."""
+        leaves of it is this record (its estimate, or the progress `_progress_loop` recorded),
+        closed as interrupted."""
         assert self.durable is not None
         completion = self._completion_cap(exchange)
         record = LedgerRecord(
