@@ -316,8 +316,8 @@ BAD: dict[str, tuple[dict[str, Any], str | None, str | None]] = {
         "input[0].output[0]",
         "unsupported_parameter",
     ),
-    "built-in tool": (
-        {"model": "m", "input": "x", "tools": [{"type": "web_search"}]},
+    "client-run tool of its own type": (
+        {"model": "m", "input": "x", "tools": [{"type": "local_shell"}]},
         "tools[0].type",
         "unsupported_parameter",
     ),

@@ -354,7 +354,7 @@ def test_errors_before_the_first_byte_are_openai_errors(
         client.responses.create(model="no-such-model", input="Hi", stream=True)
     assert not_found.value.code == "model_not_found"
     with pytest.raises(openai.BadRequestError) as bad:
-        client.responses.create(model=UPSTREAM_MODEL, input="Hi", tools=[{"type": "web_search"}])
+        client.responses.create(model=UPSTREAM_MODEL, input="Hi", tools=[{"type": "local_shell"}])
     assert bad.value.param == "tools[0].type" and "built-in tools" in bad.value.message
     clean_upstream.enqueue(
         Reply(status=429, body=b'{"error": {"message": "slow down", "type": "rate_limit_error"}}')

@@ -24,6 +24,7 @@ from sluicegate.core.events import (
     Finish,
     LastBatch,
     Metadata,
+    PromptProgress,
     ReasoningDelta,
     RefusalDelta,
     Started,
@@ -201,14 +202,14 @@ async def serve_chat(
         headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
         encoder = stream_encoder(route.model, Started())
         body = _stream_body(encoder, events, exchange, gateway, before_close, pending=pending)
-        return _event_stream(body, headers, disconnect, encoder, gateway, waiting=True)
+        return _event_stream(body, headers, disconnect, encoder, gateway, exchange, waiting=True)
     first = first or []
     started = next((event for event in first if isinstance(event, Started)), Started())
     observe(exchange, first)
     encoder = stream_encoder(route.model, started)
     headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
     body = _stream_body(encoder, events, exchange, gateway, before_close, first=first)
-    return _event_stream(body, headers, disconnect, encoder, gateway, waiting=False)
+    return _event_stream(body, headers, disconnect, encoder, gateway, exchange, waiting=False)
 
 
 def _event_stream(
@@ -217,15 +218,27 @@ def _event_stream(
     disconnect: asyncio.Future[None],
     encoder: StreamEncoder,
     gateway: Gateway,
+    exchange: Exchange,
     waiting: bool,
 ) -> EventStreamResponse:
     settings = gateway.keepalive
     keepalive = None
     if settings is not None:
-        keepalive = KeepAlive(keepalive_of(encoder), settings.first_s, settings.interval_s)
+        keepalive = KeepAlive(
+            keepalive_of(encoder), settings.first_s, settings.interval_s, lambda: progress_note(exchange)
+        )
     return EventStreamResponse(
         body, headers, disconnect, keepalive, gateway.shutdown, keepalive_at_once=waiting
     )
+
+
+def progress_note(exchange: Exchange) -> bytes:
+    """An SSE comment line on how much of a long prompt is read, sent before a keep-alive
+    (every SSE reader skips comments; no door's wire has an event for it)."""
+    progress = exchange.prompt_progress
+    if progress is None or progress[0] >= progress[1]:
+        return b""
+    return b": prompt: %d of %d tokens read\n" % progress
 
 
 def _client_left(exchange: Exchange, gateway: Gateway) -> Response:
@@ -264,6 +277,8 @@ def observe(exchange: Exchange, batch: Batch) -> None:
             exchange.usage = event  # type: ignore[assignment]
         elif kind is Started:
             _note_origin(exchange, event)  # type: ignore[arg-type]
+        elif kind is PromptProgress:
+            exchange.prompt_progress = (event.done, event.total)  # type: ignore[union-attr]
 
 
 def _note_origin(exchange: Exchange, started: Started) -> None:

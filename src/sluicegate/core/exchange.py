@@ -43,6 +43,7 @@ class Exchange:
     finish_reason: str | None = None
     usage: Usage | None = None
     prompt_tokens_hint: int | None = None  # known before generation (local tokenizer)
+    prompt_progress: tuple[int, int] | None = None  # (read, total) while a long prompt is read
     output_parts: list[str] = field(default_factory=list)  # text sent, to estimate usage when none came
     client_gone: bool = False
     admitted: bool = False  # reached the hooks' admit; then it is settled exactly once

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
@@ -36,6 +36,10 @@ class KeepAlive:
     data: bytes  # the door's keep-alive: an SSE comment, or Anthropic's `ping` event
     first_s: float  # silence before the first one
     interval_s: float  # then one every interval while the silence lasts
+    note: Callable[[], bytes] | None = None  # SSE comment lines sent before it (the prompt's progress)
+
+    def payload(self) -> bytes:
+        return self.note() + self.data if self.note is not None else self.data
 
 
 def watch_disconnect(receive: Receive) -> asyncio.Future[None]:
@@ -182,7 +186,7 @@ class _KeepAliveWriter:
         await self._send({"type": "http.response.body", "body": data, "more_body": False})
 
     async def keepalive_now(self) -> None:
-        await self.write(self._keepalive.data)
+        await self.write(self._keepalive.payload())
         self._quiet = self._keepalive.interval_s
 
     def _due(self) -> None:
@@ -201,7 +205,7 @@ class _KeepAliveWriter:
         try:
             with contextlib.suppress(Exception):  # a client gone: the watcher ends the stream
                 await self._send(
-                    {"type": "http.response.body", "body": self._keepalive.data, "more_body": True}
+                    {"type": "http.response.body", "body": self._keepalive.payload(), "more_body": True}
                 )
         finally:
             self._ping = None

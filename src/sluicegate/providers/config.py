@@ -6,6 +6,8 @@ Each provider's own entry (`providers/<name>/config.py`) extends one of these wi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
@@ -31,6 +33,9 @@ class ModelEntry(BaseModel):
     price: Price | None = None
     # the completion cap for requests that give none (providers that require one use it too)
     default_max_tokens: int | None = Field(default=None, ge=1)
+    # OpenAI's hosted tools (web_search...) in a Responses request: left out (named in a header
+    # and a log line) or refused with a 400
+    hosted_tools: Literal["omit", "refuse"] = "omit"
     # routing (routing/config.py): set on the model entry; a deployment in `deployments:`
     # takes only its `weight`, its share of the model's traffic
     weight: float = Field(default=1.0, gt=0)

@@ -120,7 +120,8 @@ ToolResultBlock.model_rebuild()
 
 
 class MessageParam(_Model):
-    role: Literal["user", "assistant"]
+    # "system" inside `messages`: what Claude Code sends for models it does not know as Claude
+    role: Literal["user", "assistant", "system"]
     content: str | list[Block]
 
 
@@ -129,6 +130,7 @@ class ToolParam(_Model):
     type: str | None = None  # absent or "custom": a client tool; else a server tool (web_search_...)
     description: str | None = None
     input_schema: dict[str, Any] | None = None
+    defer_loading: bool | None = None  # offered once a `tool_reference` block names it (tool search)
 
 
 class ToolChoice(_Model):
@@ -142,6 +144,16 @@ class ThinkingConfig(_Model):
     budget_tokens: Annotated[int, Field(ge=1024)] | None = None
 
 
+class OutputFormat(_Model):
+    type: str  # "json_schema"
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+
+
+class OutputConfig(_Model):
+    effort: str | None = None  # how much the model spends; no other provider has its measure
+    format: OutputFormat | None = None
+
+
 class Metadata(_Model):
     user_id: str | None = None
 
@@ -153,6 +165,7 @@ class CountTokensRequest(_Model):
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
     thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
 
 
 class MessagesRequest(CountTokensRequest):
@@ -192,6 +205,12 @@ def _check_semantics(parsed: CountTokensRequest) -> None:
     thinking = parsed.thinking
     if thinking is not None and thinking.type == "enabled" and thinking.budget_tokens is None:
         raise _invalid("thinking.budget_tokens", "Field required")
+    output_format = parsed.output_config.format if parsed.output_config is not None else None
+    if output_format is not None:
+        if output_format.type != "json_schema":
+            raise _invalid("output_config.format.type", "Input should be 'json_schema'")
+        if output_format.schema_ is None:
+            raise _invalid("output_config.format.schema", "Field required")
 
 
 def _invalid(path: str, message: str) -> InvalidRequestError:

@@ -20,6 +20,7 @@ from sluicegate.api.messages.schemas import (
     DocumentBlock,
     ImageBlock,
     MessagesRequest,
+    OtherBlock,
     TextBlock,
     ToolChoice,
     ToolParam,
@@ -52,7 +53,7 @@ def parse_count_request(body: Any) -> ChatRequest:
 
 
 def _canonical(parsed: CountTokensRequest, body: dict[str, Any]) -> ChatRequest:
-    tools = _tools(parsed.tools)
+    tools = _tools(parsed.tools, _referenced_tools(parsed))
     chat = ChatRequest(
         model=parsed.model,
         messages=openai_messages(parsed),
@@ -70,6 +71,15 @@ def _canonical(parsed: CountTokensRequest, body: dict[str, Any]) -> ChatRequest:
     if thinking is not None and thinking.type == "enabled" and thinking.budget_tokens is not None:
         chat.thinking_budget = thinking.budget_tokens
         chat.reasoning_effort = reasoning_effort(thinking.budget_tokens)
+    # `thinking: {type: "adaptive"}` lets the model decide whether to think: a model that
+    # cannot think has decided; `output_config.effort` is a spending measure only Anthropic's
+    # models have. Both are left to an Anthropic upstream, which gets the body as sent.
+    output_format = parsed.output_config.format if parsed.output_config is not None else None
+    if output_format is not None and output_format.schema_ is not None:
+        chat.response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": output_format.schema_, "strict": True},
+        }
     return chat
 
 
@@ -92,6 +102,9 @@ def openai_messages(parsed: CountTokensRequest) -> list[dict[str, Any]]:
     for message in parsed.messages:
         if isinstance(message.content, str):
             messages.append({"role": message.role, "content": message.content})
+        elif message.role == "system":  # in place, as the client put it
+            text = "\n".join(block.text for block in message.content if isinstance(block, TextBlock))
+            messages.append({"role": "system", "content": text})
         elif message.role == "assistant":
             messages.extend(_assistant(message.content))
         else:
@@ -151,6 +164,9 @@ def _tool_result(block: ToolResultBlock) -> tuple[str, list[dict[str, Any]]]:
         for item in block.content or []:
             part = _part(item)
             if part is None:
+                referenced = _reference_name(item)
+                if referenced is not None:
+                    texts.append(f"Tool {referenced} loaded.")
                 continue
             if part["type"] == "text":
                 texts.append(part["text"])
@@ -194,11 +210,32 @@ def _document(block: DocumentBlock) -> dict[str, Any] | None:
     return None
 
 
-def _tools(tools: list[ToolParam] | None) -> list[dict[str, Any]] | None:
-    """Client tools as OpenAI function tools; server tools (web search...) run only at Anthropic."""
+def _referenced_tools(parsed: CountTokensRequest) -> set[str]:
+    """The deferred tools a `tool_reference` block (a tool search's result) has brought in."""
+    names: set[str] = set()
+    for message in parsed.messages:
+        for block in message.content if isinstance(message.content, list) else []:
+            if isinstance(block, ToolResultBlock) and isinstance(block.content, list):
+                names.update(_reference_name(item) or "" for item in block.content)
+    names.discard("")
+    return names
+
+
+def _reference_name(block: Block) -> str | None:
+    if isinstance(block, OtherBlock) and block.type == "tool_reference":
+        name = (block.model_extra or {}).get("tool_name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def _tools(tools: list[ToolParam] | None, referenced: set[str]) -> list[dict[str, Any]] | None:
+    """Client tools as OpenAI function tools; server tools (web search...) run only at Anthropic.
+    A tool with `defer_loading` is offered once a tool search has referenced it, as Anthropic does."""
     functions: list[dict[str, Any]] = []
     for tool in tools or []:
         if tool.type not in (None, "custom"):
+            continue
+        if tool.defer_loading and tool.name not in referenced:
             continue
         function: dict[str, Any] = {"name": tool.name, "parameters": tool.input_schema}
         if tool.description is not None:

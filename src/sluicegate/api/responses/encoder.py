@@ -59,10 +59,16 @@ class _Open:
 
 
 class ResponseEncoder:
-    __slots__ = ("_calls", "_finish", "_open", "_quiet", "_seq", "_usage", "output", "resource")
+    __slots__ = ("_calls", "_finish", "_namespaced", "_open", "_quiet", "_seq", "_usage", "output", "resource")
 
-    def __init__(self, resource: dict[str, Any], quiet: bool = False) -> None:
+    def __init__(
+        self,
+        resource: dict[str, Any],
+        quiet: bool = False,
+        namespaced: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.resource = resource  # the response object; complete once `close` or `fail` ran
+        self._namespaced = namespaced or {}  # offered name of a namespaced tool -> (namespace, name)
         self.output: list[dict[str, Any]] = []
         self._seq = 0
         self._quiet = quiet  # fold only: no bytes (a whole answer)
@@ -203,10 +209,17 @@ class ResponseEncoder:
             return  # reasoning items carry no status, as OpenAI's
         if item["type"] == "function_call":
             item["arguments"] = "".join(open_.pieces)
+            self._split_name(item)
             self._calls[open_.call_index] = item
         elif open_.part is not None:  # a message: the part cut short by a failure
             item["content"].append(self._part(open_))
         item["status"] = status
+
+    def _split_name(self, item: dict[str, Any]) -> None:
+        """A call of a namespaced tool, named as the client knows it: `name` and `namespace`."""
+        split = self._namespaced.get(item["name"])
+        if split is not None:
+            item["namespace"], item["name"] = split
 
     def _part(self, open_: _Open) -> dict[str, Any]:
         text = "".join(open_.pieces)
@@ -324,6 +337,7 @@ class ResponseEncoder:
                 "call_id": event.id or new_id("call_"),
                 "name": event.name or "",
             }
+            self._split_name(item)
             out += self._add_item(item, event.index)
             open_ = self._open
             assert open_ is not None

@@ -20,6 +20,7 @@ from sluicegate.api.responses.checks import (
     required_str,
     unsupported,
 )
+from sluicegate.api.responses.tools import flat_name
 
 ROLES = ("user", "assistant", "system", "developer")
 _IMAGE_DETAILS = ("low", "high", "auto")
@@ -57,7 +58,7 @@ def _item(item: Any, param: str) -> dict[str, Any]:
     if kind == "message" or (kind is None and "role" in item):
         return _message(item, param)
     if kind == "function_call":
-        return {
+        call = {
             "id": optional_str(item, "id", f"{param}.id") or new_id("fc_"),
             "type": "function_call",
             "status": "completed",
@@ -65,6 +66,10 @@ def _item(item: Any, param: str) -> dict[str, Any]:
             "name": required_str(item, "name", f"{param}.name"),
             "arguments": required_str(item, "arguments", f"{param}.arguments"),
         }
+        namespace = optional_str(item, "namespace", f"{param}.namespace")
+        if namespace:
+            call["namespace"] = namespace
+        return call
     if kind == "function_call_output":
         return {
             "id": optional_str(item, "id", f"{param}.id") or new_id("fco_"),
@@ -169,7 +174,7 @@ def to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[d
             call = {
                 "id": item["call_id"],
                 "type": "function",
-                "function": {"name": item["name"], "arguments": item["arguments"]},
+                "function": {"name": flat_name(item.get("namespace"), item["name"]), "arguments": item["arguments"]},
             }
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":

@@ -25,6 +25,7 @@ from sluicegate.api.responses.checks import (
     unsupported,
 )
 from sluicegate.api.responses.items import normalize_input, to_messages
+from sluicegate.api.responses.tools import flat_name, parse_tools
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
 
@@ -37,7 +38,21 @@ _REFUSED = {
     "background": "Background mode is not supported: sluicegate answers while the request is open.",
     "conversation": "Conversations are not supported; continue a response with 'previous_response_id'.",
     "prompt": "Stored prompt templates are not supported; send 'instructions' and 'input'.",
+    "moderation": "Moderation policies are not supported: sluicegate runs no moderation model.",
 }
+# The top-level fields OpenAI documents (the openai SDK's ResponseCreateParams), and
+# `client_metadata`, which OpenAI's own Codex CLI sends and OpenAI accepts. Any other field is
+# refused as the chat door's embedded model refuses one: nothing here would act on it.
+KNOWN_FIELDS = frozenset(
+    {
+        "background", "client_metadata", "context_management", "conversation", "include", "input",
+        "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation",
+        "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
+        "prompt_cache_options", "prompt_cache_retention", "reasoning", "safety_identifier",
+        "service_tier", "store", "stream", "stream_options", "temperature", "text", "tool_choice",
+        "tools", "top_logprobs", "top_p", "truncation", "user",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -56,6 +71,8 @@ class ResponsesRequest:
     chat_tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: Any = "auto"
     chat_tool_choice: Any = None
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)  # offered name -> (namespace, name)
+    hosted_tools: list[tuple[str, str]] = field(default_factory=list)  # (param, type): left out or refused
     parallel_tool_calls: bool | None = None
     text: dict[str, Any] = field(default_factory=lambda: {"format": {"type": "text"}})
     response_format: dict[str, Any] | None = None
@@ -95,6 +112,11 @@ class ResponsesRequest:
 def parse_responses_request(body: Any) -> ResponsesRequest:
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
+    unknown = next((name for name in body if name not in KNOWN_FIELDS), None)
+    if unknown is not None:
+        raise InvalidRequestError(
+            f"Unrecognized request argument supplied: {unknown}", param=unknown, code="unknown_parameter"
+        )
     for name, reason in _REFUSED.items():
         if body.get(name):
             raise unsupported(name, reason)
@@ -148,40 +170,11 @@ def _metadata(body: dict[str, Any]) -> dict[str, str]:
 
 
 def _tools(body: dict[str, Any], request: ResponsesRequest) -> None:
-    for index, tool in enumerate(optional_list(body, "tools") or []):
-        param = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise invalid_type(param, "an object", tool)
-        kind = required_str(tool, "type", f"{param}.type")
-        if kind != "function":
-            raise unsupported(
-                f"{param}.type",
-                f"The tool type '{kind}' is not supported: sluicegate runs no built-in tools (web search,"
-                " file search, code interpreter, computer use, MCP...). Only 'function' tools are.",
-            )
-        name = required_str(tool, "name", f"{param}.name")
-        description = optional_str(tool, "description", f"{param}.description")
-        parameters = optional_dict(tool, "parameters", f"{param}.parameters")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise invalid_type(f"{param}.strict", "a boolean", strict)
-        function: dict[str, Any] = {"name": name}
-        if description is not None:
-            function["description"] = description
-        if parameters is not None:
-            function["parameters"] = parameters
-        if strict is not None:
-            function["strict"] = strict
-        request.chat_tools.append({"type": "function", "function": function})
-        request.tools.append(
-            {
-                "type": "function",
-                "name": name,
-                "description": description,
-                "parameters": parameters,
-                "strict": strict,
-            }
-        )
+    tools = parse_tools(body)
+    request.tools = tools.echoed
+    request.chat_tools = tools.chat
+    request.namespaced = tools.namespaced
+    request.hosted_tools = tools.hosted
     choice = body.get("tool_choice")
     if choice is None:
         request.chat_tool_choice = None
@@ -199,7 +192,9 @@ def _tools(body: dict[str, Any], request: ResponsesRequest) -> None:
 def _chat_tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
     kind = choice.get("type")
     if kind == "function":
-        return {"type": "function", "function": {"name": required_str(choice, "name", "tool_choice.name")}}
+        name = required_str(choice, "name", "tool_choice.name")
+        namespace = optional_str(choice, "namespace", "tool_choice.namespace")
+        return {"type": "function", "function": {"name": flat_name(namespace, name)}}
     if kind == "allowed_tools":
         mode = one_of(choice, "mode", ("auto", "required"), "tool_choice.mode") or "auto"
         tools = []
@@ -207,9 +202,9 @@ def _chat_tool_choice(choice: dict[str, Any]) -> dict[str, Any]:
             param = f"tool_choice.tools[{index}]"
             if not isinstance(tool, dict) or tool.get("type") != "function":
                 raise unsupported(param, "Only function tools can be allowed.")
-            tools.append(
-                {"type": "function", "function": {"name": required_str(tool, "name", f"{param}.name")}}
-            )
+            name = required_str(tool, "name", f"{param}.name")
+            namespace = optional_str(tool, "namespace", f"{param}.namespace")
+            tools.append({"type": "function", "function": {"name": flat_name(namespace, name)}})
         return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}}
     raise unsupported(
         "tool_choice.type",

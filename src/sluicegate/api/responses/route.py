@@ -33,11 +33,13 @@ from sluicegate.store.responses import StoredResponse
 
 log = logging.getLogger("sluicegate.responses")
 RESPONSES_DOOR = Door("responses", bearer_secret, render_openai_error)
+OMITTED_TOOLS_HEADER = "x-sluicegate-omitted-tools"  # the hosted tools left out of the request
 
 
 async def _create(request: Request, exchange: Exchange, gateway: Gateway) -> Response | EventStreamResponse:
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
     parsed = parse_responses_request(decode_json(raw))
+    _hosted_tools(gateway, exchange, parsed)
     history = await _history(gateway, parsed, _key(exchange))
     chat = parsed.chat_request(history)
     response_id = new_id("resp_")
@@ -45,11 +47,13 @@ async def _create(request: Request, exchange: Exchange, gateway: Gateway) -> Res
     made: list[ResponseEncoder] = []
 
     def stream_encoder(model: str, started: Started) -> ResponseEncoder:
-        made.append(ResponseEncoder(response_object(parsed, response_id, created_at, model)))
+        made.append(ResponseEncoder(response_object(parsed, response_id, created_at, model), namespaced=parsed.namespaced))
         return made[-1]
 
     def whole(completion: Completion, model: str) -> Response:
-        encoder = ResponseEncoder(response_object(parsed, response_id, created_at, model), quiet=True)
+        encoder = ResponseEncoder(
+            response_object(parsed, response_id, created_at, model), quiet=True, namespaced=parsed.namespaced
+        )
         encoder.encode_batch(completion_events(completion))
         encoder.close()
         made.append(encoder)
@@ -63,6 +67,25 @@ async def _create(request: Request, exchange: Exchange, gateway: Gateway) -> Res
     if not chat.stream and made:
         await keep()
     return response
+
+
+def _hosted_tools(gateway: Gateway, exchange: Exchange, parsed: ResponsesRequest) -> None:
+    """OpenAI's hosted tools run on OpenAI's servers, never behind the gateway: left out of
+    the request (the header and a log line name them), or refused if the model entry says so."""
+    if not parsed.hosted_tools:
+        return
+    entry = gateway.models.resolve(parsed.model).config
+    if getattr(entry, "hosted_tools", "omit") == "refuse":
+        param, kind = parsed.hosted_tools[0]
+        raise InvalidRequestError(
+            f"The tool type '{kind}' is a tool OpenAI runs on its own servers, which the model"
+            f" `{parsed.model}` cannot run. Remove it from 'tools'.",
+            param=param,
+            code="unsupported_parameter",
+        )
+    omitted = ",".join(dict.fromkeys(kind for _, kind in parsed.hosted_tools))
+    exchange.response_headers[OMITTED_TOOLS_HEADER] = omitted
+    log.info("request %s: hosted tools left out for model %s: %s", exchange.request_id, parsed.model, omitted)
 
 
 async def _history(gateway: Gateway, parsed: ResponsesRequest, key_id: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, Metadata, Started, TextDelta, ToolCallDelta, Usage
+from sluicegate.core.events import Event, Finish, Metadata, PromptProgress, Started, TextDelta, ToolCallDelta, Usage
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
@@ -127,6 +127,9 @@ class LocalModel:
         given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
         job.emit(Started(prompt_tokens=len(tokens) + given))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
+        self._read_prompt(job, tokens)
+        if job.cancelled.is_set():
+            return
         completion_tokens = 0
         for choice in range(job.n):
             if job.seed is not None:
@@ -140,6 +143,31 @@ class LocalModel:
             if job.cancelled.is_set():
                 return
         job.emit(Usage(prompt_tokens=len(tokens) + given, completion_tokens=completion_tokens))
+
+    def _read_prompt(self, job: Job, tokens: list[int]) -> None:
+        """Reads a long prompt (all but its last token) one batch at a time, reporting how far
+        it got: a coding agent's first prompt takes a minute on a small CPU. `generate` then
+        finds it cached and reads only the last token; a prefix cached by the previous request
+        (the same conversation, one turn earlier) is not read again."""
+        llama = self.llama
+        step = int(llama.n_batch)
+        cached = 0
+        for old, new in zip(llama.input_ids[: llama.n_tokens], tokens):
+            if old != new:
+                break
+            cached += 1
+        end = len(tokens) - 1
+        if end - cached <= step:
+            return  # one batch: nothing to report
+        if cached == 0:
+            llama.reset()
+        llama.n_tokens = cached  # `eval` drops what the cache holds past it
+        for start in range(cached, end, step):
+            if job.cancelled.is_set():
+                return
+            stop = min(start + step, end)
+            llama.eval(tokens[start:stop])
+            job.emit(PromptProgress(stop, len(tokens)))
 
     def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None) -> int:
         from llama_cpp import LogitsProcessorList
