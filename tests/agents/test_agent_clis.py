@@ -87,6 +87,14 @@ def workdir(tmp_path: Path) -> tuple[Path, str]:
     return work, first_line
 
 
+def _refusals_since(gateway: Gateway, lines_before: int) -> list[str]:
+    """The gateway's access-log lines of refused requests since a run began: a CLI that
+    recovers from a 400 by retrying differently (Claude Code drops its system entries) must
+    not hide one."""
+    lines = gateway.log().splitlines()[lines_before:]
+    return [line for line in lines if "sluicegate.access" in line and " status=4" in line]
+
+
 def _claude_result(run: agent_clis.Run) -> dict[str, Any]:
     results = [event for event in agent_clis.stream_events(run.stdout) if event.get("type") == "result"]
     assert results, run.describe()
@@ -141,6 +149,7 @@ def test_claude_code_reads_a_file_through_the_gateway(
     upstream = anthropic_agent if upstream_kind == "anthropic" else openai_agent
     upstream.reset()
     upstream.file_path = str(work / "notes.txt")
+    lines_before = len(agents_gateway.log().splitlines())
     run = agent_clis.run_claude(
         "What is the first line of notes.txt?",
         work,
@@ -153,8 +162,13 @@ def test_claude_code_reads_a_file_through_the_gateway(
     result = _claude_result(run)
     assert first_line in str(result["result"]) and ANSWER_PREFIX.strip() in str(result["result"]), run.describe()
     assert "Read" in _claude_tool_uses(run), run.describe()
+    assert not _refusals_since(agents_gateway, lines_before)
     # the gateway saw Claude Code's own requests: its tools, and the file read back as a tool result
     assert any(first_line in str(body) for body in upstream.requests)
+    if model == OPENAI_MODEL:  # for a model it does not know as Claude's, its environment is a
+        # system entry after the user's message: it arrived in place
+        roles = [[message.get("role") for message in body.get("messages") or []] for body in upstream.requests]
+        assert any("system" in turn[1:] for turn in roles), roles
 
 
 def test_claude_code_answers_on_the_embedded_model(
@@ -163,6 +177,7 @@ def test_claude_code_answers_on_the_embedded_model(
     """Unchanged but for its settings: no tools and a one-line system prompt, so its prompt fits
     the small model's context (its full prompt is about 12,000 tokens), and a short answer."""
     work, _ = workdir
+    lines_before = len(agents_gateway.log().splitlines())
     run = agent_clis.run_claude(
         "Say hello.",
         work,
@@ -180,6 +195,7 @@ def test_claude_code_answers_on_the_embedded_model(
     )
     result = _claude_result(run)
     assert str(result["result"]).strip(), run.describe()
+    assert not _refusals_since(agents_gateway, lines_before)
 
 
 # --- Codex ----------------------------------------------------------------------------------
@@ -204,6 +220,7 @@ def test_codex_reads_a_file_through_the_gateway(
     upstream = anthropic_agent if upstream_kind == "anthropic" else openai_agent
     upstream.reset()
     upstream.file_path = "notes.txt"
+    lines_before = len(agents_gateway.log().splitlines())
     run = agent_clis.run_codex(
         "What is the first line of notes.txt?",
         work,
@@ -217,6 +234,7 @@ def test_codex_reads_a_file_through_the_gateway(
     messages, commands = _codex_messages(run)
     assert any("notes.txt" in command for command in commands), run.describe()
     assert messages and first_line in messages[-1], run.describe()
+    assert not _refusals_since(agents_gateway, lines_before)
     assert any(first_line in str(body) for body in upstream.requests)
     # Codex's default tools arrive: its namespaced sub-agent tools as functions, web search left out
     offered = str(upstream.requests[0].get("tools"))
@@ -231,6 +249,7 @@ def test_codex_answers_on_the_embedded_model(
     work, _ = workdir
     instructions = tmp_path / "instructions.md"
     instructions.write_text("You are a helpful assistant. Answer briefly.\n")
+    lines_before = len(agents_gateway.log().splitlines())
     run = agent_clis.run_codex(
         "Say hello.",
         work,
@@ -251,3 +270,4 @@ def test_codex_answers_on_the_embedded_model(
     assert run.returncode == 0, run.describe()
     messages, _ = _codex_messages(run)
     assert messages and messages[-1].strip(), run.describe()
+    assert not _refusals_since(agents_gateway, lines_before)

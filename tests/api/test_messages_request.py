@@ -280,8 +280,8 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
         "messages: List should have at least 1 item after validation, not 0",
     ),
     "bad-role": (
-        body(messages=[{"role": "system", "content": "x"}]),
-        "messages.0.role: Input should be 'user' or 'assistant'",
+        body(messages=[{"role": "tool", "content": "x"}]),
+        "messages.0.role: Input should be 'user', 'assistant' or 'system'",
     ),
     "content-number": (
         body(messages=[{"role": "user", "content": 5}]),

@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluicegate.core.events import Event, Finish, Metadata, PromptProgress, Started, TextDelta, ToolCallDelta, Usage
+from sluicegate.core.events import (
+    Event,
+    Finish,
+    Metadata,
+    PromptProgress,
+    Started,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
@@ -152,7 +161,7 @@ class LocalModel:
         llama = self.llama
         step = int(llama.n_batch)
         cached = 0
-        for old, new in zip(llama.input_ids[: llama.n_tokens], tokens):
+        for old, new in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):
             if old != new:
                 break
             cached += 1
