@@ -169,7 +169,7 @@ class LocalModel:
         if end - cached <= step:
             return  # one batch: nothing to report
         if cached == 0:
-            llama.reset()
+            llama.reset()  # type: ignore[no-untyped-call]
         llama.n_tokens = cached  # `eval` drops what the cache holds past it
         for start in range(cached, end, step):
             if job.cancelled.is_set():
