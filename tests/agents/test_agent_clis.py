@@ -175,7 +175,7 @@ def test_claude_code_answers_on_the_embedded_model(
     installed: None, agents_gateway: Gateway, workdir: tuple[Path, str], tmp_path: Path
 ) -> None:
     """Unchanged but for its settings: no tools and a one-line system prompt, so its prompt fits
-    the small model's context (its full prompt is about 12,000 tokens), and a short answer."""
+    the small model's context (its full prompt is about 13,000 tokens), and a short answer."""
     work, _ = workdir
     lines_before = len(agents_gateway.log().splitlines())
     run = agent_clis.run_claude(
