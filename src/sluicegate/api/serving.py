@@ -211,6 +211,35 @@ async def serve_chat(
     return _event_stream(body, headers, disconnect, encoder, gateway, waiting=False)
 
 
+async def serve_whole(
+    request: Request,
+    exchange: Exchange,
+    gateway: Gateway,
+    work: Awaitable[T],
+    answer: Callable[[T], Response],
+) -> Response:
+    """A request answered whole by work other than a chat (embeddings): admitted by the hooks,
+    cancelled if the client leaves or the server stops first, settled once. The door has
+    filled in the exchange (model, provider, its `request` for admission)."""
+    await gateway.admit(exchange)
+    disconnect = watch_disconnect(request.receive)
+    task = asyncio.ensure_future(work)
+    try:
+        outcome = await wait_for_work(task, disconnect, gateway.shutdown, None)
+    finally:
+        disconnect.cancel()
+    if outcome is not Outcome.DONE:
+        await cancel(task)
+        if outcome is Outcome.CLIENT_LEFT:
+            return _client_left(exchange, gateway)
+        raise shutting_down()
+    exchange.ttft_s = exchange.elapsed()
+    response = answer(task.result())
+    response.headers.update(_answer_headers(exchange))
+    gateway.settle(exchange)
+    return response
+
+
 def _event_stream(
     body: AsyncIterator[bytes],
     headers: list[tuple[bytes, bytes]],

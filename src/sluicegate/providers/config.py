@@ -6,6 +6,8 @@ Each provider's own entry (`providers/<name>/config.py`) extends one of these wi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
@@ -29,6 +31,8 @@ class ModelEntry(BaseModel):
     aliases: list[str] = Field(default_factory=list)  # more names clients may use for this model
     owned_by: str | None = None
     price: Price | None = None
+    # what the model does, for `/v1/models` (an `embedded` entry is always `embeddings`)
+    mode: Literal["chat", "embeddings"] = "chat"
     # the completion cap for requests that give none (providers that require one use it too)
     default_max_tokens: int | None = Field(default=None, ge=1)
     # routing (routing/config.py): set on the model entry; a deployment in `deployments:`

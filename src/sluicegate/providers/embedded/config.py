@@ -9,7 +9,6 @@ from pydantic import Field
 
 from sluicegate.providers.config import ModelEntry
 
-
 DEFAULT_EMBEDDINGS_MODEL = "all-minilm-l6-v2"
 
 

@@ -71,8 +71,8 @@ class EmbeddedProvider:
         return Embeddings(vectors, tokens, origin=Started())
 
     def _run(self, model: EmbeddingModel, request: EmbeddingRequest) -> tuple[list[list[float]], int]:
+        batch: list[list[int]] = []
         if request.tokenized:
-            batch = []
             for index, ids in enumerate(request.inputs):
                 assert isinstance(ids, list)
                 bad = next((i for i in ids if not 0 <= i < model.vocab_size), None)
