@@ -35,6 +35,7 @@ class ServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    cache_max_bytes: int = Field(default=64 << 20, ge=0)  # the response cache's memory; 0: no cache
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a request body larger is 413
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])

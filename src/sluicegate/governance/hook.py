@@ -341,6 +341,8 @@ class Governance:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
         record_cost = cost_nanos(self._price(exchange), usage)
+        if exchange.cache_hit:  # the tokens the answer had, at no cost: nothing was called
+            source, record_cost = "cache", 0
         self.ledger.add(
             LedgerRecord(
                 request_id=exchange.request_id,

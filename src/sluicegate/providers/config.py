@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sluicegate.core.cache import CacheConfig
 from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
 
 
@@ -33,6 +34,7 @@ class ModelEntry(BaseModel):
     price: Price | None = None
     # what the model does, for `/v1/models` (an `embedded` entry is always `embeddings`)
     mode: Literal["chat", "embeddings"] = "chat"
+    cache: CacheConfig | None = None  # the exact response cache, for this model's answers
     # the completion cap for requests that give none (providers that require one use it too)
     default_max_tokens: int | None = Field(default=None, ge=1)
     # routing (routing/config.py): set on the model entry; a deployment in `deployments:`
