@@ -209,6 +209,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                 "x-sluicegate-token-count",
                 "x-sluicegate-deployment",
                 "x-sluicegate-attempts",
+                "x-sluicegate-cache",
                 *RATE_LIMIT_HEADERS,
             ],
             max_age=600,
