@@ -101,6 +101,12 @@ def test_a_list_of_prompts_with_n_echo_and_stop(sdk: openai.OpenAI) -> None:
         assert "\n" not in choice.text[len(prompt):]
 
 
+def test_max_tokens_zero_with_echo_is_the_prompt_alone(sdk: openai.OpenAI) -> None:
+    answer = sdk.completions.create(model=LOCAL_MODEL, prompt=PROMPT, max_tokens=0, echo=True)
+    assert answer.choices[0].text == PROMPT and answer.choices[0].finish_reason == "length"
+    assert answer.usage is not None and answer.usage.completion_tokens == 0
+
+
 def test_logprobs_in_the_legacy_shape(sdk: openai.OpenAI) -> None:
     answer = sdk.completions.create(model=LOCAL_MODEL, prompt=PROMPT, max_tokens=5, temperature=0, logprobs=2)
     choice = answer.choices[0]

@@ -167,12 +167,15 @@ class LocalModel:
         grammar = _grammar(job.response_format)
         completion_tokens = 0
         for index, (prompt, tokens) in enumerate(zip(prompts, encoded, strict=True)):
-            limit = min(job.max_tokens or self.n_ctx, self.n_ctx - len(tokens))
+            limit = min(self.n_ctx if job.max_tokens is None else job.max_tokens, self.n_ctx - len(tokens))
             for copy in range(job.n):
                 choice = index * job.n + copy
                 self.llama.set_seed(job.seed + choice if job.seed is not None else random.randrange(2**31))
                 if job.echo:
                     job.emit(TextDelta(prompt, choice))
+                if limit <= 0:  # max_tokens 0: the prompt alone (with echo), as harnesses ask to score it
+                    job.emit(Finish("length", choice))
+                    continue
                 completion_tokens += self._choice(job, tokens, limit, grammar, choice, None)
                 if job.cancelled.is_set():
                     return
