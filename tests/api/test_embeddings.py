@@ -22,13 +22,15 @@ import pytest
 from tests.governance.support import GovGateway, start
 from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.gemini_upstream import GeminiUpstream, fake_vector
-from tests.support.openai_upstream import OpenAIUpstream
+from tests.support.openai_calls import error_body
+from tests.support.openai_upstream import OpenAIUpstream, Reply
 
 EMBEDDED = "all-minilm-l6-v2"
 UPSTREAM = "text-embedding-3-small"
 GEMINI = "gemini-embedding-001"
 CLAUDE = "claude-embedless"
 CHAT = "chat-model"
+ROUTED = "routed-embeddings"
 PER_TOKEN = 1_000_000.0  # $1 per input token: costs are whole dollars
 SENTENCES = [
     "The cat sits on the mat.",
@@ -63,6 +65,15 @@ def gov(
                 "mode": "embeddings",
                 "base_url": gemini_upstream.base_url.removesuffix("/"),
                 "api_key": "gemini-secret",
+            },
+            {
+                "name": ROUTED,
+                "provider": "openai",
+                "mode": "embeddings",
+                "base_url": upstream.base_url,
+                "api_key": "upstream-secret",
+                "retries": {"count": 2, "backoff_base_s": 0.01},
+                "fallbacks": [EMBEDDED],
             },
             {"name": CLAUDE, "provider": "anthropic", "base_url": anthropic_upstream.base_url, "api_key": "a"},
             {"name": CHAT, "provider": "openai", "base_url": upstream.base_url, "api_key": "upstream-secret"},
@@ -180,6 +191,18 @@ def test_an_openai_compatible_upstream_gets_the_body_as_sent(
     assert answer.model == UPSTREAM
     assert np.allclose(answer.data[0].embedding, [0.1, (sum(map(ord, "alpha beta")) % 89) / 89, 0.5], atol=1e-6)
     assert answer.usage.prompt_tokens == 3
+
+
+def test_routing_retries_and_falls_back(sdk: openai.OpenAI, upstream: OpenAIUpstream) -> None:
+    upstream.reset()
+    upstream.enqueue(Reply(status=503, body=error_body("overloaded")))
+    retried = sdk.embeddings.with_raw_response.create(model=ROUTED, input="x", encoding_format="float")
+    assert retried.headers["x-sluicegate-attempts"] == "2" and len(upstream.requests) == 2
+    assert len(retried.parse().data[0].embedding) == 3  # the upstream's answer
+    upstream.enqueue(*[Reply(status=503, body=error_body("overloaded"))] * 3)
+    fell_back = sdk.embeddings.with_raw_response.create(model=ROUTED, input="x", encoding_format="float")
+    assert fell_back.headers["x-sluicegate-deployment"] == EMBEDDED  # the fallback model answered
+    assert len(fell_back.parse().data[0].embedding) == 384
 
 
 def test_a_gemini_upstream_embeds_one_text_and_a_batch(
