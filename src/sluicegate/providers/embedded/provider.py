@@ -8,6 +8,7 @@ only `/v1/embeddings`: a chat request naming it is a 400 that says so.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,8 @@ from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavai
 from sluicegate.providers.embedded.config import EmbeddedConfig
 from sluicegate.providers.embedded.model import BUNDLED_TOKENIZER, EmbeddingModel, bundled_model_path
 
+log = logging.getLogger("sluicegate.embedded")
+
 
 class EmbeddedProvider:
     kind = "embedded"
@@ -31,6 +34,7 @@ class EmbeddedProvider:
         self.owned_by = config.owned_by or "sluicegate"
         self.upstream_model = ""
         self._model: EmbeddingModel | None = None
+        self._loading: asyncio.Future[EmbeddingModel] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"embed-{config.name}")
         self._admitted = 0
 
@@ -40,20 +44,35 @@ class EmbeddedProvider:
         for file in (path, tokenizer):
             if not file.is_file():
                 raise ServiceUnavailableError(f"Embeddings model file not found: {file}")
+        # Loaded on the worker thread while the gateway already serves (chat answers at once on
+        # a fresh start); the first embeddings request waits for it, and a load that fails is
+        # that request's 503 and a log line.
         loop = asyncio.get_running_loop()
-        self._model = await loop.run_in_executor(
+        self._loading = loop.run_in_executor(
             self._executor, EmbeddingModel, path, tokenizer, self.config.max_input_tokens, self.config.n_threads
         )
+        self._loading.add_done_callback(self._loaded_now)
+
+    def _loaded_now(self, loading: asyncio.Future[EmbeddingModel]) -> None:
+        if loading.cancelled():
+            return
+        error = loading.exception()
+        if error is not None:
+            log.error("the embeddings model `%s` did not load: %s", self.name, error)
+        else:
+            self._model = loading.result()
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
 
     @property
     def dimensions(self) -> int | None:
         return self._model.dimensions if self._model is not None else None
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
-        model = self._loaded()
+        model = await self._loaded()
         if request.dimensions is not None and request.dimensions != model.dimensions:
             raise InvalidRequestError(
                 f"The model `{self.name}` makes {model.dimensions}-dimensional vectors and cannot shorten"
@@ -88,10 +107,15 @@ class EmbeddedProvider:
         vectors = model.embed(batch)
         return vectors.tolist(), sum(len(ids) for ids in batch)
 
-    def _loaded(self) -> EmbeddingModel:
-        if self._model is None:
-            raise ServiceUnavailableError(f"The model `{self.name}` is not loaded yet.")
-        return self._model
+    async def _loaded(self) -> EmbeddingModel:
+        if self._model is not None:
+            return self._model
+        if self._loading is None:
+            raise ServiceUnavailableError(f"The model `{self.name}` is not loaded.")
+        try:
+            return await asyncio.shield(self._loading)
+        except Exception as exc:
+            raise ServiceUnavailableError(f"The model `{self.name}` could not be loaded ({type(exc).__name__}).") from exc
 
     # --- a chat request naming an embeddings model ----------------------------------------
 
