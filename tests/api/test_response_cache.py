@@ -18,6 +18,7 @@ from tests.governance.support import GovGateway, start
 from tests.support.openai_upstream import OpenAIUpstream
 
 CACHED = "cached-model"
+BILLED = "billed-hits"
 PLAIN = "plain-model"
 PRICE = {"input": 1_000_000.0, "output": 1_000_000.0}
 
@@ -25,7 +26,13 @@ PRICE = {"input": 1_000_000.0, "output": 1_000_000.0}
 @pytest.fixture(scope="module")
 def gov(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GovGateway]:
     entry = {"provider": "openai", "base_url": upstream.base_url, "api_key": "x", "price": PRICE}
-    config = {"models": [{"name": CACHED, **entry, "cache": {"ttl_s": 600}}, {"name": PLAIN, **entry}]}
+    config = {
+        "models": [
+            {"name": CACHED, **entry, "cache": {"ttl_s": 600}},
+            {"name": PLAIN, **entry},
+            {"name": BILLED, **entry, "cache": {"bill_hits": True}},
+        ]
+    }
     server = start(tmp_path_factory.mktemp("cache"), config)
     yield server
     server.stop()
@@ -55,6 +62,15 @@ def test_a_repeated_request_is_answered_from_the_cache_and_billed_nothing(
     assert miss["cost_usd"] > 0 and miss["usage_source"] == "upstream"
     assert (hit["usage_source"], hit["cost_usd"], hit["status"]) == ("cache", 0, 200)
     assert (hit["prompt_tokens"], hit["completion_tokens"]) == (miss["prompt_tokens"], miss["completion_tokens"])
+
+
+def test_an_entry_may_bill_its_hits(gov: GovGateway, upstream: OpenAIUpstream) -> None:
+    key_id, client = sdk(gov)
+    for _ in range(2):
+        client.chat.completions.create(model=BILLED, messages=ask("pay twice"), temperature=0)
+    rows = gov.rows(key_id, 2)
+    assert sorted(r["usage_source"] for r in rows) == ["cache", "upstream"]
+    assert rows[0]["cost_usd"] == rows[1]["cost_usd"] > 0
 
 
 def test_a_hit_is_a_stream_when_the_client_asks_for_one(gov: GovGateway, upstream: OpenAIUpstream) -> None:

@@ -36,6 +36,7 @@ class CacheConfig(BaseModel):
 
     ttl_s: float = Field(default=3600.0, gt=0)
     deterministic_only: bool = True  # only temperature 0 or a seed, unless the request says `on`
+    bill_hits: bool = False  # a hit costs what its answer cost (default: nothing)
 
 
 @dataclass(slots=True)

@@ -341,8 +341,9 @@ class Governance:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
         record_cost = cost_nanos(self._price(exchange), usage)
-        if exchange.cache_hit:  # the tokens the answer had, at no cost: nothing was called
-            source, record_cost = "cache", 0
+        if exchange.cache_hit:  # the tokens the answer had, at no cost unless the entry bills hits
+            cache = getattr(self.models.get(exchange.served_by), "cache", None)
+            source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
         self.ledger.add(
             LedgerRecord(
                 request_id=exchange.request_id,
