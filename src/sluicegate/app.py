@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.api.admin.routes import admin_routes
 from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
+from sluicegate.api.completions.route import completions
+from sluicegate.api.embeddings.route import embeddings
 from sluicegate.api.messages.errors import render_anthropic_error
 from sluicegate.api.messages.route import count_tokens, messages
 from sluicegate.api.models import health, list_models, ready, retrieve_model
@@ -110,6 +112,8 @@ DIRECT_ENDPOINTS: dict[str, Callable[[Request], Awaitable[Response | EventStream
     "/v1/chat/completions": chat_completions,
     "/v1/messages": messages,
     "/v1/responses": create_response,
+    "/v1/embeddings": embeddings,
+    "/v1/completions": completions,
 }
 
 
@@ -175,6 +179,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
@@ -203,6 +209,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                 "x-sluicegate-token-count",
                 "x-sluicegate-deployment",
                 "x-sluicegate-attempts",
+                "x-sluicegate-cache",
                 *RATE_LIMIT_HEADERS,
             ],
             max_age=600,

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluicegate.core.cache import ResponseCache
 from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import ServiceUnavailableError
@@ -117,6 +118,7 @@ class Gateway:
     shutdown: Shutdown = field(default_factory=Shutdown)
     governance: Governance | None = None
     dependencies: Dependencies = field(default_factory=lambda: Dependencies([]))
+    cache: ResponseCache | None = None  # the exact response cache (core/cache.py)
     started_at: int = field(default_factory=lambda: int(time.time()))
     _to_settle: list[Exchange] = field(default_factory=list)
     _settler: asyncio.Task[None] | None = None
@@ -138,6 +140,8 @@ class Gateway:
             responses=response_store(store),
         )
         gateway.dependencies = dependencies_of(settings, store)
+        if settings.server.cache_max_bytes:
+            gateway.cache = ResponseCache(settings.server.cache_max_bytes)
         if settings.governance.enabled:
             limiter: Limiter = (
                 RedisLimiter(settings.redis.url, settings.redis.prefix) if settings.redis.url else MemoryLimiter()

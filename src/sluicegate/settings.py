@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sluicegate.config_errors import validation_error, yaml_error
 from sluicegate.governance.config import DatabaseConfig, GovernanceConfig, env_or_none
+from sluicegate.providers.embedded.config import DEFAULT_EMBEDDINGS_MODEL, EmbeddedConfig, runtime_available
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.routing.entry import ModelSpec, check_fallbacks
 
@@ -34,6 +35,7 @@ class ServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port
+    cache_max_bytes: int = Field(default=64 << 20, ge=0)  # the response cache's memory; 0: no cache
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # a request body larger is 413
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
@@ -68,11 +70,7 @@ class Settings(BaseModel):
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
-    models: list[ModelSpec] = Field(
-        default_factory=lambda: [  # type: ignore[arg-type]
-            LocalConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
-        ]
-    )
+    models: list[ModelSpec] = Field(default_factory=lambda: default_models())
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
@@ -92,6 +90,16 @@ class Settings(BaseModel):
             raise ValueError("no models are configured; add at least one entry under `models:`")
         check_fallbacks(models)
         return models
+
+
+def default_models() -> list[ModelSpec]:
+    """The embedded chat model, and the embedded embeddings model where its extra is installed."""
+    models: list[ModelSpec] = [
+        LocalConfig(name=DEFAULT_LOCAL_MODEL, provider="local", aliases=list(DEFAULT_LOCAL_ALIASES))
+    ]
+    if runtime_available():
+        models.append(EmbeddedConfig(name=DEFAULT_EMBEDDINGS_MODEL, provider="embedded"))
+    return models
 
 
 def default_data_dir() -> Path:

@@ -251,7 +251,7 @@ def test_models_list_shape(gateway: Gateway) -> None:
     for model in listing["data"]:
         # an alias says which model it points to, so nobody takes it for that model itself
         alias = {"alias_for"} if model["id"] == "gpt-4o" else set()
-        assert set(model) == {"id", "object", "created", "owned_by"} | alias
+        assert set(model) == {"id", "object", "created", "owned_by", "mode"} | alias
         if alias:
             assert model["alias_for"] == gateway.model
         assert model["object"] == "model"
@@ -263,7 +263,7 @@ def test_model_retrieve_shape(gateway: Gateway) -> None:
     response = httpx.get(gateway.v1 + "/models/" + gateway.model, headers=auth(gateway))
     assert response.status_code == 200
     model = response.json()
-    assert set(model) == {"id", "object", "created", "owned_by"}
+    assert set(model) == {"id", "object", "created", "owned_by", "mode"}
     assert model["id"] == gateway.model
     assert model["object"] == "model"
 
@@ -283,7 +283,7 @@ def test_models_need_a_key(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("GET", "/v1/nothing-here"), ("POST", "/v1/completions"), ("GET", "/v2/models")]
+    ("method", "path"), [("GET", "/v1/nothing-here"), ("POST", "/v1/edits"), ("GET", "/v2/models")]
 )
 def test_unknown_route_is_a_404_in_openai_shape(gateway: Gateway, method: str, path: str) -> None:
     response = httpx.request(method, gateway.base_url + path, headers=auth(gateway))

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sluicegate.providers.embedded.config import DEFAULT_EMBEDDINGS_MODEL, runtime_available
 from sluicegate.settings import load_settings
 from tests.support.server import Gateway, cli, start_gateway
 
@@ -121,8 +122,12 @@ def test_first_serve_prints_a_usable_key_and_serves_within_5s(tmp_path: Path) ->
             server.v1 + "/models", headers={"Authorization": f"Bearer {server.api_key}"}, timeout=10
         )
         assert response.status_code == 200
-        # The default configuration: the embedded model, also under the names OpenAI guides use.
-        assert [model["id"] for model in response.json()["data"]] == [server.model, "gpt-4o", "gpt-4o-mini"]
+        # The default configuration: the embedded model, also under the names OpenAI guides use,
+        # and the embedded embeddings model where its extra is installed.
+        embeddings = [DEFAULT_EMBEDDINGS_MODEL] if runtime_available() else []
+        assert [model["id"] for model in response.json()["data"]] == [
+            server.model, *embeddings, "gpt-4o", "gpt-4o-mini"
+        ]
     finally:
         server.stop()
     # A second start on the same data dir keeps the key and prints no new one.

@@ -85,7 +85,7 @@ def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: P
         ("- {name: m, provider: 3}", "models[0].provider: unknown provider '3'; use one of 'local', 'openai',"),
         (
             "- {name: m, base_url: x}",
-            "models[0]: says no `provider:` (one of 'local', 'openai', 'anthropic', 'gemini') or a list of `deployments:`",
+            "models[0]: says no `provider:` (one of 'local', 'openai', 'anthropic', 'gemini', 'embedded') or a list of `deployments:`",
         ),
         (
             "- {name: m, deployments: [{provider: gemni}]}",

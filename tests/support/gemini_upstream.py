@@ -3,7 +3,8 @@
 It stands in for `generativelanguage.googleapis.com` (out of reach here):
 `POST /{version}/models/{model}:streamGenerateContent?alt=sse` answers Server-Sent Events
 framed as Google frames them (`data: <json>\\r\\n\\r\\n`), `:generateContent` a whole JSON
-answer, `:countTokens` a count. Replies are queued by the test (`enqueue`): events framed as
+answer, `:countTokens` a count, `:embedContent` / `:batchEmbedContents` vectors (a fixed
+function of the text, `outputDimensionality` long, 8 by default). Replies are queued by the test (`enqueue`): events framed as
 Google does, or raw bytes written as given (to cut JSON and UTF-8 across writes); with nothing
 queued it echoes the last user text. Every request is recorded with its path, query and headers.
 """
@@ -56,6 +57,16 @@ def text_event(text: str, finish: str | None = None, usage: dict[str, int] | Non
     return event
 
 
+def fake_vector(text: str, dimensions: int = 8) -> list[float]:
+    """What the stand-in answers for a text: the same numbers for the same text."""
+    return [round(((sum(map(ord, text)) * (i + 1)) % 97) / 97, 6) for i in range(dimensions)]
+
+
+def embedding_of(request: dict[str, Any]) -> dict[str, Any]:
+    text = "".join(part["text"] for part in request["content"]["parts"])
+    return {"values": fake_vector(text, request.get("outputDimensionality", 8))}
+
+
 @dataclass
 class Received:
     method: str  # streamGenerateContent | generateContent | countTokens
@@ -91,6 +102,11 @@ class GeminiUpstream(WireServer[Received]):
 
     @staticmethod
     def _echo(received: Received) -> Reply:
+        if received.method == "embedContent":
+            return Reply(body=orjson.dumps({"embedding": embedding_of(received.body)}))
+        if received.method == "batchEmbedContents":
+            vectors = [embedding_of(item) for item in received.body["requests"]]
+            return Reply(body=orjson.dumps({"embeddings": vectors}))
         contents = received.body.get("contents") or [{}]
         texts = [part["text"] for part in contents[-1].get("parts", []) if "text" in part]
         words = " ".join(texts).split(" ")

@@ -9,6 +9,8 @@ and notices when a client closes the connection mid-stream.
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 import orjson
@@ -42,6 +44,61 @@ class OpenAIUpstream(WireServer[dict[str, Any]]):
 
     def _routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/completions", self._completions)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        """Legacy completions: each prompt answered with its words reversed, whole or as
+        `text_completion` chunks (one per word), usage last when asked for."""
+        body = orjson.loads(await request.read())
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if self.replies:
+            return await self._send(request, self.replies.popleft())
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        head = {"id": "cmpl-upstream", "object": "text_completion", "created": 1700000000, "model": body["model"]}
+        answers = [" ".join(reversed(str(prompt).split())) for prompt in prompts]
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        if not body.get("stream"):
+            choices = [
+                {"text": text, "index": i, "logprobs": None, "finish_reason": "stop"} for i, text in enumerate(answers)
+            ]
+            return await self._send(request, Reply(body=orjson.dumps({**head, "choices": choices, "usage": usage})))
+        chunks = []
+        for i, text in enumerate(answers):
+            for word in text.split(" "):
+                choice = {"text": word + " ", "index": i, "logprobs": None, "finish_reason": None}
+                chunks.append(sse({**head, "choices": [choice]}))
+            chunks.append(sse({**head, "choices": [{"text": "", "index": i, "logprobs": None, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append(sse({**head, "choices": [], "usage": usage}))
+        chunks.append(b"data: [DONE]\n\n")
+        return await self._send(request, Reply(chunks=chunks))
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's embeddings answer: a fixed function of each text (3 numbers), base64 when asked."""
+        body = orjson.loads(await request.read())
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        if self.replies:
+            return await self._send(request, self.replies.popleft())
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for index, item in enumerate(inputs):
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            vector = [len(text) / 100, (sum(map(ord, text)) % 89) / 89, 0.5]
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack("<3f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = sum(len(str(item).split()) for item in inputs)
+        answer = {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        return await self._send(request, Reply(body=orjson.dumps(answer)))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())

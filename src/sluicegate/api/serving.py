@@ -18,9 +18,11 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluicegate.core.completion import Completion
+from sluicegate.core.cache import HEADER, Plan, ResponseCache, complete, plan_for, replay, size_of
+from sluicegate.core.completion import Completion, completion_events, fold_events
 from sluicegate.core.events import (
     Batch,
+    Event,
     Finish,
     LastBatch,
     Metadata,
@@ -42,6 +44,7 @@ from sluicegate.http.shutdown import shutting_down
 from sluicegate.http.sse import KEEPALIVE
 from sluicegate.http.waiting import Outcome, cancel, wait_for_work
 from sluicegate.http.waiting import unless_client_leaves as unless_client_leaves  # for the doors
+from sluicegate.providers.registry import Route
 
 log = logging.getLogger("sluicegate.serving")
 T = TypeVar("T")
@@ -158,10 +161,12 @@ async def serve_chat(
     exchange.served_by = route.provider.name
     exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
     exchange.stream = chat.stream
+    plan, kept = _cache_lookup(request, exchange, gateway, route, chat)
     await gateway.admit(exchange)
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
-        work = asyncio.ensure_future(route.provider.complete(chat))
+        answer = _from_cache(kept) if kept is not None else route.provider.complete(chat)
+        work = asyncio.ensure_future(answer)
         try:
             outcome = await wait_for_work(work, disconnect, gateway.shutdown, None)
         finally:
@@ -172,13 +177,21 @@ async def serve_chat(
                 return _client_left(exchange, gateway)
             raise shutting_down()
         completion = work.result()
+        if plan is not None and kept is None and gateway.cache is not None:
+            batches = [completion_events(completion)]
+            gateway.cache.put(plan.key, batches, plan.ttl_s, size_of(batches))
         _observe_completion(exchange, completion)
         response = whole(completion, route.model)
         response.headers.update(_answer_headers(exchange))
         gateway.settle(exchange)
         return response
 
-    events = route.provider.stream(chat)
+    if kept is not None:
+        events = replay(kept)
+    elif plan is not None and gateway.cache is not None:
+        events = _recorded(route.provider.stream(chat), gateway.cache, plan)
+    else:
+        events = route.provider.stream(chat)
     pending = asyncio.ensure_future(anext(events, None))
     keepalive = gateway.keepalive
     try:
@@ -210,6 +223,74 @@ async def serve_chat(
     headers = [(name.encode(), value.encode()) for name, value in _answer_headers(exchange).items()]
     body = _stream_body(encoder, events, exchange, gateway, before_close, first=first)
     return _event_stream(body, headers, disconnect, encoder, gateway, exchange, waiting=False)
+
+
+async def serve_whole(
+    request: Request,
+    exchange: Exchange,
+    gateway: Gateway,
+    work: Awaitable[T],
+    answer: Callable[[T], Response],
+) -> Response:
+    """A request answered whole by work other than a chat (embeddings): admitted by the hooks,
+    cancelled if the client leaves or the server stops first, settled once. The door has
+    filled in the exchange (model, provider, its `request` for admission)."""
+    await gateway.admit(exchange)
+    disconnect = watch_disconnect(request.receive)
+    task = asyncio.ensure_future(work)
+    try:
+        outcome = await wait_for_work(task, disconnect, gateway.shutdown, None)
+    finally:
+        disconnect.cancel()
+    if outcome is not Outcome.DONE:
+        await cancel(task)
+        if outcome is Outcome.CLIENT_LEFT:
+            return _client_left(exchange, gateway)
+        raise shutting_down()
+    exchange.ttft_s = exchange.elapsed()
+    response = answer(task.result())
+    response.headers.update(_answer_headers(exchange))
+    gateway.settle(exchange)
+    return response
+
+
+def _cache_lookup(
+    request: Request, exchange: Exchange, gateway: Gateway, route: Route, chat: ChatRequest
+) -> tuple[Plan | None, list[Batch] | None]:
+    """Whether the request is cached (its plan) and, on a hit, the kept answer's batches."""
+    if gateway.cache is None:
+        return None, None
+    plan = plan_for(getattr(route.config, "cache", None), request.headers.get(HEADER), exchange.door, exchange.key_id, chat)
+    if plan is None:
+        return None, None
+    kept = gateway.cache.get(plan.key)
+    exchange.response_headers[HEADER] = "hit" if kept is not None else "miss"
+    exchange.cache_hit = kept is not None
+    return plan, kept
+
+
+async def _from_cache(batches: list[Batch]) -> Completion:
+    return fold_events([event for batch in batches for event in batch])
+
+
+async def _recorded(events: AsyncGenerator[Batch, None], cache: ResponseCache, plan: Plan) -> AsyncGenerator[Batch, None]:
+    """The provider's stream, passed on as it comes and kept once it ended whole. Its `Started`
+    is kept without the deployment and attempts: a replay has neither."""
+    kept: list[Batch] = []
+    try:
+        async for batch in events:
+            kept.append([_for_replay(event) for event in batch])
+            yield batch
+    finally:
+        await events.aclose()
+    if complete(kept):
+        cache.put(plan.key, kept, plan.ttl_s, size_of(kept))
+
+
+def _for_replay(event: Event) -> Event:
+    if type(event) is Started:
+        return Started(upstream_model=event.upstream_model, attempts=0, prompt_tokens=event.prompt_tokens)
+    return event
 
 
 def _event_stream(

@@ -46,6 +46,7 @@ class Exchange:
     prompt_progress: tuple[int, int] | None = None  # (read, total) while a long prompt is read
     output_parts: list[str] = field(default_factory=list)  # text sent, to estimate usage when none came
     client_gone: bool = False
+    cache_hit: bool = False  # answered from the response cache: no provider was called
     admitted: bool = False  # reached the hooks' admit; then it is settled exactly once
     settled: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)  # added to the answer's headers

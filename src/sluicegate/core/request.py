@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Door = Literal["openai", "anthropic", "responses"]
+Door = Literal["openai", "anthropic", "responses", "completions"]
 
 
 @dataclass(slots=True)
@@ -45,5 +45,9 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, Any] | None = None
     upstream_model: str | None = None  # set by routing when a wildcard entry derives it from `model`
+    # legacy text completions (`/v1/completions`): the prompts, run as they are (no chat
+    # template); choice `i * n + j` is prompt i's j-th. `echo` puts each prompt before its answer.
+    prompts: list[str] | None = None
+    echo: bool = False
     # the client's protocol headers (`anthropic-beta`) for an upstream speaking the same format
     forward_headers: dict[str, str] = field(default_factory=dict)

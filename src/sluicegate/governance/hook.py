@@ -194,7 +194,8 @@ class Governance:
             if self.durable is not None:
                 await self._open(exchange, admission, prompt_estimate(exchange.request), None)
             return
-        prompt = prompt_estimate(exchange.request)
+        hint = exchange.prompt_tokens_hint  # a door that knows its input's size (embeddings)
+        prompt = hint if hint is not None else prompt_estimate(exchange.request)
         cost = prompt if key.tpm else 0
         # Most requests of a busy key are checked and held in memory: on a slice of its Redis
         # limits and on a lease of its budget; what needs a round trip goes in group commits.
@@ -307,7 +308,9 @@ class Governance:
         """The completion tokens a request is admitted for: its cap (or the assumed one) times `n`."""
         request = exchange.request
         completion = (
-            request.max_tokens if request and request.max_tokens else self.config.reserve_completion_tokens
+            request.max_tokens
+            if request and request.max_tokens is not None
+            else self.config.reserve_completion_tokens
         )
         choices = request.n if request else 1
         return completion * max(1, choices)
@@ -338,6 +341,9 @@ class Governance:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
         record_cost = cost_nanos(self._price(exchange), usage)
+        if exchange.cache_hit:  # the tokens the answer had, at no cost unless the entry bills hits
+            cache = getattr(self.models.get(exchange.served_by), "cache", None)
+            source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
         self.ledger.add(
             LedgerRecord(
                 request_id=exchange.request_id,

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from sluicegate.providers.anthropic.config import AnthropicConfig
 from sluicegate.providers.config import ModelEntry
+from sluicegate.providers.embedded.config import EmbeddedConfig
 from sluicegate.providers.gemini.config import GeminiConfig
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.openai.config import OpenAIConfig
@@ -34,10 +35,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "openai": ProviderSpec(OpenAIConfig, "sluicegate.providers.openai.provider:OpenAIProvider"),
     "anthropic": ProviderSpec(AnthropicConfig, "sluicegate.providers.anthropic.provider:AnthropicProvider"),
     "gemini": ProviderSpec(GeminiConfig, "sluicegate.providers.gemini.provider:GeminiProvider"),
+    "embedded": ProviderSpec(EmbeddedConfig, "sluicegate.providers.embedded.provider:EmbeddedProvider"),
 }
 
 ModelConfig = Annotated[
-    LocalConfig | OpenAIConfig | AnthropicConfig | GeminiConfig, Field(discriminator="provider")
+    LocalConfig | OpenAIConfig | AnthropicConfig | GeminiConfig | EmbeddedConfig,
+    Field(discriminator="provider"),
 ]
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sluicegate.core.cache import CacheConfig
 from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
 
 
@@ -31,6 +32,9 @@ class ModelEntry(BaseModel):
     aliases: list[str] = Field(default_factory=list)  # more names clients may use for this model
     owned_by: str | None = None
     price: Price | None = None
+    # what the model does, for `/v1/models` (an `embedded` entry is always `embeddings`)
+    mode: Literal["chat", "embeddings"] = "chat"
+    cache: CacheConfig | None = None  # the exact response cache, for this model's answers
     # the completion cap for requests that give none (providers that require one use it too)
     default_max_tokens: int | None = Field(default=None, ge=1)
     # OpenAI's hosted tools (web_search...) in a Responses request: left out (named in a header

@@ -76,6 +76,13 @@ class ModelRegistry:
         """The provider kind (local, openai...) of a configured entry."""
         return self._kinds.get(name, "")
 
+    def mode(self, name: str) -> str:
+        """What a configured entry (or alias) does: `chat` or `embeddings`."""
+        config = self._configs.get(self._aliases.get(name, name))
+        if config is None:
+            return "chat"
+        return "embeddings" if getattr(config, "provider", "") == "embedded" else str(config.mode)
+
     def providers(self) -> list[Provider]:
         return list(self._providers.values())
 

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sluicegate.core.completion import Completion
+from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
 from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import (
     GatewayError,
+    InvalidRequestError,
     RateLimitError,
     ServiceUnavailableError,
     UpstreamConfigError,
@@ -82,6 +84,19 @@ async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream
 
 async def _complete(provider: Provider, request: ChatRequest) -> Completion:
     return await provider.complete(request)
+
+
+async def _embed(provider: Provider, request: EmbeddingRequest) -> Embeddings:
+    embed = getattr(provider, "embed", None)
+    if embed is None:
+        raise InvalidRequestError(
+            f"The `{provider.kind}` provider has no embeddings API: `{request.model}` cannot answer"
+            " /v1/embeddings.",
+            code="embeddings_not_supported",
+            param="model",
+        )
+    result: Embeddings = await embed(request)
+    return result
 
 
 class Router:
@@ -212,6 +227,18 @@ class Router:
         completion.origin = origin
         return completion
 
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """Embeddings, with the same retries, fail-over and fallbacks as a whole answer."""
+        self.stats.requests += 1
+        result, deployment, attempts = await self._attempts(request, self._deadline(), _embed, False)
+        deployment.stats.in_flight -= 1
+        deployment.breaker.completed()
+        origin = result.origin or Started()
+        origin.deployment = deployment.name
+        origin.attempts = attempts
+        result.origin = origin
+        return result
+
     # --- attempts ----------------------------------------------------------------------------
 
     def _deadline(self) -> float | None:
@@ -230,9 +257,9 @@ class Router:
 
     async def _attempts(
         self,
-        request: ChatRequest,
+        request: Any,  # a ChatRequest, or an EmbeddingRequest
         deadline: float | None,
-        attempt: Callable[[Provider, ChatRequest], Awaitable[T]],
+        attempt: Callable[[Provider, Any], Awaitable[T]],
         first_byte: bool,
     ) -> tuple[T, Deployment, int]:
         """Try deployments, then fallback models, until one commits. The winner's `in_flight`
@@ -269,7 +296,7 @@ class Router:
         raise self._exhausted(run)
 
     async def _try(
-        self, deployment: Deployment, request: ChatRequest, run: _Run[T], retries: int, acquired: bool
+        self, deployment: Deployment, request: Any, run: _Run[T], retries: int, acquired: bool
     ) -> tuple[T] | None:
         """One deployment, retried up to `retries` times; None when it gave up on it."""
         loop = asyncio.get_running_loop()
@@ -444,10 +471,10 @@ class _Deadline:
 class _Run(Generic[T]):
     """One request's way through the deployments."""
 
-    attempt: Callable[[Provider, ChatRequest], Awaitable[T]]
+    attempt: Callable[[Provider, Any], Awaitable[T]]
     deadline: float | None
     first_byte: bool
     tried: int = 0
     out_of_time: bool = False
     last: tuple[GatewayError, float, Deployment] | None = None
-    skipped: list[tuple[Router, Deployment, ChatRequest]] = field(default_factory=list)
+    skipped: list[tuple[Router, Deployment, Any]] = field(default_factory=list)

@@ -19,9 +19,10 @@ import aiohttp
 import orjson
 
 from sluicegate.core.completion import Completion
+from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
 from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest
-from sluicegate.errors import GatewayError, UpstreamError
+from sluicegate.errors import GatewayError, InvalidRequestError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.gemini.config import GeminiConfig
 from sluicegate.providers.gemini.errors import upstream_error
@@ -110,6 +111,43 @@ class GeminiProvider(UpstreamProvider[GeminiConfig]):
         if not isinstance(total, int):
             raise UpstreamError(f"The upstream of `{self.name}` answered countTokens without `totalTokens`.")
         return total
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """`embedContent` for one input, `batchEmbedContents` for more (one round trip);
+        `dimensions` is Gemini's `outputDimensionality`. Gemini reports no token count: the
+        ledger gets the gateway's estimate."""
+        if request.tokenized:
+            raise InvalidRequestError(
+                f"The model `{request.model}` (Gemini) takes text, not token ids: send `input` as strings.",
+                param="input",
+            )
+        model = self._model(request)
+        path = model if "/" in model else f"models/{model}"
+        items = [_embed_item(path, str(text), request.dimensions) for text in request.inputs]
+        single = len(items) == 1
+        body = orjson.dumps(items[0] if single else {"requests": items})
+        method = "embedContent" if single else "batchEmbedContents"
+        response = await self.transport.post(self.url(model, method), body, self._headers, stream=False)
+        answer = await self.transport.read_json(response)
+        found = [answer.get("embedding")] if single else answer.get("embeddings")
+        vectors: list[list[float]] = [
+            item["values"] for item in found or () if isinstance(item, dict) and isinstance(item.get("values"), list)
+        ]
+        if len(vectors) != len(items):
+            raise UpstreamError(f"The upstream of `{self.name}` answered {method} without a vector per input.")
+        return Embeddings(
+            vectors=vectors,
+            prompt_tokens=input_tokens_estimate(request),
+            estimated=True,
+            origin=Started(upstream_model=model),
+        )
+
+
+def _embed_item(path: str, text: str, dimensions: int | None) -> dict[str, object]:
+    item: dict[str, object] = {"model": path, "content": {"parts": [{"text": text}]}}
+    if dimensions is not None:
+        item["outputDimensionality"] = dimensions
+    return item
 
 
 def _parse(events: list[SSEEvent], parser: StreamParser, name: str) -> tuple[Batch, GatewayError | None]:

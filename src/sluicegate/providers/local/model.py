@@ -69,6 +69,8 @@ class Job:
     top_logprobs: int = 0
     logit_bias: dict[int, float] | None = None
     tools: ToolPlan | None = None
+    prompts: list[str] | None = None  # legacy completions: raw prompts, no chat template
+    echo: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     failed: bool = False  # ended by an error (its duration says nothing of generation times)
 
@@ -118,8 +120,15 @@ class LocalModel:
         finally:
             job.emit(None)
 
+    def raw_prompt_tokens(self, text: str) -> list[int]:
+        """A legacy completion's prompt as the model reads plain text (its BOS if it wants one)."""
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+
     def _run(self, job: Job) -> None:
         if job.cancelled.is_set():
+            return
+        if job.prompts is not None:
+            self._run_prompts(job, job.prompts)
             return
         tokens = self.prompt_tokens(job.messages)
         room = self.n_ctx - len(tokens)
@@ -177,6 +186,37 @@ class LocalModel:
             stop = min(start + step, end)
             llama.eval(tokens[start:stop])
             job.emit(PromptProgress(stop, len(tokens)))
+
+    def _run_prompts(self, job: Job, prompts: list[str]) -> None:
+        """Legacy completions: each prompt continued as plain text, `n` times; choice `i*n + j`."""
+        encoded = [self.raw_prompt_tokens(prompt) for prompt in prompts]
+        for index, tokens in enumerate(encoded):
+            if len(tokens) >= self.n_ctx:
+                raise InvalidRequestError(
+                    f"This model's maximum context length is {self.n_ctx} tokens. However, prompt {index}"
+                    f" has {len(tokens)} tokens.",
+                    param="prompt",
+                    code="context_length_exceeded",
+                )
+        prompt_tokens = sum(len(tokens) for tokens in encoded)
+        job.emit(Started(prompt_tokens=prompt_tokens))
+        job.emit(Metadata(system_fingerprint=self.fingerprint))
+        grammar = _grammar(job.response_format)
+        completion_tokens = 0
+        for index, (prompt, tokens) in enumerate(zip(prompts, encoded, strict=True)):
+            limit = min(self.n_ctx if job.max_tokens is None else job.max_tokens, self.n_ctx - len(tokens))
+            for copy in range(job.n):
+                choice = index * job.n + copy
+                self.llama.set_seed(job.seed + choice if job.seed is not None else random.randrange(2**31))
+                if job.echo:
+                    job.emit(TextDelta(prompt, choice))
+                if limit <= 0:  # max_tokens 0: the prompt alone (with echo), as harnesses ask to score it
+                    job.emit(Finish("length", choice))
+                    continue
+                completion_tokens += self._choice(job, tokens, limit, grammar, choice, None)
+                if job.cancelled.is_set():
+                    return
+        job.emit(Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
 
     def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None) -> int:
         from llama_cpp import LogitsProcessorList

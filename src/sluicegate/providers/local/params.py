@@ -36,6 +36,42 @@ UNSUPPORTED = {
 }
 
 
+# legacy completions (`/v1/completions`) on the embedded model
+LEGACY_HONOURED = frozenset(
+    {
+        "model", "prompt", "stream", "stream_options", "max_tokens", "temperature", "top_p", "stop", "seed",
+        "n", "frequency_penalty", "presence_penalty", "logprobs", "logit_bias", "echo",
+    }
+)
+LEGACY_UNSUPPORTED = {
+    "suffix": "does not fill in the middle",
+    "best_of": "generates each choice once: 'best_of' must be 1",
+}
+
+
+def check_legacy_params(body: dict[str, Any], model: str) -> None:
+    for name, value in body.items():
+        if name in LEGACY_HONOURED or name in DESCRIPTIVE or value is None:
+            continue
+        if (name == "suffix" and value == "") or (name == "best_of" and value == 1):
+            continue
+        if name in LEGACY_UNSUPPORTED:
+            raise InvalidRequestError(
+                f"The model `{model}` {LEGACY_UNSUPPORTED[name]}: remove '{name}' or choose another model.",
+                param=name,
+                code="unsupported_parameter",
+            )
+        raise InvalidRequestError(
+            f"Unrecognized request argument supplied: {name}", param=name, code="unknown_parameter"
+        )
+    if body.get("echo") and body.get("logprobs") is not None:
+        raise InvalidRequestError(
+            f"The model `{model}` cannot give the logprobs of an echoed prompt: use 'echo' or 'logprobs'.",
+            param="echo",
+            code="unsupported_parameter",
+        )
+
+
 def check_params(body: dict[str, Any], model: str) -> None:
     for name, value in body.items():
         if name in HONOURED or name in DESCRIPTIVE or value is None:
@@ -65,6 +101,9 @@ def check_request(request: ChatRequest, model: str) -> None:
     requests by the canonical fields their translation filled in."""
     if request.source == "openai":
         check_params(request.raw, model)
+        return
+    if request.source == "completions":
+        check_legacy_params(request.raw, model)
         return
     names = _DOOR_NAMES.get(request.source, {})
     if request.reasoning_effort is not None or request.thinking_budget is not None:

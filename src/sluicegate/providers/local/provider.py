@@ -146,6 +146,8 @@ class LocalProvider:
             top_logprobs=request.top_logprobs or 0,
             logit_bias=parse_logit_bias(request.logit_bias, model.n_vocab),
             tools=plan,
+            prompts=request.prompts,
+            echo=request.echo,
         )
         self._admitted += 1
         self._jobs.add(job.cancelled)

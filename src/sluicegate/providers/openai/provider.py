@@ -8,19 +8,22 @@ do; the answer's fields the gateway does not know come back the same way.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import aiohttp
 import orjson
 
 from sluicegate.core.completion import Completion, completion_events
+from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
 from sluicegate.core.events import Batch, LastBatch, Started
 from sluicegate.core.request import ChatRequest
-from sluicegate.errors import GatewayError
+from sluicegate.errors import GatewayError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.http import UpstreamProvider
 from sluicegate.providers.openai.chunks import ChunkParser
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.providers.openai.errors import upstream_error
+from sluicegate.providers.openai.legacy import LegacyChunkParser, parse_text_completion
 from sluicegate.providers.openai.request import openai_body
 from sluicegate.providers.openai.response import parse_completion
 
@@ -37,8 +40,12 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             {"Content-Type": "application/json"},
         )
         self.url = f"{config.base_url}/chat/completions"
+        self.legacy_url = f"{config.base_url}/completions"
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
+        if request.prompts is not None:  # legacy completions: the client's body, as sent
+            body = orjson.dumps(legacy_body(request, self._model(request), stream))
+            return await self.transport.post(self.legacy_url, body, self._headers, stream=stream)
         body = orjson.dumps(openai_body(request, self._model(request), stream))
         return await self.transport.post(self.url, body, self._headers, stream=stream)
 
@@ -48,9 +55,11 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
         if response.content_type == "application/json":
             # Some servers ignore `stream: true` and answer whole; stream that answer.
             yield started
-            yield completion_events(parse_completion(await self.transport.read_json(response), self.name))
+            yield completion_events(self._whole(request, await self.transport.read_json(response)))
             return
-        parser = ChunkParser(self.name)
+        parser: ChunkParser | LegacyChunkParser = (
+            LegacyChunkParser(self.name) if request.prompts is not None else ChunkParser(self.name)
+        )
         saw_done = False
         events = self.transport.events(response, arrived_first=True)
         try:
@@ -74,15 +83,49 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
 
     async def complete(self, request: ChatRequest) -> Completion:
         response = await self._post(request, stream=False)
-        completion = parse_completion(await self.transport.read_json(response), self.name)
+        completion = self._whole(request, await self.transport.read_json(response))
         completion.origin = Started(upstream_model=self._model(request))
         return completion
+
+    def _whole(self, request: ChatRequest, body: object) -> Completion:
+        if request.prompts is not None:
+            return parse_text_completion(body, self.name)
+        return parse_completion(body, self.name)
 
     async def count_tokens(self, request: ChatRequest) -> int | None:
         return None  # OpenAI-compatible servers have no standard endpoint for it
 
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        """The client's body as sent, with the upstream's model name; its answer as it came."""
+        model = self._model(request)
+        body = orjson.dumps({**request.raw, "model": model})
+        response = await self.transport.post(f"{self.config.base_url}/embeddings", body, self._headers, stream=False)
+        answer = await self.transport.read_json(response)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, list):
+            raise UpstreamError(f"The upstream of `{self.name}` answered /embeddings without `data`.")
+        usage = answer.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return Embeddings(
+            vectors=[],
+            prompt_tokens=tokens if isinstance(tokens, int) else input_tokens_estimate(request),
+            estimated=not isinstance(tokens, int),
+            body=answer,
+            origin=Started(upstream_model=model),
+        )
 
-def _parse(events: list[SSEEvent], parser: ChunkParser, name: str) -> tuple[Batch, bool, GatewayError | None]:
+
+def legacy_body(request: ChatRequest, upstream_model: str, stream: bool) -> dict[str, Any]:
+    """The client's legacy completions body with the upstream's model; usage asked for in streams."""
+    body: dict[str, Any] = {**request.raw, "model": upstream_model, "stream": stream}
+    if stream:
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    else:
+        body.pop("stream_options", None)
+    return body
+
+
+def _parse(events: list[SSEEvent], parser: ChunkParser | LegacyChunkParser, name: str) -> tuple[Batch, bool, GatewayError | None]:
     """The canonical events of one network read, whether it held `[DONE]`, and the error
     that interrupted it (returned, so the events before it still reach the client)."""
     batch: Batch = []

@@ -71,7 +71,8 @@
       if (!res.ok) throw new Error(await errorMessage(res));
       const body = await res.json();
       if (ticket !== modelsRequest) return;
-      const entries = (body?.data ?? []).filter((m) => m && m.id);
+      // the chat playground offers chat models only (embeddings models are listed with mode: embeddings)
+      const entries = (body?.data ?? []).filter((m) => m && m.id && m.mode !== 'embeddings');
       entries.sort((a, b) => (a.alias_for ? 1 : 0) - (b.alias_for ? 1 : 0) || a.id.localeCompare(b.id));
       const ids = entries.map((m) => m.id);
       if (ids.length === 0) {
