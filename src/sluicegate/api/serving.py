@@ -282,6 +282,7 @@ def observe(exchange: Exchange, batch: Batch) -> None:
 
 
 def _note_origin(exchange: Exchange, started: Started) -> None:
+    exchange.committed = True
     if started.deployment:
         exchange.deployment = started.deployment
     if started.upstream_model:
