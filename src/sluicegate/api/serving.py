@@ -287,6 +287,8 @@ def _note_origin(exchange: Exchange, started: Started) -> None:
         exchange.deployment = started.deployment
     if started.upstream_model:
         exchange.upstream_model = started.upstream_model
+    if started.model:
+        exchange.served_by = started.model  # a fallback's entry, when one answered
     exchange.attempts = started.attempts
     if started.prompt_tokens is not None:
         exchange.prompt_tokens_hint = started.prompt_tokens
