@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluicegate.core.completion import Completion
+from sluicegate.core.completion import Completion, Fold, collect
 from sluicegate.core.events import (
     Batch,
     Finish,
@@ -161,14 +161,22 @@ async def serve_chat(
     await gateway.admit(exchange)
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
-        work = asyncio.ensure_future(route.provider.complete(chat))
+        # The embedded model's answer is folded here from its stream, so that what it generated
+        # is known if the client leaves and the model is stopped.
+        fold = Fold() if route.provider.kind == "local" else None
+        answer = route.provider.complete(chat) if fold is None else collect(route.provider.stream(chat), fold)
+        work = asyncio.ensure_future(answer)
         try:
             outcome = await wait_for_work(work, disconnect, gateway.shutdown, None)
         finally:
             disconnect.cancel()
+        if outcome is Outcome.CLIENT_LEFT and fold is None:
+            return _read_on_for_the_bill(work, exchange, gateway)
         if outcome is not Outcome.DONE:
             await cancel(work)
             if outcome is Outcome.CLIENT_LEFT:
+                if fold is not None:  # billed the tokens generated until the model stopped
+                    _observe_completion(exchange, fold.completion())
                 return _client_left(exchange, gateway)
             raise shutting_down()
         completion = work.result()
@@ -246,6 +254,34 @@ def _client_left(exchange: Exchange, gateway: Gateway) -> Response:
     exchange.status = 499
     gateway.settle(exchange)
     return Response(status_code=499)  # nobody is waiting; the work was cancelled
+
+
+def _read_on_for_the_bill(work: asyncio.Future[Completion], exchange: Exchange, gateway: Gateway) -> Response:
+    """The client left a whole answer of an upstream, which bills it all the same: the answer
+    is read to its end (bounded by the model's timeouts, or ended at the shutdown deadline) in
+    the background, and the exchange is settled with its usage, still as `client_gone`."""
+    exchange.client_gone = True
+    exchange.status = 499
+    exchange.total_s = exchange.elapsed()
+    gateway.run_in_background(_bill_when_answered(work, exchange, gateway))
+    return Response(status_code=499)
+
+
+async def _bill_when_answered(work: asyncio.Future[Completion], exchange: Exchange, gateway: Gateway) -> None:
+    stop = gateway.shutdown.watch()
+    try:
+        await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gateway.shutdown.unwatch(stop)
+        if not work.done():
+            await cancel(work)
+        if work.done() and not work.cancelled():
+            failure = work.exception()
+            if failure is None:
+                _observe_completion(exchange, work.result())
+            elif isinstance(failure, GatewayError) and failure.deployment:
+                exchange.deployment, exchange.attempts = failure.deployment, failure.attempts
+        gateway.settle(exchange)
 
 
 def _answer_headers(exchange: Exchange) -> dict[str, str]:

@@ -57,7 +57,7 @@ class Completion:
         return self.metadata.system_fingerprint if self.metadata else None
 
 
-class _Fold:
+class Fold:
     """Accumulates events per choice into whole messages."""
 
     def __init__(self) -> None:
@@ -148,9 +148,10 @@ def _merge(old: Any, new: Any) -> Any:
     return new
 
 
-async def collect(batches: AsyncIterator[Batch]) -> Completion:
-    """Fold a canonical stream into one completion (used where an upstream only streams)."""
-    fold = _Fold()
+async def collect(batches: AsyncIterator[Batch], fold: Fold | None = None) -> Completion:
+    """Fold a canonical stream into one completion (used where an upstream only streams).
+    With `fold`, what arrived stays readable if the collecting is cancelled."""
+    fold = fold or Fold()
     async for batch in batches:
         for event in batch:
             fold.add(event)
@@ -158,7 +159,7 @@ async def collect(batches: AsyncIterator[Batch]) -> Completion:
 
 
 def fold_events(events: Batch) -> Completion:
-    fold = _Fold()
+    fold = Fold()
     for event in events:
         fold.add(event)
     return fold.completion()
