@@ -353,6 +353,23 @@ async def test_a_whole_answer_whose_client_left_is_billed_what_the_upstream_bill
         upstream.stop()
 
 
+async def test_an_answer_still_read_at_shutdown_is_ended_at_its_deadline_and_settled(tmp_path: Path) -> None:
+    upstream = OpenAIUpstream().start()
+    try:
+        upstream.enqueue(Reply(body=b"{}", wait_s=30))  # an answer that would take 30 s
+        models = [upstream_entry("m", upstream.base_url, price={"input": 1, "output": 1})]
+        settings = settings_for(tmp_path, models, shutdown_timeout_s=0.5)
+        async with in_process(settings) as gw:
+            key_id, headers = await key(gw, budget_nanos=usd_to_nanos(10))
+            body = {"model": "m", "messages": HI, "max_tokens": 5}
+            assert await hang_up(gw, "/v1/chat/completions", body, headers, after_s=0.2) == 499
+            await gw.gateway.finish_background()  # the shutdown timeout, then the read is ended
+            (row,) = await rows(gw, key_id)
+            assert row["client_gone"] and row["status"] == 499 and row["cost_nanos"] == 0
+    finally:
+        upstream.stop()
+
+
 # --- 5. nothing answered, nothing billed: streamed and whole alike -------------------------
 
 
