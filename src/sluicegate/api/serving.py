@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sluicegate.core.completion import Completion, Fold, collect
+from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import (
     Batch,
     Finish,
@@ -161,26 +161,27 @@ async def serve_chat(
     await gateway.admit(exchange)
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
-        # The embedded model's answer is folded here from its stream, so that what it generated
-        # is known if the client leaves and the model is stopped.
-        fold = Fold() if route.provider.kind == "local" else None
-        answer = route.provider.complete(chat) if fold is None else collect(route.provider.stream(chat), fold)
+        # The embedded model's answer is folded here from its stream, noted as it comes, so
+        # what it generated is known if the client leaves and the model is stopped.
+        local = route.provider.kind == "local"
+        answer = collect(_noted(route.provider.stream(chat), exchange)) if local else route.provider.complete(chat)
         work = asyncio.ensure_future(answer)
         try:
             outcome = await wait_for_work(work, disconnect, gateway.shutdown, None)
         finally:
             disconnect.cancel()
-        if outcome is Outcome.CLIENT_LEFT and fold is None:
+        if outcome is Outcome.CLIENT_LEFT and not local:
             return _read_on_for_the_bill(work, exchange, gateway)
         if outcome is not Outcome.DONE:
             await cancel(work)
             if outcome is Outcome.CLIENT_LEFT:
-                if fold is not None:  # billed the tokens generated until the model stopped
-                    _observe_completion(exchange, fold.completion())
-                return _client_left(exchange, gateway)
+                return _client_left(exchange, gateway)  # billed what the model generated until it stopped
             raise shutting_down()
         completion = work.result()
-        _observe_completion(exchange, completion)
+        if local:
+            exchange.ttft_s = exchange.elapsed()  # a whole answer's first content is all of it
+        else:
+            _observe_completion(exchange, completion)
         response = whole(completion, route.model)
         response.headers.update(_answer_headers(exchange))
         gateway.settle(exchange)
@@ -328,6 +329,16 @@ def _note_origin(exchange: Exchange, started: Started) -> None:
     exchange.attempts = started.attempts
     if started.prompt_tokens is not None:
         exchange.prompt_tokens_hint = started.prompt_tokens
+
+
+async def _noted(events: AsyncGenerator[Batch, None], exchange: Exchange) -> AsyncIterator[Batch]:
+    """The stream's batches, each noted on the exchange as it passes (`observe`)."""
+    try:
+        async for batch in events:
+            observe(exchange, batch)
+            yield batch
+    finally:
+        await events.aclose()
 
 
 def _observe_completion(exchange: Exchange, completion: Completion) -> None:

@@ -57,7 +57,7 @@ class Completion:
         return self.metadata.system_fingerprint if self.metadata else None
 
 
-class Fold:
+class _Fold:
     """Accumulates events per choice into whole messages."""
 
     def __init__(self) -> None:
@@ -148,10 +148,9 @@ def _merge(old: Any, new: Any) -> Any:
     return new
 
 
-async def collect(batches: AsyncIterator[Batch], fold: Fold | None = None) -> Completion:
-    """Fold a canonical stream into one completion (used where an upstream only streams).
-    With `fold`, what arrived stays readable if the collecting is cancelled."""
-    fold = fold or Fold()
+async def collect(batches: AsyncIterator[Batch]) -> Completion:
+    """Fold a canonical stream into one completion (used where an upstream only streams)."""
+    fold = _Fold()
     async for batch in batches:
         for event in batch:
             fold.add(event)
@@ -159,7 +158,7 @@ async def collect(batches: AsyncIterator[Batch], fold: Fold | None = None) -> Co
 
 
 def fold_events(events: Batch) -> Completion:
-    fold = Fold()
+    fold = _Fold()
     for event in events:
         fold.add(event)
     return fold.completion()
