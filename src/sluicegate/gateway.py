@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,7 @@ class Gateway:
     cache: ResponseCache | None = None  # the exact response cache (core/cache.py)
     started_at: int = field(default_factory=lambda: int(time.time()))
     _to_settle: list[Exchange] = field(default_factory=list)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)  # work left by gone clients
     _settler: asyncio.Task[None] | None = None
 
     @classmethod
@@ -188,6 +189,7 @@ class Gateway:
     async def close(self) -> None:
         """A clean stop: every finished request settled, and (the governance hook's close) its
         ledger record written, before the stores close."""
+        await self.finish_background()
         await self.wait_settled()
         for provider in self.models.providers():
             await provider.close()
@@ -199,6 +201,22 @@ class Gateway:
         await self.keys.close()
         await self.dependencies.close()
         await self.store.close()
+
+    def run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Work a request leaves behind (reading an answer whose client left, for its bill)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def finish_background(self) -> None:
+        """Background work may finish within the shutdown timeout; then it is ended (it watches
+        `shutdown`) and settles with what it has."""
+        if not self._background:
+            return
+        await asyncio.wait(set(self._background), timeout=self.settings.server.shutdown_timeout_s)
+        self.shutdown.end()
+        if self._background:
+            await asyncio.wait(set(self._background))
 
     def route(self, chat: ChatRequest) -> Route:
         """The provider for the requested model; fills in what the model entry decides for

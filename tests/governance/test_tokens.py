@@ -56,10 +56,10 @@ async def test_upstream_usage_wins_and_nothing_started_is_nothing() -> None:
 
 def test_prompt_estimate_is_characters_over_four_plus_framing() -> None:
     chat = ChatRequest(model="m", messages=[{"role": "user", "content": "x" * 40}], raw={})
-    assert prompt_estimate(chat) == 11 + 3 + 3  # ceil(44 / 4) for "user" + text, 3 per message, 3 to reply
+    assert prompt_estimate(chat) == 10 + 3 + 3  # 40 / 4 for the text, 3 per message, 3 to reply
 
 
-def test_prompt_estimate_counts_what_message_text_finds() -> None:
+def test_prompt_estimate_counts_at_least_what_message_text_finds() -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": [{"type": "text", "text": "abc"}, {"type": "image_url"}, "odd"]},
@@ -68,8 +68,9 @@ def test_prompt_estimate_counts_what_message_text_finds() -> None:
         {"content": "no role"},
     ]
     chat = ChatRequest(model="m", messages=messages, raw={})
-    expected = sum(-(-len(text) // 4) + 3 for text in message_text(messages)) + 3
-    assert prompt_estimate(chat) == expected == 31
+    texts = sum(-(-len(text) // 4) + 3 for text in message_text(messages)) + 3
+    image = 2322  # an image of unknown size, for no provider in particular: the highest rule's most
+    assert prompt_estimate(chat) >= texts + image
 
 
 def test_costs() -> None:

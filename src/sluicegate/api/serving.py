@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.core.cache import HEADER, Plan, ResponseCache, complete, plan_for, replay, size_of
-from sluicegate.core.completion import Completion, completion_events, fold_events
+from sluicegate.core.completion import Completion, collect, completion_events, fold_events
 from sluicegate.core.events import (
     Batch,
     Event,
@@ -165,22 +165,35 @@ async def serve_chat(
     await gateway.admit(exchange)
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
-        answer = _from_cache(kept) if kept is not None else route.provider.complete(chat)
+        # The embedded model's answer is folded here from its stream, noted as it comes, so
+        # what it generated is known if the client leaves and the model is stopped.
+        local = kept is None and route.provider.kind == "local"
+        if kept is not None:
+            answer = _from_cache(kept)
+        elif local:
+            answer = collect(_noted(route.provider.stream(chat), exchange))
+        else:
+            answer = route.provider.complete(chat)
         work = asyncio.ensure_future(answer)
         try:
             outcome = await wait_for_work(work, disconnect, gateway.shutdown, None)
         finally:
             disconnect.cancel()
+        if outcome is Outcome.CLIENT_LEFT and not local:
+            return _read_on_for_the_bill(work, exchange, gateway)
         if outcome is not Outcome.DONE:
             await cancel(work)
             if outcome is Outcome.CLIENT_LEFT:
-                return _client_left(exchange, gateway)
+                return _client_left(exchange, gateway)  # billed what the model generated until it stopped
             raise shutting_down()
         completion = work.result()
         if plan is not None and kept is None and gateway.cache is not None:
             batches = [completion_events(completion)]
             gateway.cache.put(plan.key, batches, plan.ttl_s, size_of(batches))
-        _observe_completion(exchange, completion)
+        if local:
+            exchange.ttft_s = exchange.elapsed()  # a whole answer's first content is all of it
+        else:
+            _observe_completion(exchange, completion)
         response = whole(completion, route.model)
         response.headers.update(_answer_headers(exchange))
         gateway.settle(exchange)
@@ -329,6 +342,34 @@ def _client_left(exchange: Exchange, gateway: Gateway) -> Response:
     return Response(status_code=499)  # nobody is waiting; the work was cancelled
 
 
+def _read_on_for_the_bill(work: asyncio.Future[Completion], exchange: Exchange, gateway: Gateway) -> Response:
+    """The client left a whole answer of an upstream, which bills it all the same: the answer
+    is read to its end (bounded by the model's timeouts, or ended at the shutdown deadline) in
+    the background, and the exchange is settled with its usage, still as `client_gone`."""
+    exchange.client_gone = True
+    exchange.status = 499
+    exchange.total_s = exchange.elapsed()
+    gateway.run_in_background(_bill_when_answered(work, exchange, gateway))
+    return Response(status_code=499)
+
+
+async def _bill_when_answered(work: asyncio.Future[Completion], exchange: Exchange, gateway: Gateway) -> None:
+    stop = gateway.shutdown.watch()
+    try:
+        await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gateway.shutdown.unwatch(stop)
+        if not work.done():
+            await cancel(work)
+        if work.done() and not work.cancelled():
+            failure = work.exception()
+            if failure is None:
+                _observe_completion(exchange, work.result())
+            elif isinstance(failure, GatewayError) and failure.deployment:
+                exchange.deployment, exchange.attempts = failure.deployment, failure.attempts
+        gateway.settle(exchange)
+
+
 def _answer_headers(exchange: Exchange) -> dict[str, str]:
     headers = {"x-request-id": exchange.request_id}
     if exchange.deployment:
@@ -363,13 +404,26 @@ def observe(exchange: Exchange, batch: Batch) -> None:
 
 
 def _note_origin(exchange: Exchange, started: Started) -> None:
+    exchange.committed = True
     if started.deployment:
         exchange.deployment = started.deployment
     if started.upstream_model:
         exchange.upstream_model = started.upstream_model
+    if started.model:
+        exchange.served_by = started.model  # a fallback's entry, when one answered
     exchange.attempts = started.attempts
     if started.prompt_tokens is not None:
         exchange.prompt_tokens_hint = started.prompt_tokens
+
+
+async def _noted(events: AsyncGenerator[Batch, None], exchange: Exchange) -> AsyncIterator[Batch]:
+    """The stream's batches, each noted on the exchange as it passes (`observe`)."""
+    try:
+        async for batch in events:
+            observe(exchange, batch)
+            yield batch
+    finally:
+        await events.aclose()
 
 
 def _observe_completion(exchange: Exchange, completion: Completion) -> None:

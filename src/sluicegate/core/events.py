@@ -146,6 +146,7 @@ class Started:
     deployment: str | None = None
     upstream_model: str | None = None
     attempts: int = 1
+    model: str | None = None  # the model entry that answered: a fallback's, when one did
     prompt_tokens: int | None = None  # known before generation (the local tokenizer)
 
 

@@ -31,6 +31,9 @@ class Exchange:
     upstream_model: str = ""
     deployment: str = ""
     attempts: int = 0
+    # an upstream began an answer (its first batch, or a whole completion): until then nothing
+    # was generated, so nothing is billed
+    committed: bool = False
     stream: bool = False
     created: float = field(default_factory=time.time)  # wall clock, for records
     t0: float = field(default_factory=time.perf_counter)  # monotonic, for durations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -51,3 +52,6 @@ class ChatRequest:
     echo: bool = False
     # the client's protocol headers (`anthropic-beta`) for an upstream speaking the same format
     forward_headers: dict[str, str] = field(default_factory=dict)
+    # set by governance for a key with a model list: whether the key may use a model entry
+    # (routing asks it before trying a fallback model)
+    may_use: Callable[[str], bool] | None = None

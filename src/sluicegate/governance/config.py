@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def env_or_none(name: str) -> str | None:
@@ -27,8 +28,6 @@ class GovernanceConfig(BaseModel):
     ledger_flush_s: float = Field(default=0.25, gt=0)  # the longest a record waits in memory
     ledger_batch: int = Field(default=500, ge=1)  # a batch this big is written at once
     ledger_buffer: int = Field(default=200_000, ge=1)  # records kept while the database is down
-    # the completion a budget reservation assumes when a request sets no max_tokens
-    reserve_completion_tokens: int = Field(default=1024, ge=0)
     reservation_ttl_s: float = Field(default=3600.0, gt=0)  # a reservation older is released
     # a budget lease (governance/leases.py) admits a busy key's requests in memory this long;
     # 0: every request reserves its own estimate in the database
@@ -44,3 +43,13 @@ class GovernanceConfig(BaseModel):
     # reservations released); one on the same host whose PID is gone is dead at once
     instance_timeout_s: float = Field(default=15.0, gt=0)
     negative_cache: int = Field(default=10_000, ge=0)  # unknown secrets remembered, at most
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "reserve_completion_tokens" in value:
+            raise ValueError(
+                "`reserve_completion_tokens` is gone: a budget now reserves a request's max_tokens, else its"
+                " model entry's `max_output_tokens` (default 32768); set that on the model entries"
+            )
+        return value

@@ -15,6 +15,7 @@ import fnmatch
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from sluicegate.core.events import Usage
@@ -33,9 +34,11 @@ from sluicegate.governance.leases import BudgetLeases, Hold
 from sluicegate.governance.ledger import LedgerWriter
 from sluicegate.governance.limit_slices import LimitSlices
 from sluicegate.governance.limits import Decision, LimitAsk, Limiter, MemoryLimiter, RedisLimiter
+from sluicegate.governance.price_book import PriceBook
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
-from sluicegate.governance.tokens import TokenCounter, prompt_estimate
-from sluicegate.providers.config import Price
+from sluicegate.governance.prompt_estimate import prompt_estimate
+from sluicegate.governance.tokens import TokenCounter
+from sluicegate.providers.config import DEFAULT_MAX_OUTPUT_TOKENS
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd, open_blob
 
@@ -87,7 +90,7 @@ class Governance:
         self.limiter = limiter
         self.models = models  # entry name -> ModelEntry (its price)
         self.providers = providers  # entry name -> provider (its tokenizer)
-        self._prices: dict[tuple[str, str], Price | None] = {}  # (entry, deployment) -> price
+        self.prices = PriceBook(models, providers)
         self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
         self.counter = TokenCounter()
         self._sweeper: asyncio.Task[None] | None = None
@@ -183,19 +186,23 @@ class Governance:
             return
         admission = Admission(key.id)
         exchange.state[STATE] = admission
-        if key.models is not None and not model_allowed(key.models, exchange.model, exchange.served_by):
-            raise PermissionDeniedError(
-                f"This API key may not use the model `{exchange.model}`.",
-                code="model_not_allowed",
-                param="model",
-            )
+        may_use = None
+        if key.models is not None:
+            if not model_allowed(key.models, exchange.model, exchange.served_by):
+                raise PermissionDeniedError(
+                    f"This API key may not use the model `{exchange.model}`.",
+                    code="model_not_allowed",
+                    param="model",
+                )
+            may_use = partial(model_allowed, key.models)
+            if exchange.request is not None:
+                exchange.request.may_use = may_use  # routing asks it before each fallback
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):
             if self.durable is not None:
-                await self._open(exchange, admission, prompt_estimate(exchange.request), None)
+                await self._open(exchange, admission, self._prompt(exchange), None)
             return
-        hint = exchange.prompt_tokens_hint  # a door that knows its input's size (embeddings)
-        prompt = hint if hint is not None else prompt_estimate(exchange.request)
+        prompt = self._prompt(exchange)
         cost = prompt if key.tpm else 0
         # Most requests of a busy key are checked and held in memory: on a slice of its Redis
         # limits and on a lease of its budget; what needs a round trip goes in group commits.
@@ -206,7 +213,11 @@ class Governance:
             decision = self._limit_now(ask) or await _caught(self._limit_later(ask))
         held: Hold | BaseException | None = None
         if budgeted:
-            most = self._estimate(exchange, prompt)
+            candidates = self.prices.most(exchange.served_by, key.models, may_use)
+            request = exchange.request
+            most = PriceBook.estimate(
+                candidates, prompt, request.max_tokens if request else None, max(1, request.n) if request else 1
+            )
             held = self.leases.try_hold(key, most) or await _caught(self.leases.hold(key, most))
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
@@ -288,7 +299,8 @@ class Governance:
             if produced <= recorded:
                 continue
             entry[2] = record.completion_tokens = produced
-            record.cost_nanos = cost_nanos(self._price(exchange), Usage(record.prompt_tokens, produced))
+            price = self.prices.price(exchange.served_by, exchange.deployment)
+            record.cost_nanos = cost_nanos(price, Usage(record.prompt_tokens, produced))
             record.deployment, record.upstream_model = exchange.deployment, exchange.upstream_model
             rows.append((open_id, open_blob(record)))
         return rows
@@ -300,47 +312,38 @@ class Governance:
         service = "PostgreSQL" if self.store.backend == "postgresql" else "SQLite"
         return f"the database ({service}), where this key's budget is kept"
 
+    @staticmethod
+    def _prompt(exchange: Exchange) -> int:
+        """The prompt tokens admission counts: the door's own count where it has one
+        (embeddings), else the estimate of the whole body."""
+        hint = exchange.prompt_tokens_hint
+        if hint is not None:
+            return hint
+        return prompt_estimate(exchange.request, exchange.provider, exchange.upstream_model)
+
     def _estimate(self, exchange: Exchange, prompt: int) -> int:
-        """The most this request may cost (nano-dollars): its prompt and its completion cap."""
-        return estimate_nanos(self._price(exchange), prompt, self._completion_cap(exchange))
+        """What the request may cost at its model's own price (an open row's estimate)."""
+        price = self.prices.price(exchange.served_by, exchange.deployment)
+        return estimate_nanos(price, prompt, self._completion_cap(exchange))
 
     def _completion_cap(self, exchange: Exchange) -> int:
-        """The completion tokens a request is admitted for: its cap (or the assumed one) times `n`."""
+        """The completion tokens a request is admitted for: its cap, else its model entry's
+        `max_output_tokens`, times `n`."""
         request = exchange.request
-        completion = (
-            request.max_tokens
-            if request and request.max_tokens is not None
-            else self.config.reserve_completion_tokens
-        )
+        completion = request.max_tokens if request and request.max_tokens is not None else None
+        if completion is None:
+            entry = self.models.get(exchange.served_by)
+            completion = getattr(entry, "max_output_tokens", None) or DEFAULT_MAX_OUTPUT_TOKENS
         choices = request.n if request else 1
         return completion * max(1, choices)
 
     def _answered_by(self, exchange: Exchange) -> Any:
-        """The provider that answered: a model entry's deployment (by name) when it has several."""
-        served = self.providers.get(exchange.served_by)
-        deployments = getattr(served, "deployments", None)
-        if not deployments:
-            return served
-        chosen = next((d for d in deployments if d.name == exchange.deployment), deployments[0])
-        return chosen.provider
-
-    def _price(self, exchange: Exchange) -> Price | None:
-        """The model entry's price, else the answering deployment's own (the entries are fixed
-        for the hook's life, so each pair is looked up once: this runs twice per request)."""
-        pair = (exchange.served_by, exchange.deployment)
-        if pair in self._prices:
-            return self._prices[pair]
-        price = getattr(self.models.get(exchange.served_by), "price", None)
-        if price is None:
-            config = getattr(self._answered_by(exchange), "config", None)
-            price = getattr(config, "price", None)
-        found = self._prices[pair] = price if isinstance(price, Price) else None
-        return found
+        return self.prices.answered_by(exchange.served_by, exchange.deployment)
 
     async def settle(self, exchange: Exchange) -> None:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
-        record_cost = cost_nanos(self._price(exchange), usage)
+        record_cost = cost_nanos(self.prices.price(exchange.served_by, exchange.deployment), usage)
         if exchange.cache_hit:  # the tokens the answer had, at no cost unless the entry bills hits
             cache = getattr(self.models.get(exchange.served_by), "cache", None)
             source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0

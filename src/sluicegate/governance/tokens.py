@@ -6,8 +6,9 @@ for OpenAI model families (`bpe-openai` ships cl100k and o200k inside the packag
 works offline; `tiktoken` would download them at run time); otherwise an estimate of one token
 per 4 characters, rounded up, marked `estimate` in the ledger.
 
-The admission path uses only `prompt_estimate` (characters / 4 plus a few tokens per message): a
-reservation must be cheap, and it is corrected when the request settles.
+The admission path uses only `prompt_estimate` (governance/prompt_estimate.py: the whole prompt,
+tools, schemas and media included, erring high): a reservation must be cheap, and it is
+corrected when the request settles.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from typing import Any
 
 from sluicegate.core.events import Usage
 from sluicegate.core.exchange import Exchange
-from sluicegate.core.request import ChatRequest
+from sluicegate.governance.prompt_estimate import PER_MESSAGE, prompt_estimate
 
 log = logging.getLogger("sluicegate.tokens")
 _OPENAI_FAMILY = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-|text-davinci|davinci|babbage|codex-)")
 _CL100K = re.compile(r"^(gpt-3\.5|gpt-4(?!o|\.\d|-o)(-|$)|ft:gpt-3\.5|ft:gpt-4(?!o))")
-PER_MESSAGE = 3  # OpenAI's chat format adds about 3 tokens per message, and 3 to prime the reply
 
 
 def openai_encoding_name(model: str) -> str | None:
@@ -63,18 +63,6 @@ def chars_estimate(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def prompt_estimate(request: ChatRequest | None) -> int:
-    """A cheap upper-leaning guess of the prompt's tokens, for admission: `chars_estimate` of
-    each message's text, counted by length without joining it (this runs on every request of a
-    key with limits or a budget)."""
-    if request is None:
-        return 0
-    total = PER_MESSAGE
-    for message in request.messages:
-        total += -(-sum(map(len, message_parts(message))) // 4) + PER_MESSAGE
-    return total
-
-
 class TokenCounter:
     def __init__(self) -> None:
         self._encodings: dict[str, Any] = {}
@@ -103,8 +91,10 @@ class TokenCounter:
         if exchange.usage is not None:
             return exchange.usage, "upstream"
         output = "".join(exchange.output_parts)
-        if exchange.attempts <= 0 and not output:
-            return Usage(0, 0), "none"  # the provider never started: nothing was generated
+        if not exchange.committed and not output:
+            # no upstream began an answer (refused by the gateway, no deployment reachable,
+            # every attempt failed before its first byte): nothing was generated, nothing billed
+            return Usage(0, 0), "none"
         try:
             return await self._count(exchange, provider, output)
         except Exception:

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sluicegate.core.cache import CacheConfig
 from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
 
+# the most one answer may write, when a model entry does not say (`max_output_tokens`)
+DEFAULT_MAX_OUTPUT_TOKENS = 32_768
+
 
 class Price(BaseModel):
     """USD per million tokens; `cached_input` defaults to `input`, `cache_write` too."""
@@ -40,6 +43,8 @@ class ModelEntry(BaseModel):
     # OpenAI's hosted tools (web_search...) in a Responses request: left out (named in a header
     # and a log line) or refused with a 400
     hosted_tools: Literal["omit", "refuse"] = "omit"
+    # the most one answer may write: a budget reserves this for a request without max_tokens
+    max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
     # routing (routing/config.py): set on the model entry; a deployment in `deployments:`
     # takes only its `weight`, its share of the model's traffic
     weight: float = Field(default=1.0, gt=0)

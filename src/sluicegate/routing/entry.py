@@ -29,7 +29,15 @@ from sluicegate.routing.config import TRANSPORT_TIMEOUTS, Strategy, Timeouts
 # the union branch of a model that lists deployments, as config errors name it in their path
 DEPLOYMENTS_TAG = "model-with-deployments"
 # set on the model, not on one of its deployments
-MODEL_LEVEL = ("aliases", "retries", "fallbacks", "cooldown", "timeouts", "default_max_tokens")
+MODEL_LEVEL = (
+    "aliases",
+    "retries",
+    "fallbacks",
+    "cooldown",
+    "timeouts",
+    "default_max_tokens",
+    "max_output_tokens",
+)
 
 
 class DeploymentsEntry(ModelEntry):

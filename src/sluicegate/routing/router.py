@@ -172,8 +172,7 @@ class Router:
             else:
                 started = Started()
                 first.insert(0, started)
-            started.deployment = deployment.name
-            started.attempts = attempts
+            _name_origin(started, deployment, attempts)
             yield first
             if deadline is None:
                 async for batch in inner:
@@ -221,10 +220,7 @@ class Router:
         completion, deployment, attempts = await self._attempts(request, self._deadline(), _complete, False)
         deployment.stats.in_flight -= 1
         deployment.breaker.completed()
-        origin = completion.origin or Started()
-        origin.deployment = deployment.name
-        origin.attempts = attempts
-        completion.origin = origin
+        completion.origin = _name_origin(completion.origin or Started(), deployment, attempts)
         return completion
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
@@ -268,6 +264,9 @@ class Router:
         for router in (self, *self.fallbacks):
             routed = request
             if router is not self:
+                if request.may_use is not None and not request.may_use(router.name):
+                    log.info("model %s: fallback %s skipped: the key may not use it", self.name, router.name)
+                    continue
                 self.stats.fallbacks += 1
                 routed = replace(request, upstream_model=None)
                 log.warning("model %s: every deployment failed; falling back to %s", self.name, router.name)
@@ -448,6 +447,18 @@ class Router:
             error.message = f"All {run.tried} attempts failed; the last: {error.message}"
         error.deployment, error.attempts = deployment.name, run.tried
         return error
+
+
+def _name_origin(started: Started, deployment: Deployment, attempts: int) -> Started:
+    """What answered: the deployment, its model entry (a fallback's, when one did), attempts."""
+    started.deployment = deployment.name
+    started.attempts = attempts
+    owner = deployment.router
+    if owner is not None:
+        started.model = owner.name
+        if not started.upstream_model and owner.upstream_model:
+            started.upstream_model = owner.upstream_model
+    return started
 
 
 class _Deadline:

@@ -1,8 +1,8 @@
 """Anthropic's side of the gateway's errors: how the key is sent, and how an error reads.
 
 Anthropic answers `{"type": "error", "error": {"type", "message"}}` with its own statuses:
-400 invalid_request_error, 401 authentication_error, 403 permission_error, 404
-not_found_error, 413 request_too_large, 429 rate_limit_error, 500 api_error, 504
+400 invalid_request_error, 401 authentication_error, 402 billing_error, 403 permission_error,
+404 not_found_error, 413 request_too_large, 429 rate_limit_error, 500 api_error, 504
 timeout_error, 529 overloaded_error. Every gateway error is rendered in that shape, so the
 `anthropic` SDKs raise their own typed exceptions; the exchange keeps the gateway's status.
 """
@@ -20,6 +20,7 @@ from sluicegate.api.serving import bearer_secret
 from sluicegate.errors import (
     AuthenticationError,
     GatewayError,
+    InsufficientBalanceError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -52,6 +53,8 @@ def anthropic_status(error: GatewayError) -> tuple[int, str]:
         return 404, "not_found_error"
     if isinstance(error, RateLimitError):
         return 429, "rate_limit_error"
+    if isinstance(error, InsufficientBalanceError):
+        return 402, "billing_error"  # not a 500, which SDKs retry
     if isinstance(error, ServiceUnavailableError) or status == 529:
         return 529, "overloaded_error"
     if isinstance(error, UpstreamTimeoutError) or status == 504:
