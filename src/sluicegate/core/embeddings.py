@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,8 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     upstream_model: str | None = None  # set by routing when a wildcard entry derives it
+    # whether the key may use a model (the fallbacks routing may try), set at admission
+    may_use: Callable[[str], bool] | None = None
 
     @property
     def tokenized(self) -> bool:

@@ -30,9 +30,12 @@ async def _embeddings(request: Request, exchange: Exchange, gateway: Gateway) ->
     embedding.upstream_model = route.upstream_model
     exchange.model = embedding.model
     # what the hooks read of a request: no messages, no completion, the input's size
-    exchange.request = ChatRequest(
+    admitted = ChatRequest(
         model=embedding.model, messages=[], raw={}, max_tokens=0, upstream_model=route.upstream_model
     )
+    exchange.request = admitted
+    # admission gives the stand-in the key's model check; routing asks it before each fallback
+    embedding.may_use = lambda name: admitted.may_use is None or admitted.may_use(name)
     exchange.prompt_tokens_hint = input_tokens_estimate(embedding)
     exchange.provider = route.provider.kind
     exchange.served_by = route.provider.name
