@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 import aiohttp
-import orjson
 
 from sluicegate.core.completion import Completion, completion_events
 from sluicegate.core.events import Batch, LastBatch, Started
@@ -39,7 +38,7 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
         self.url = f"{config.base_url}/chat/completions"
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
-        body = orjson.dumps(openai_body(request, self._model(request), stream))
+        body = self.encode(lambda: openai_body(request, self._model(request), stream))
         return await self.transport.post(self.url, body, self._headers, stream=stream)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
