@@ -343,7 +343,7 @@ async def _stream_body(
         opened = True
         if last:
             held = opening
-        else:
+        elif opening:
             yield opening
         async for batch in events:
             observe(exchange, batch)

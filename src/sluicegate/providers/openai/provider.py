@@ -57,6 +57,8 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             async for sse_events in events:
                 batch, saw_done, error = _parse(sse_events, parser, self.name)
                 if started:  # the first list, given at once: the start goes with what arrived
+                    if not sse_events:  # nothing came with the status: its metadata is to come
+                        started[0].metadata_pending = True  # type: ignore[union-attr]
                     batch, started = started + batch, []
                 if saw_done:
                     last = batch  # goes with what the end owes, as the last batch
