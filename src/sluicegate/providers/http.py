@@ -168,7 +168,7 @@ class HTTPTransport:
         if self._session is None:
             raise UpstreamError(f"The provider for `{self.name}` is not started.")
         target = URL(url, encoded=True)  # sent as built: the escapes of a model name are kept
-        if not _within(target.path, self._base_path):
+        if not _within(target.raw_path, self._base_path):
             # a model name made the path leave the entry's base URL: never sent, whatever the name
             log.warning("upstream of %s: refused to send a request to %s", self.name, target.path[:200])
             raise InvalidRequestError(
