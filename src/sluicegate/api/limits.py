@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 from sluicegate.errors import InvalidRequestError
@@ -64,8 +65,15 @@ def check_count(items: Any, param: str, limit: int = MAX_MESSAGES) -> None:
         )
 
 
+_parser: ThreadPoolExecutor | None = None
+
+
 async def parse_off_loop(raw: bytes, parse: Callable[[bytes], T]) -> T:
-    """`parse(raw)`, on a worker thread when the body is large."""
+    """`parse(raw)`, on the parsing thread when the body is large. One thread for all of
+    them: parsing holds the GIL, and the event loop then shares it with one thread, not many."""
+    global _parser
     if len(raw) < OFF_LOOP_BYTES:
         return parse(raw)
-    return await asyncio.to_thread(parse, raw)
+    if _parser is None:  # made on first use: after a worker process has forked
+        _parser = ThreadPoolExecutor(1, thread_name_prefix="sluicegate-parse")
+    return await asyncio.get_running_loop().run_in_executor(_parser, parse, raw)

@@ -177,5 +177,7 @@ def decode_json(raw: bytes) -> Any:
             f" sent was not valid JSON: {exc})",
             code="invalid_json",
         ) from None
+    if isinstance(body, dict):
+        check_count(body.get("messages"), "messages")  # before anything walks them
     check_depth(raw, body, _param)
     return body

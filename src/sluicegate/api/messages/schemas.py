@@ -257,7 +257,7 @@ def decode_json(raw: bytes) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
-    check_depth(raw, body, _path)
     if isinstance(body, dict):
-        check_count(body.get("messages"), "messages")
+        check_count(body.get("messages"), "messages")  # before anything walks them
+    check_depth(raw, body, _path)
     return body
