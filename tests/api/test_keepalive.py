@@ -107,7 +107,7 @@ def test_the_openai_sdk_reads_through_keepalives(gateway: Gateway, clean_upstrea
     stream = client.chat.completions.create(
         model="up", messages=[{"role": "user", "content": "hi"}], stream=True
     )
-    with pytest.raises(openai.APIError, match="down"):
+    with pytest.raises(openai.APIError, match="unavailable with HTTP 503"):
         for _ in stream:
             pass
 

@@ -152,7 +152,9 @@ class ChunkEncoder:
         return opening + self.usage_chunk() + DONE
 
     def fail(self, error: GatewayError) -> bytes:
-        return encode_data(error.to_json()) + DONE
+        opening = self.start(0) if self._role_pending else b""  # a stream still opens as OpenAI's do
+        self._role_pending = False
+        return opening + encode_data(error.to_json()) + DONE
 
 
 def _tool_call(event: ToolCallDelta) -> dict[str, Any]:
