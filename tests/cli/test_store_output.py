@@ -28,7 +28,7 @@ def test_keys_and_usage_name_the_store_they_read(tmp_path: Path) -> None:
     for args in (("keys", "list"), ("keys", "list", "--format", "json"), ("usage",)):
         result = run(*args, data_dir=tmp_path)
         assert result.returncode == 0, result.stderr
-        assert f"store SQLite {tmp_path / 'sluicegate.db'}" in result.stderr
+        assert f"store: SQLite {tmp_path / 'sluicegate.db'}" in result.stderr.splitlines()
         assert "store" not in result.stdout
 
 

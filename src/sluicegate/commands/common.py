@@ -31,7 +31,7 @@ def with_keys(settings: Settings, work: Callable[[KeyStore, Store], Awaitable[T]
     if not settings.database.url:
         prepare_data_dir(settings.data_dir)
     if announce:
-        print(f"sluicegate: store {store_label(settings)}", file=sys.stderr)
+        print(f"store: {store_label(settings)}", file=sys.stderr)
 
     async def run() -> T:
         store = open_store(settings.database.url, settings.data_dir)
