@@ -113,7 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     logging.basicConfig(level=logging.WARNING, format="sluicegate: %(message)s")
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left (`| head`) shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # what the reader wanted it has: the rest of the output goes nowhere, without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         if debug:
             raise

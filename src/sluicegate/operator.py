@@ -168,6 +168,7 @@ def serve_gateway(
             log_format="json" if log_format == "json" else "text",
             shutdown_timeout_s=settings.server.shutdown_timeout_s,
             worker_timeout_s=settings.server.worker_timeout_s,
+            header_timeout_s=settings.server.header_timeout_s,
         )
         return run(sock, options, on_ready=ready)
     finally:

@@ -37,6 +37,7 @@ from typing import Any
 
 import uvicorn
 
+from sluicegate.http.header_timeout import with_header_timeout
 from sluicegate.http.shutdown import Shutdown
 from sluicegate.observability import logs
 
@@ -52,13 +53,14 @@ class ServeOptions:
     log_format: logs.LogFormat = "text"
     shutdown_timeout_s: float = 10.0
     worker_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
 
 
 def uvicorn_config(app: Any, options: ServeOptions) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=with_header_timeout(options.header_timeout_s),  # httptools, with a deadline on headers
         log_level=options.log_level,
         log_config=None,  # our own format (text or JSON), set up by `logs.configure`
         access_log=False,  # the gateway writes its own access line per request

@@ -50,6 +50,7 @@ class ServerConfig(BaseModel):
     # door's error event (or a 503 when nothing was sent yet).
     shutdown_timeout_s: float = Field(default=10.0, ge=0)
     worker_timeout_s: float = Field(default=30.0, gt=0)  # a worker silent this long is restarted
+    header_timeout_s: float = Field(default=10.0, gt=0)  # a request's headers must arrive within this
     metrics: bool = True  # GET /metrics (Prometheus)
     otel_endpoint: str | None = None  # OTLP/HTTP traces (the `otel` extra); else OTEL_EXPORTER_OTLP_*
 

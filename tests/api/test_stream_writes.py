@@ -86,3 +86,34 @@ async def test_the_start_goes_at_once_and_the_end_with_the_closing(
     opening, rest = (m["body"] for m in messages)
     assert b'"role":"assistant"' in opening and b"Xin" not in opening
     assert b"Xin" in rest and b'"finish_reason":"stop"' in rest and rest.endswith(DONE)
+
+
+def _fingerprinted(choice: dict[str, Any]) -> bytes:
+    meta = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "system_fingerprint": "fp_up7"}
+    return b"data: " + orjson.dumps({**meta, "choices": [choice]}) + b"\n\n"
+
+
+LOGPROB = {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []}
+FINGERPRINTED = b"".join(
+    [
+        _fingerprinted({"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}),
+        _fingerprinted(
+            {"index": 0, "delta": {"content": "Hi"}, "logprobs": {"content": [LOGPROB], "refusal": None}, "finish_reason": None}
+        ),
+        _fingerprinted({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}),
+    ]
+) + DONE
+
+
+@pytest.mark.parametrize("upstream", [(b"", FINGERPRINTED), (FINGERPRINTED, b"")], indirect=True)
+async def test_every_chunk_keeps_the_upstreams_fingerprint(gateway: InProcess, upstream: RawUpstream) -> None:
+    """Also the first (the role chunk), when nothing but the status had arrived at the commit
+    and the answer then came whole in one read."""
+    if not upstream.rest:
+        upstream.go.set()
+    messages = await body_messages(gateway, upstream, logprobs=True)
+    body = b"".join(m["body"] for m in messages)
+    chunks = [orjson.loads(line[6:]) for line in body.split(b"\n\n") if line.startswith(b"data: {")]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert [chunk.get("system_fingerprint") for chunk in chunks] == ["fp_up7"] * len(chunks)
+    assert chunks[1]["choices"][0]["logprobs"]["content"][0]["token"] == "Hi"

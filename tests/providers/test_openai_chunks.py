@@ -217,12 +217,17 @@ def test_closing_an_empty_stream_without_done_is_an_error() -> None:
 
 
 def test_error_object_mid_stream_raises() -> None:
+    """In the gateway's words: the upstream's text goes to the log, unless it is a 4xx about
+    the client's request (then redacted)."""
     parser = ChunkParser()
-    with pytest.raises(UpstreamError, match="Overloaded") as info:
+    with pytest.raises(UpstreamError, match="reported an error mid-stream") as info:
         parser.parse({"error": {"message": "Overloaded", "type": "server_error"}})
-    assert info.value.http_status == 502
-    with pytest.raises(UpstreamError, match="boom"):
+    assert info.value.http_status == 502 and "Overloaded" not in info.value.message
+    with pytest.raises(UpstreamError, match="reported an error mid-stream"):
         parser.parse({"error": "boom"})
+    with pytest.raises(InvalidRequestError, match="context length exceeded") as refused:
+        parser.parse({"error": {"message": "context length exceeded, key=abc123", "code": 400}})
+    assert refused.value.http_status == 400 and "abc123" not in refused.value.message
 
 
 @pytest.mark.parametrize("raw", [[1, 2], "text", 3, None])
@@ -295,8 +300,9 @@ def test_an_html_error_page_stays_in_the_log() -> None:
     page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx/1.25.3</body></html>"
     error = upstream_error(502, page, {}, "m")
     assert "nginx" not in error.message and "<" not in error.message
-    assert "no details" in error.message
-    assert "Service restarting" in upstream_error(500, b"Service restarting", {}, "m").message
+    assert "502" in error.message
+    assert "Service restarting" not in upstream_error(500, b"Service restarting", {}, "m").message  # a 5xx: the log
+    assert "Service restarting" in upstream_error(409, b"Service restarting", {}, "m").message
 
 
 def test_413_keeps_its_status() -> None:
@@ -348,7 +354,9 @@ def test_other_failures_are_502_naming_status_and_message(status: int) -> None:
     error = upstream_error(status, err("kaboom"), {}, "up")
     assert type(error) is UpstreamError
     assert error.http_status == 502
-    assert str(status) in error.message and "kaboom" in error.message
+    assert str(status) in error.message and "`up`" in error.message
+    # a 5xx's text goes to the log; another 4xx's message is passed on (redacted)
+    assert ("kaboom" in error.message) is (status < 500)
 
 
 @pytest.mark.parametrize(

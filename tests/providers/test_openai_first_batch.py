@@ -65,7 +65,8 @@ async def test_the_first_batch_does_not_wait_for_the_first_token(provider_for: l
         stream = provider.stream(request())
         # the upstream sends nothing more until `go`: waiting for content here would hang
         first = await asyncio.wait_for(anext(stream), timeout=30)
-        assert first == [Started(upstream_model="raw")]
+        # the door learns that the metadata of the answer (its first chunk) is still to come
+        assert first == [Started(upstream_model="raw", metadata_pending=True)]
         upstream.go.set()
         rest = [batch async for batch in stream]
     assert "".join(texts(batch) for batch in rest) == "Xin chào"

@@ -154,7 +154,9 @@ def test_an_unreachable_upstream(client: OpenAI, stream: bool) -> None:
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="dead", messages=MESSAGES, stream=stream)
     assert info.value.status_code == 502 and info.value.code == "upstream_error"
-    assert info.value.body["message"] == "The upstream of `dead` could not be reached (connection refused)."  # type: ignore[index]
+    message: str = info.value.body["message"]  # type: ignore[index]
+    assert message.startswith("The upstream of `dead` could not be reached (connection refused). (request id req_")
+    assert info.value.response.headers["x-request-id"] in message
     assert info.value.response.headers["x-sluicegate-attempts"] == "1"
 
 

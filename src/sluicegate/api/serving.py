@@ -101,6 +101,13 @@ def request_id(request: Request) -> str:
     return str(chosen) if chosen else choose_request_id(request.headers.get("x-request-id"))
 
 
+def with_request_id(error: GatewayError, request_id: str) -> None:
+    """A failure of the gateway or its upstream (5xx) names the request, so the client can
+    point the operator at its log lines."""
+    if error.http_status >= 500 and request_id not in error.message:
+        error.message = f"{error.message} (request id {request_id})"
+
+
 def keepalive_of(encoder: StreamEncoder) -> bytes:
     keepalive: Callable[[], bytes] | None = getattr(encoder, "keepalive", None)
     return keepalive() if keepalive is not None else KEEPALIVE
@@ -121,6 +128,7 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
             exchange.key_id, exchange.key_name = key.id, key.name
             response = await handler(request, exchange, gateway)
         except GatewayError as exc:
+            with_request_id(exc, exchange.request_id)
             exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
             if exc.deployment:  # routing tried upstreams before it gave up
                 exchange.deployment, exchange.attempts = exc.deployment, exc.attempts
@@ -130,6 +138,7 @@ def door_endpoint(door: Door, handler: Handler) -> Callable[[Request], Awaitable
         except Exception as exc:
             log.exception("request %s failed: %s %s", exchange.request_id, request.method, request.url.path)
             error = GatewayError(f"The gateway failed to handle the request ({type(exc).__name__}).")
+            with_request_id(error, exchange.request_id)
             exchange.failed(500, error.error_type, error.code, error.message)
             gateway.settle(exchange)
             response = door.render_error(error)
@@ -469,7 +478,7 @@ async def _stream_body(
         opened = True
         if last:
             held = opening
-        else:
+        elif opening:
             yield opening
         async for batch in events:
             observe(exchange, batch)
@@ -486,6 +495,7 @@ async def _stream_body(
         yield Closing(held + closing)
     except GatewayError as exc:
         log.warning("request %s: stream failed after the first byte: %s", exchange.request_id, exc.message)
+        with_request_id(exc, exchange.request_id)
         exchange.failed(exc.http_status, exc.error_type, exc.code, exc.message)
         yield Closing(held + await _last_words(encoder, exc, opened, before_close))
     except asyncio.CancelledError:
@@ -506,6 +516,7 @@ async def _stream_body(
     except Exception as exc:
         log.exception("request %s: stream failed after the first byte", exchange.request_id)
         error = GatewayError(f"The gateway failed mid-stream ({type(exc).__name__}).")
+        with_request_id(error, exchange.request_id)
         exchange.failed(500, error.error_type, error.code, error.message)
         yield Closing(held + await _last_words(encoder, error, opened, before_close))
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -22,11 +23,15 @@ def settings_of(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
 
 
-def with_keys(settings: Settings, work: Callable[[KeyStore, Store], Awaitable[T]]) -> T:
-    """Run `work` against the store the config names (SQLite in the data dir, or PostgreSQL)."""
+def with_keys(settings: Settings, work: Callable[[KeyStore, Store], Awaitable[T]], announce: bool = False) -> T:
+    """Run `work` against the store the config names (SQLite in the data dir, or PostgreSQL).
+    With `announce`, say on stderr which store that is (a forgotten `--config` would otherwise
+    show an empty table from a new SQLite file, silently)."""
 
     if not settings.database.url:
         prepare_data_dir(settings.data_dir)
+    if announce:
+        print(f"store: {store_label(settings)}", file=sys.stderr)
 
     async def run() -> T:
         store = open_store(settings.database.url, settings.data_dir)
@@ -44,6 +49,15 @@ def with_keys(settings: Settings, work: Callable[[KeyStore, Store], Awaitable[T]
             await store.close()
 
     return asyncio.run(run())
+
+
+def store_label(settings: Settings) -> str:
+    """The store the commands read, as an operator recognises it; never a password."""
+    url = settings.database.url
+    if url and url.startswith(("postgresql://", "postgres://")):
+        return "PostgreSQL " + _redacted(url)
+    path = url.removeprefix("sqlite:///") if url and url.startswith("sqlite:///") else settings.data_dir / "sluicegate.db"
+    return f"SQLite {path}"
 
 
 def _redacted(url: str | None) -> str:

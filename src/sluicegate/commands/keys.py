@@ -49,7 +49,7 @@ def keys_create(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     rules = _rules(args)
     wanted: str | None = rules.pop("name", None)
-    key, secret = with_keys(settings, lambda keys, _: keys.create_named(wanted, admin=args.admin, **rules))
+    key, secret = with_keys(settings, lambda keys, _: keys.create_named(wanted, admin=args.admin, **rules), announce=True)
     print(f"created key {key.id} ({key.name}){_describe(key)}; store it now, it is not shown again:")
     print(secret)
     return 0
@@ -67,7 +67,7 @@ def keys_update(args: argparse.Namespace) -> int:
         assert updated is not None
         return updated
 
-    key = with_keys(settings, update)
+    key = with_keys(settings, update, announce=True)
     print(f"updated key {key.id} ({key.name}){_describe(key)}")
     return 0
 
@@ -75,7 +75,7 @@ def keys_update(args: argparse.Namespace) -> int:
 def keys_revoke(args: argparse.Namespace) -> int:
     target: str = args.key
     shown = target[:10] + "..." if target.startswith(KEY_PREFIX) else target  # never echo a secret
-    revoked = with_keys(settings_of(args), lambda keys, _: keys.revoke_matching(target))
+    revoked = with_keys(settings_of(args), lambda keys, _: keys.revoke_matching(target), announce=True)
     if not revoked:
         print(f"sluicegate: no active key with the id, name or secret {shown}", file=sys.stderr)
         return 1
@@ -84,7 +84,7 @@ def keys_revoke(args: argparse.Namespace) -> int:
 
 
 def keys_list(args: argparse.Namespace) -> int:
-    rows = with_keys(settings_of(args), lambda keys, _: keys.list())
+    rows = with_keys(settings_of(args), lambda keys, _: keys.list(), announce=True)
     if args.format == "json":
         print(orjson.dumps([key.to_json() for key in rows], option=orjson.OPT_INDENT_2).decode())
         return 0

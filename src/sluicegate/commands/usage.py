@@ -40,7 +40,9 @@ def usage(args: argparse.Namespace) -> int:
         raise RuleError(f"cannot group usage by {', '.join(unknown)}; use key, model or day")
     since, until = parse_day(args.since), parse_day(args.until)
     rows = with_keys(
-        settings, lambda keys, store: store.usage(groups, key_id=args.key, model=args.model, since=since, until=until)
+        settings,
+        lambda keys, store: store.usage(groups, key_id=args.key, model=args.model, since=since, until=until),
+        announce=True,
     )
     columns = [c for c in COLUMNS if c in rows[0]] if rows else [c for c in COLUMNS if c != "day"]
     if args.format == "json":

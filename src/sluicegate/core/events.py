@@ -148,6 +148,9 @@ class Started:
     attempts: int = 1
     model: str | None = None  # the model entry that answered: a fallback's, when one did
     prompt_tokens: int | None = None  # known before generation (the local tokenizer)
+    # the upstream's response metadata (system_fingerprint) comes with its first chunk, which had
+    # not arrived at the commit: a door whose opening bytes carry it waits for the first events
+    metadata_pending: bool = False
 
 
 @dataclass(slots=True)

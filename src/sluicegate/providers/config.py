@@ -70,7 +70,9 @@ class HTTPModelEntry(ModelEntry):
     read_timeout_s: float = Field(default=300.0, gt=0)  # the longest silence mid-answer
     # the longest wait for the upstream's status line (default: read_timeout_s)
     first_byte_timeout_s: float | None = Field(default=None, gt=0)
-    max_connections: int = Field(default=1000, ge=1)
+    max_connections: int = Field(default=1000, ge=1)  # open to the upstream at once (streams hold one each)
+    # how long a request waits for one of them when all are busy, then a 503 (before its first byte)
+    pool_timeout_s: float = Field(default=3.0, gt=0)
 
     @field_validator("base_url")
     @classmethod

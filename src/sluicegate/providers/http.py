@@ -8,14 +8,23 @@ aiohttp's exception text) go to the log, never to the client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Generic, TypeVar
+from urllib.parse import unquote
 
 import aiohttp
 import orjson
+from yarl import URL
 
-from sluicegate.errors import GatewayError, UpstreamConfigError, UpstreamError, UpstreamTimeoutError
+from sluicegate.errors import (
+    GatewayError,
+    InvalidRequestError,
+    UpstreamConfigError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from sluicegate.http.sse import SSEDecoder, SSEEvent
 from sluicegate.providers.config import HTTPModelEntry
 
@@ -23,6 +32,58 @@ log = logging.getLogger("sluicegate.providers")
 
 # (status, body, response headers) -> the error the client gets
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
+
+
+class PoolFullError(GatewayError):
+    """Every pooled connection to the upstream stayed busy for `pool_timeout_s`: the gateway's
+    own limit, not the upstream's failure (not retried, counted against no deployment)."""
+
+    status = 503
+    default_code = "upstream_connections_busy"
+
+
+class _PoolWait:
+    """A request's wait for a pooled connection, told by aiohttp's trace signals: past
+    `limit` seconds in the queue, the waiting task is cancelled and the request is refused."""
+
+    __slots__ = ("expired", "limit", "task", "timer")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.expired = False
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def queued(self) -> None:
+        self.task = asyncio.current_task()
+        self.timer = asyncio.get_running_loop().call_later(self.limit, self._expire)
+
+    def dequeued(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _expire(self) -> None:
+        self.timer = None
+        if self.task is not None:
+            self.expired = True
+            self.task.cancel()
+
+
+async def _queued(_: object, context: Any, __: object) -> None:
+    if isinstance(context.trace_request_ctx, _PoolWait):
+        context.trace_request_ctx.queued()
+
+
+async def _dequeued(_: object, context: Any, __: object) -> None:
+    if isinstance(context.trace_request_ctx, _PoolWait):
+        context.trace_request_ctx.dequeued()
+
+
+_POOL_WAITS = aiohttp.TraceConfig()
+_POOL_WAITS.on_connection_queued_start.append(_queued)
+_POOL_WAITS.on_connection_queued_end.append(_dequeued)
+_POOL_WAITS.freeze()
 
 
 def describe(exc: BaseException, stage: str = "") -> str:
@@ -63,6 +124,7 @@ class HTTPTransport:
         self.name = config.name
         self._map_error = map_error
         self._session: aiohttp.ClientSession | None = None
+        self._base_path = URL(config.base_url).path.rstrip("/")
         # Until the status arrives the wait is bounded by the first-byte timeout; afterwards by
         # the idle timeout between reads (set on the connection once the headers are in).
         first_byte = config.first_byte_timeout_s or config.read_timeout_s
@@ -80,7 +142,9 @@ class HTTPTransport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.config.connect_timeout_s, sock_read=self.config.read_timeout_s
         )
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=True, trace_configs=[_POOL_WAITS]
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -103,11 +167,27 @@ class HTTPTransport:
         """POST and wait for the status; an error status is read and raised as a GatewayError."""
         if self._session is None:
             raise UpstreamError(f"The provider for `{self.name}` is not started.")
+        target = URL(url, encoded=True)  # sent as built: the escapes of a model name are kept
+        if not _within(target.raw_path, self._base_path):
+            # a model name made the path leave the entry's base URL: never sent, whatever the name
+            log.warning("upstream of %s: refused to send a request to %s", self.name, target.path[:200])
+            raise InvalidRequestError(
+                "The model name cannot be sent to its upstream.", param="model", code="invalid_model_name"
+            )
+        waiting = _PoolWait(self.config.pool_timeout_s)
         try:
             timeout = self._stream_timeout if stream else self._whole_answer_timeout
-            response = await self._session.post(url, data=body, headers=headers, timeout=timeout)
+            response = await self._session.post(
+                target, data=body, headers=headers, timeout=timeout, trace_request_ctx=waiting
+            )
+        except asyncio.CancelledError:
+            if waiting.expired and waiting.task is not None and waiting.task.uncancel() == 0:
+                raise self._pool_full() from None
+            raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.failure(exc) from exc
+        finally:
+            waiting.dequeued()
         connection = response.connection
         if connection is not None and connection.protocol is not None:
             connection.protocol.read_timeout = self._idle_timeout
@@ -131,6 +211,18 @@ class HTTPTransport:
             )
             raise error
         return response
+
+    def _pool_full(self) -> PoolFullError:
+        limit = self.config.max_connections
+        log.warning(
+            "upstream of %s: all %d connections busy for %g s (raise max_connections)",
+            self.name,
+            limit,
+            self.config.pool_timeout_s,
+        )
+        return PoolFullError(
+            f"All {limit} upstream connections of `{self.name}` are busy; retry shortly.", retry_after=1
+        )
 
     async def read_json(self, response: aiohttp.ClientResponse) -> Any:
         """A whole JSON answer; a broken or non-JSON body is the upstream's failure (502)."""
@@ -187,6 +279,20 @@ class HTTPTransport:
             await reads.aclose()
 
 
+def _within(path: str, base: str) -> bool:
+    """Whether a request path stays under the base URL's path, read as a lenient server would
+    (percent-decoded, backslashes as slashes, dot segments resolved)."""
+    segments: list[str] = []
+    for segment in unquote(path).replace("\\", "/").split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    resolved = "/".join(segments)
+    return resolved == base or resolved.startswith(base + "/")
+
+
 ConfigT = TypeVar("ConfigT", bound=HTTPModelEntry)
 
 
@@ -223,6 +329,20 @@ class UpstreamProvider(Generic[ConfigT]):
     def _model(self, request: Any) -> str:
         upstream: str | None = request.upstream_model
         return upstream or self.upstream_model
+
+    def encode(self, build: Callable[[], Any]) -> bytes:
+        """The upstream's request body. A failure here is the gateway's, before any upstream
+        was asked: a 500 that is not retried elsewhere and counts against no deployment."""
+        try:
+            return orjson.dumps(build())
+        except GatewayError:
+            raise
+        except Exception as exc:
+            log.exception("%s: the request could not be encoded for the upstream", self.name)
+            raise GatewayError(
+                f"The gateway could not encode the request for `{self.name}` ({type(exc).__name__}).",
+                code="request_encoding_failed",
+            ) from exc
 
 
 def loads_event(data: str, name: str) -> Any:

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sluicegate.core.model_name import MAX_MODEL_NAME, check_model_name, shown
 from sluicegate.errors import ModelNotFoundError
 from sluicegate.providers.base import Provider
 from sluicegate.routing.build import build_routers
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
+
+_TYPO = 8  # characters a mistyped name may have over the longest configured one
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,13 @@ class ModelRegistry:
             ((n[:-1], p) for n, p in providers.items() if n.endswith("/*")), key=lambda item: -len(item[0])
         )
         self._kinds = dict(kinds or {})
+        # a name longer than any configured one (or a wildcard's prefix and model), by more
+        # than a typo's few characters, is unknown at once: no search for a close name spends
+        # the event loop on it
+        self._longest = _TYPO + max(
+            [len(name) for name in self._exact] + [len(prefix) + MAX_MODEL_NAME for prefix, _ in self._prefixes],
+            default=0,
+        )
 
     @classmethod
     def from_configs(cls, configs: Sequence[Any], shared: SharedCooldowns | None = None) -> ModelRegistry:
@@ -87,19 +97,28 @@ class ModelRegistry:
         return list(self._providers.values())
 
     def resolve(self, model: str) -> Route:
+        """The entry serving `model`; a name that is not one opaque identifier is a 400 before
+        any entry is looked at, one longer than any configured name a 404 at once."""
+        if len(model) > self._longest:
+            raise _unknown(model)
+        check_model_name(model)
         provider = self._exact.get(model)
         if provider is not None:
             return Route(provider, provider.name, None, self._configs.get(provider.name))
         for prefix, provider in self._prefixes:
-            if model.startswith(prefix) and len(model) > len(prefix):
+            if model.startswith(prefix) and len(prefix) < len(model) <= len(prefix) + MAX_MODEL_NAME:
                 return Route(provider, model, model[len(prefix) :], self._configs.get(provider.name))
-        message = f"The model `{model}` does not exist or you do not have access to it."
-        extra: dict[str, object] = {}
         close = difflib.get_close_matches(model, self.names(), n=1, cutoff=0.6)
-        if close:
-            message += f" Did you mean `{close[0]}`?"
-            extra["did_you_mean"] = close[0]
-        raise ModelNotFoundError(message, param="model", extra=extra)
+        raise _unknown(model, close[0] if close else None)
 
     def get(self, model: str) -> Provider:
         return self.resolve(model).provider
+
+
+def _unknown(model: str, close: str | None = None) -> ModelNotFoundError:
+    message = f"The model `{shown(model)}` does not exist or you do not have access to it."
+    extra: dict[str, object] = {}
+    if close is not None:
+        message += f" Did you mean `{close}`?"
+        extra["did_you_mean"] = close
+    return ModelNotFoundError(message, param="model", extra=extra)

@@ -3,7 +3,7 @@
     GET    /admin/keys                  {"object": "list", "data": [key...]}
     POST   /admin/keys                  body: name, budget_usd, rpm, tpm, models, expires_at | expires_in
                                         -> 201 key + "secret" (shown this once)
-    GET    /admin/keys/{id}             key
+    GET    /admin/keys/{id}             key ({id}: the key's id or, as in the CLI, its name)
     PATCH  /admin/keys/{id}             the same fields (null removes a rule) -> key
     POST   /admin/keys/{id}/revoke      key (also DELETE /admin/keys/{id})
     GET    /admin/usage                 ?group_by=day,key,model&key_id=&model=&since=&until=
@@ -84,10 +84,14 @@ def _refused(exc: RuleError) -> InvalidRequestError:
     return InvalidRequestError(str(exc), param="expires_at")
 
 
-async def _key_or_404(gateway: Gateway, key_id: str) -> KeyRecord:
-    key = await gateway.keys.get(key_id)
+async def _key_or_404(gateway: Gateway, ref: str) -> KeyRecord:
+    """The key named in the path by its id or, as the CLI takes it, its name."""
+    try:
+        key = await gateway.keys.find(ref)
+    except KeyNameError as exc:  # several keys share the name: the id says which
+        raise InvalidRequestError(str(exc), param="key_id", code="key_name_ambiguous") from exc
     if key is None:
-        raise NotFoundError(f"No API key `{key_id}`.", code="key_not_found")
+        raise NotFoundError(f"No API key with the id or name `{ref}`.", code="key_not_found")
     return key
 
 

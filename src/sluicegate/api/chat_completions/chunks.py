@@ -32,7 +32,7 @@ _TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}'
 
 
 class ChunkEncoder:
-    __slots__ = ("_head", "_prefix", "_started", "_suffix", "include_usage", "usage")
+    __slots__ = ("_head", "_prefix", "_role_pending", "_started", "_suffix", "include_usage", "usage")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         self._head: dict[str, Any] = {
@@ -45,6 +45,7 @@ class ChunkEncoder:
         self._set_prefix()
         self._suffix = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
         self._started: set[int] = set()
+        self._role_pending = False
         self.include_usage = include_usage
         self.usage: Usage | None = None
 
@@ -72,6 +73,11 @@ class ChunkEncoder:
         return self._chunk(choice, {"role": "assistant", "content": ""})
 
     def open(self, started: Started) -> bytes:
+        if started.metadata_pending:
+            # the upstream's first chunk (and its system_fingerprint) is still to come: the role
+            # chunk goes with it, so every chunk of the stream carries the same fingerprint
+            self._role_pending = True
+            return b""
         return self.start(0)
 
     def encode(self, event: Event) -> bytes:
@@ -118,9 +124,21 @@ class ChunkEncoder:
         return b""
 
     def encode_batch(self, batch: Batch) -> bytes:
+        if self._role_pending:
+            return self._opening(batch)
         if len(batch) == 1:
             return self.encode(batch[0])
         return b"".join([self.encode(event) for event in batch])
+
+    def _opening(self, batch: Batch) -> bytes:
+        """The held role chunk, after the metadata the batch brings, then the batch."""
+        if all(type(event) is Started for event in batch):
+            return b""
+        self._role_pending = False
+        for event in batch:
+            if type(event) is Metadata:
+                self._metadata(event)
+        return self.start(0) + b"".join([self.encode(event) for event in batch])
 
     def usage_chunk(self) -> bytes:
         """The closing `choices: []` chunk with usage, when the client asked for it."""
@@ -129,10 +147,14 @@ class ChunkEncoder:
         return self._prefix + b'],"usage":' + orjson.dumps(self.usage.to_dict()) + b"}\n\n"
 
     def close(self) -> bytes:
-        return self.usage_chunk() + DONE
+        opening = self.start(0) if self._role_pending else b""  # an answer with no events at all
+        self._role_pending = False
+        return opening + self.usage_chunk() + DONE
 
     def fail(self, error: GatewayError) -> bytes:
-        return encode_data(error.to_json()) + DONE
+        opening = self.start(0) if self._role_pending else b""  # a stream still opens as OpenAI's do
+        self._role_pending = False
+        return opening + encode_data(error.to_json()) + DONE
 
 
 def _tool_call(event: ToolCallDelta) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sluicegate.api.chat_completions.chunks import ChunkEncoder
 from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
+from sluicegate.api.limits import parse_off_loop
 from sluicegate.api.serving import Door, bearer_secret, door_endpoint, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
@@ -37,7 +38,7 @@ async def _chat_completions(
     request: Request, exchange: Exchange, gateway: Gateway
 ) -> Response | EventStreamResponse:
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
-    chat = parse_chat_request(decode_json(raw))
+    chat = await parse_off_loop(raw, lambda raw: parse_chat_request(decode_json(raw)))
     completion_id = new_completion_id()
     created = int(time.time())
 

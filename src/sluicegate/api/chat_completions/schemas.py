@@ -12,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
 
@@ -58,14 +59,14 @@ class ChatCompletionRequest(BaseModel):
     messages: Annotated[list[Message], Field(min_length=1)]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_VALUE)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_VALUE)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
     n: Annotated[int, Field(ge=1, le=128)] | None = None
     tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -110,6 +111,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
     """Validate a decoded JSON body into the canonical request, or raise a 400."""
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
+    check_count(body.get("messages"), "messages")
     try:
         parsed = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
@@ -165,8 +167,9 @@ def parse_chat_request(body: Any) -> ChatRequest:
 
 
 def decode_json(raw: bytes) -> Any:
+    """The body's JSON, no deeper than the gateway can send on (`api/limits.py`)."""
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't"
@@ -174,3 +177,7 @@ def decode_json(raw: bytes) -> Any:
             f" sent was not valid JSON: {exc})",
             code="invalid_json",
         ) from None
+    if isinstance(body, dict):
+        check_count(body.get("messages"), "messages")  # before anything walks them
+    check_depth(raw, body, _param)
+    return body

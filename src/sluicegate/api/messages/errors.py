@@ -55,7 +55,7 @@ def anthropic_status(error: GatewayError) -> tuple[int, str]:
         return 429, "rate_limit_error"
     if isinstance(error, InsufficientBalanceError):
         return 402, "billing_error"  # not a 500, which SDKs retry
-    if isinstance(error, ServiceUnavailableError) or status == 529:
+    if isinstance(error, ServiceUnavailableError) or status in (503, 529):
         return 529, "overloaded_error"
     if isinstance(error, UpstreamTimeoutError) or status == 504:
         return 504, "timeout_error"

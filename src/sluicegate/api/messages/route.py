@@ -7,10 +7,13 @@ brings only Anthropic's wire format: `x-api-key`, its error shape, its request, 
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.api.json import json_response
+from sluicegate.api.limits import parse_off_loop
 from sluicegate.api.messages.count import estimate_input_tokens
 from sluicegate.api.messages.errors import anthropic_secret, render_anthropic_error
 from sluicegate.api.messages.response import message_body, new_id
@@ -21,6 +24,7 @@ from sluicegate.api.serving import Door, door_endpoint, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
 from sluicegate.core.exchange import Exchange
+from sluicegate.core.request import ChatRequest
 from sluicegate.gateway import Gateway
 from sluicegate.http.body import read_body
 from sluicegate.http.event_stream import EventStreamResponse
@@ -32,7 +36,7 @@ TOKEN_COUNT_HEADER = "x-sluicegate-token-count"  # "exact" or "estimate"
 async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> Response | EventStreamResponse:
     exchange.response_headers["request-id"] = exchange.request_id  # where Anthropic's SDKs look
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
-    chat = parse_messages_request(decode_json(raw))
+    chat = await parse_off_loop(raw, lambda raw: parse_messages_request(decode_json(raw)))
     beta = request.headers.get("anthropic-beta")
     if beta:
         chat.forward_headers["anthropic-beta"] = beta  # beta features reach an Anthropic upstream
@@ -52,13 +56,17 @@ async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway) 
     upstream's own endpoint), else the estimate of `count.py`; the header says which."""
     exchange.response_headers["request-id"] = exchange.request_id
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
-    body = decode_json(raw)
-    chat = parse_count_request(body)
+    body, chat = await parse_off_loop(raw, _count_request)
     route = gateway.route(chat)
     exact = await route.provider.count_tokens(chat)
     headers = {**exchange.response_headers, TOKEN_COUNT_HEADER: "exact" if exact is not None else "estimate"}
     count = exact if exact is not None else estimate_input_tokens(body)
     return json_response({"input_tokens": count}, headers=headers)
+
+
+def _count_request(raw: bytes) -> tuple[Any, ChatRequest]:
+    body = decode_json(raw)
+    return body, parse_count_request(body)
 
 
 messages = door_endpoint(ANTHROPIC_DOOR, _messages)

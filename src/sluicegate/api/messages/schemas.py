@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
+from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
 from sluicegate.errors import InvalidRequestError
 
 
@@ -141,7 +142,7 @@ class ToolChoice(_Model):
 
 class ThinkingConfig(_Model):
     type: str  # "enabled" | "disabled" | newer kinds, which an Anthropic upstream understands
-    budget_tokens: Annotated[int, Field(ge=1024)] | None = None
+    budget_tokens: Annotated[int, Field(ge=1024, le=MAX_TOKENS_VALUE)] | None = None
 
 
 class OutputFormat(_Model):
@@ -169,12 +170,12 @@ class CountTokensRequest(_Model):
 
 
 class MessagesRequest(CountTokensRequest):
-    max_tokens: Annotated[int, Field(ge=1)]
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_VALUE)]
     stop_sequences: list[str] | None = None
     stream: bool | None = None
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    top_k: Annotated[int, Field(ge=0)] | None = None
+    top_k: Annotated[int, Field(ge=0, le=MAX_TOKENS_VALUE)] | None = None
     metadata: Metadata | None = None
 
 
@@ -251,7 +252,12 @@ def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
 
 
 def decode_json(raw: bytes) -> Any:
+    """The body's JSON, no deeper than the gateway can send on (`api/limits.py`)."""
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+    if isinstance(body, dict):
+        check_count(body.get("messages"), "messages")  # before anything walks them
+    check_depth(raw, body, _path)
+    return body

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count
 from sluicegate.api.responses.checks import (
     invalid_type,
     invalid_value,
@@ -120,6 +121,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     for name, reason in _REFUSED.items():
         if body.get(name):
             raise unsupported(name, reason)
+    check_count(body.get("input"), "input")
     request = ResponsesRequest(
         body=body,
         model=_model(body),
@@ -128,7 +130,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
         stream=bool(optional_bool(body, "stream")),
         store=optional_bool(body, "store") is not False,
         previous_response_id=optional_str(body, "previous_response_id"),
-        max_output_tokens=optional_int(body, "max_output_tokens", 1),
+        max_output_tokens=optional_int(body, "max_output_tokens", 1, MAX_TOKENS_VALUE),
         temperature=optional_number(body, "temperature", 0, 2),
         top_p=optional_number(body, "top_p", 0, 1),
         parallel_tool_calls=optional_bool(body, "parallel_tool_calls"),

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from sluicegate.api.chat_completions.route import render_openai_error
 from sluicegate.api.chat_completions.schemas import decode_json
 from sluicegate.api.json import json_response
+from sluicegate.api.limits import parse_off_loop
 from sluicegate.api.responses.encoder import ResponseEncoder
 from sluicegate.api.responses.items import new_id
 from sluicegate.api.responses.request import ResponsesRequest, parse_responses_request
@@ -38,7 +39,7 @@ OMITTED_TOOLS_HEADER = "x-sluicegate-omitted-tools"  # the hosted tools left out
 
 async def _create(request: Request, exchange: Exchange, gateway: Gateway) -> Response | EventStreamResponse:
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
-    parsed = parse_responses_request(decode_json(raw))
+    parsed = await parse_off_loop(raw, lambda raw: parse_responses_request(decode_json(raw)))
     _hosted_tools(gateway, exchange, parsed)
     history = await _history(gateway, parsed, _key(exchange))
     chat = parsed.chat_request(history)

@@ -23,11 +23,13 @@ from sluicegate.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from sluicegate.providers.error_text import failed, redact
 from sluicegate.providers.openai.errors import retry_after
 
 
 def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: str) -> GatewayError:
     kind, message = error_details(body)
+    message = redact(message)  # the upstream's words reach the client only without secrets
     said = f"{message or 'no details'}" + (f" ({kind})" if kind else "")
     delay = retry_after(headers)  # only the upstream's own word: none when it sent none
     upstream = f"The Anthropic upstream of `{name}`"
@@ -48,13 +50,13 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: s
         return RateLimitError(f"{upstream} is rate limiting requests: {said}", retry_after=delay)
     if status in (503, 529):
         return ServiceUnavailableError(
-            f"{upstream} is overloaded ({status}): {said}",
-            code="upstream_overloaded",
-            retry_after=delay,
+            failed(name, status, "is overloaded"), code="upstream_overloaded", retry_after=delay
         )
     if status == 504:
-        return UpstreamTimeoutError(f"{upstream} timed out (504): {said}")
-    return UpstreamError(f"{upstream} failed with HTTP {status}: {said}")
+        return UpstreamTimeoutError(failed(name, status, "timed out"))
+    if status >= 500:
+        return UpstreamError(failed(name, status))
+    return UpstreamError(f"{upstream} answered HTTP {status}: {said}")
 
 
 def error_details(body: bytes) -> tuple[str | None, str | None]:

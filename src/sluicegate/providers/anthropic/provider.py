@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from sluicegate.core.completion import Completion, completion_events
 from sluicegate.core.events import Batch, Started
@@ -40,11 +39,13 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
         self.count_url = f"{config.base_url}/v1/messages/count_tokens"
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
-        body = messages_body(request, self._model(request), stream, self.config.default_max_tokens)
+        body = self.encode(
+            lambda: messages_body(request, self._model(request), stream, self.config.default_max_tokens)
+        )
         headers = self._headers
         if request.source == "anthropic" and request.forward_headers:
             headers = {**request.forward_headers, **self._headers}  # the entry's own headers win
-        return await self.transport.post(self.url, orjson.dumps(body), headers, stream=stream)
+        return await self.transport.post(self.url, body, headers, stream=stream)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         response = await self._post(request, stream=True)
@@ -83,7 +84,7 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
 
     async def count_tokens(self, request: ChatRequest) -> int | None:
         """Anthropic's own count (POST /v1/messages/count_tokens): exact, tools and images included."""
-        body = orjson.dumps(count_tokens_body(request, self._model(request)))
+        body = self.encode(lambda: count_tokens_body(request, self._model(request)))
         response = await self.transport.post(self.count_url, body, self._headers, stream=False)
         answer: Any = await self.transport.read_json(response)
         tokens = answer.get("input_tokens") if isinstance(answer, dict) else None

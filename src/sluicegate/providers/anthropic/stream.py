@@ -18,6 +18,7 @@ A refusal's `stop_details.explanation` becomes the answer's `refusal` text, Open
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -34,6 +35,11 @@ from sluicegate.core.events import (
     Usage,
 )
 from sluicegate.errors import ServiceUnavailableError, UpstreamError
+from sluicegate.providers.error_text import mid_stream_error
+
+log = logging.getLogger("sluicegate.providers")
+# the error types of a mid-stream event whose message is about the client's request
+_CLIENT_ERRORS = frozenset({"invalid_request_error", "request_too_large"})
 
 _FINISH = {
     "end_turn": "stop",
@@ -135,12 +141,13 @@ class MessageStreamParser:
             self._finish(events)
         elif kind == "error":
             error = event.get("error")
-            if isinstance(error, dict):
-                detail = f"{error.get('type') or 'error'}: {error.get('message') or 'no details'}"
-            else:
-                detail = str(error)
-            message = f"The upstream of `{self.name}` reported an error mid-stream ({detail})."
-            if isinstance(error, dict) and error.get("type") == "overloaded_error":
+            kind = error.get("type") if isinstance(error, dict) else None
+            if kind in _CLIENT_ERRORS and isinstance(error, dict):
+                raise mid_stream_error(self.name, {**error, "code": 400})
+            log.warning("upstream of %s reported an error mid-stream: %.500s", self.name, error)
+            said = f" ({kind})" if isinstance(kind, str) and kind.isidentifier() else ""
+            message = f"The upstream of `{self.name}` reported an error mid-stream{said}."
+            if kind == "overloaded_error":
                 # kept apart so a Messages client sees `overloaded_error`, as from Anthropic itself
                 raise ServiceUnavailableError(message, code="upstream_overloaded")
             raise UpstreamError(message)

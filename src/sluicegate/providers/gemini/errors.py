@@ -24,6 +24,7 @@ from sluicegate.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from sluicegate.providers.error_text import failed, redact
 from sluicegate.providers.openai.errors import retry_after
 
 _KEY_REASONS = frozenset(
@@ -43,7 +44,7 @@ def error_from(
     status: int, error: dict[str, Any], headers: Mapping[str, str], name: str, wildcard: bool = False
 ) -> GatewayError:
     """`error` is Google's error object (`{"code", "message", "status", "details"}`)."""
-    message = error.get("message") if isinstance(error.get("message"), str) else None
+    message = redact(error.get("message")) if isinstance(error.get("message"), str) else None
     word = error.get("status") if isinstance(error.get("status"), str) else None
     code = word.lower() if word else None
     said = f"Gemini answered {status}{' ' + word if word else ''}: {message or 'no details'}"
@@ -67,11 +68,14 @@ def error_from(
         # only the upstream's own wait (header or RetryInfo): none promised when it gave none
         delay = retry_after(headers)
         delay = _retry_delay(error) if delay is None else delay
-        cls = RateLimitError if status == 429 else ServiceUnavailableError
-        return cls(said, retry_after=delay)
+        if status == 429:
+            return RateLimitError(said, retry_after=delay)
+        return ServiceUnavailableError(failed(name, status, "is unavailable"), retry_after=delay)
     if status == 504:
-        return UpstreamTimeoutError(f"The upstream of `{name}` timed out: {message or 'no details'}")
-    return UpstreamError(f"The upstream of `{name}` failed with HTTP {status}: {message or 'no details'}")
+        return UpstreamTimeoutError(failed(name, status, "timed out"))
+    if status >= 500:
+        return UpstreamError(failed(name, status))
+    return UpstreamError(f"The upstream of `{name}` answered HTTP {status}: {message or 'no details'}")
 
 
 def _error_object(body: bytes) -> dict[str, Any]:

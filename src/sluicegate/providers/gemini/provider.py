@@ -16,7 +16,6 @@ from collections.abc import AsyncGenerator
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
@@ -48,12 +47,18 @@ class GeminiProvider(UpstreamProvider[GeminiConfig]):
         self.wildcard = config.is_wildcard
 
     def url(self, model: str, method: str) -> str:
-        """`models/gemini-2.5-flash` style paths; a configured `tunedModels/...` is kept as is."""
-        path = model if "/" in model else f"models/{model}"
-        return f"{self.config.base_url}/{self.config.api_version}/{quote(path, safe='/')}:{method}"
+        """`models/gemini-2.5-flash` style paths, the name one encoded path segment; an
+        operator's `upstream_model` naming its resource (`tunedModels/x`) keeps its slash."""
+        return f"{self.config.base_url}/{self.config.api_version}/{self._resource(model)}:{method}"
+
+    def _resource(self, model: str) -> str:
+        collection, slash, rest = model.partition("/")
+        if slash and model == self.upstream_model and collection and rest and "/" not in rest:
+            return f"{quote(collection, safe='')}/{quote(rest, safe='')}"
+        return f"models/{quote(model, safe='')}"
 
     async def _post(self, request: ChatRequest, model: str, stream: bool) -> aiohttp.ClientResponse:
-        body = orjson.dumps(gemini_body(request, model, self.config))
+        body = self.encode(lambda: gemini_body(request, model, self.config))
         url = (
             self.url(model, "streamGenerateContent") + "?alt=sse"
             if stream
@@ -99,9 +104,9 @@ class GeminiProvider(UpstreamProvider[GeminiConfig]):
     async def count_tokens(self, request: ChatRequest) -> int | None:
         """Gemini's own count of the whole prompt (system instruction and tools included)."""
         model = self._model(request)
-        path = model if "/" in model else f"models/{model}"
-        body = orjson.dumps(
-            {"generateContentRequest": {"model": path, **gemini_body(request, model, self.config)}}
+        path = model if model == self.upstream_model and "/" in model else f"models/{model}"
+        body = self.encode(
+            lambda: {"generateContentRequest": {"model": path, **gemini_body(request, model, self.config)}}
         )
         response = await self.transport.post(
             self.url(model, "countTokens"), body, self._headers, stream=False
@@ -122,10 +127,11 @@ class GeminiProvider(UpstreamProvider[GeminiConfig]):
                 param="input",
             )
         model = self._model(request)
-        path = model if "/" in model else f"models/{model}"
+        # an operator's own `tunedModels/x` keeps its slash; a client's name is one model id
+        path = model if model == self.upstream_model and "/" in model else f"models/{model}"
         items = [_embed_item(path, str(text), request.dimensions) for text in request.inputs]
         single = len(items) == 1
-        body = orjson.dumps(items[0] if single else {"requests": items})
+        body = self.encode(lambda: items[0] if single else {"requests": items})
         method = "embedContent" if single else "batchEmbedContents"
         response = await self.transport.post(self.url(model, method), body, self._headers, stream=False)
         answer = await self.transport.read_json(response)

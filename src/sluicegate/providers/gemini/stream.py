@@ -15,6 +15,7 @@ blocked (`promptFeedback.blockReason`, no candidates) is a 400, not an empty ans
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from functools import lru_cache
@@ -26,6 +27,8 @@ import orjson
 from sluicegate.core.events import Event, Finish, Metadata, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from sluicegate.errors import InvalidRequestError, UpstreamError
 from sluicegate.providers.gemini.errors import error_from
+
+log = logging.getLogger("sluicegate.providers")
 
 _FINISH = {
     "STOP": "stop",
@@ -103,6 +106,7 @@ class StreamParser:
         if "error" in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             code = error.get("code")
+            log.warning("upstream of %s reported an error mid-stream: %.500s", self.name, error)
             raise error_from(code if isinstance(code, int) else 500, error, {}, self.name, self.wildcard)
         events: list[Event] = []
         response_id = chunk.get("responseId")

@@ -32,6 +32,7 @@ from sluicegate.core.events import (
     Usage,
 )
 from sluicegate.errors import UpstreamError
+from sluicegate.providers.error_text import mid_stream_error
 from sluicegate.providers.http import loads_event
 
 
@@ -181,8 +182,7 @@ class ChunkParser:
             raise UpstreamError(f"The upstream of `{self.name}` sent a stream chunk that is not a JSON object.")
         error = chunk.get("error")
         if error:
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            raise UpstreamError(f"The upstream of `{self.name}` reported an error mid-stream: {message}")
+            raise mid_stream_error(self.name, error)
         raw_usage = chunk.get("usage")
         if raw_usage is not None:
             usage = parse_usage(raw_usage)

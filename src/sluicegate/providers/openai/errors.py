@@ -24,6 +24,7 @@ from sluicegate.errors import (
     UpstreamConfigError,
     UpstreamError,
 )
+from sluicegate.providers.error_text import failed, redact
 
 # upstreams that answer an unknown model with 400 rather than 404 say so in the code
 _MODEL_CODES = frozenset({"model_not_found", "model_not_available", "invalid_model"})
@@ -31,6 +32,7 @@ _MODEL_CODES = frozenset({"model_not_found", "model_not_available", "invalid_mod
 
 def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: str) -> GatewayError:
     message, param, code = _details(body)
+    message = redact(message)  # the upstream's words reach the client only without secrets
     delay = retry_after(headers)
     if status in (400, 422) and code not in _MODEL_CODES:
         return InvalidRequestError(message or "The upstream rejected the request.", param=param, code=code)
@@ -57,8 +59,10 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], name: s
             f"The upstream of `{name}` refused the gateway's credentials ({status})."
         )
     if status == 503:
-        return ServiceUnavailableError(message or f"The upstream of `{name}` is unavailable.", retry_after=delay)
-    return UpstreamError(f"The upstream of `{name}` failed with HTTP {status}: {message or 'no details'}")
+        return ServiceUnavailableError(failed(name, status, "is unavailable"), retry_after=delay)
+    if status >= 500:
+        return UpstreamError(failed(name, status))
+    return UpstreamError(f"The upstream of `{name}` answered HTTP {status}: {message or 'no details'}")
 
 
 def _details(body: bytes) -> tuple[str | None, str | None, str | None]:

@@ -11,7 +11,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
-import orjson
 
 from sluicegate.core.completion import Completion, completion_events
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
@@ -44,9 +43,9 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
         if request.prompts is not None:  # legacy completions: the client's body, as sent
-            body = orjson.dumps(legacy_body(request, self._model(request), stream))
+            body = self.encode(lambda: legacy_body(request, self._model(request), stream))
             return await self.transport.post(self.legacy_url, body, self._headers, stream=stream)
-        body = orjson.dumps(openai_body(request, self._model(request), stream))
+        body = self.encode(lambda: openai_body(request, self._model(request), stream))
         return await self.transport.post(self.url, body, self._headers, stream=stream)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
@@ -67,6 +66,8 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             async for sse_events in events:
                 batch, saw_done, error = _parse(sse_events, parser, self.name)
                 if started:  # the first list, given at once: the start goes with what arrived
+                    if not sse_events:  # nothing came with the status: its metadata is to come
+                        started[0].metadata_pending = True  # type: ignore[union-attr]
                     batch, started = started + batch, []
                 if saw_done:
                     last = batch  # goes with what the end owes, as the last batch
@@ -98,7 +99,7 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         """The client's body as sent, with the upstream's model name; its answer as it came."""
         model = self._model(request)
-        body = orjson.dumps({**request.raw, "model": model})
+        body = self.encode(lambda: {**request.raw, "model": model})
         response = await self.transport.post(f"{self.config.base_url}/embeddings", body, self._headers, stream=False)
         answer = await self.transport.read_json(response)
         data = answer.get("data") if isinstance(answer, dict) else None
