@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sluicegate.extras import MissingExtra
 from sluicegate.governance.rules import RuleError
 from sluicegate.operator import OperatorError, prepare_data_dir
 from sluicegate.settings import ConfigError, Settings, load_settings
@@ -126,11 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in str(exc).splitlines():  # one line per problem, each saying whose it is
             print(f"sluicegate: {problem}", file=sys.stderr)
         return 2
-    except OperatorError as exc:
+    except (OperatorError, MissingExtra) as exc:
         if debug:
             raise
         print(f"sluicegate: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code if isinstance(exc, OperatorError) else 2
     except RuleError as exc:
         if debug:
             raise

@@ -16,6 +16,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from sluicegate import extras
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.routing.entry import deployments_of
 from sluicegate.settings import Settings
@@ -53,15 +54,27 @@ def prepare_data_dir(path: Path, writable: bool = False) -> None:
 
 
 def check_models(settings: Settings) -> None:
-    """Model files that do not exist are the config's mistake, said before anything starts."""
-    for position, entry in enumerate(settings.models):
-        for model in deployments_of(entry):
-            _check_model_file(model, position)
+    """Model files that do not exist, and parts of the install the config needs that are
+    missing (the extras), are the config's mistake, said before anything starts."""
+    try:
+        if settings.database.url and settings.database.url.startswith(("postgresql://", "postgres://")):
+            extras.require(extras.POSTGRES, "database.url")
+        if settings.redis.url:
+            extras.require(extras.REDIS, "redis.url")
+        for position, entry in enumerate(settings.models):
+            for model in deployments_of(entry):
+                _check_model_file(model, position)
+    except extras.MissingExtra as exc:
+        raise OperatorError(str(exc), exit_code=2) from None
 
 
 def _check_model_file(model: object, position: int) -> None:
     if not isinstance(model, LocalConfig):
         return
+    asked_by = f"model {model.name!r} (models[{position}], provider: local)"
+    extras.require(extras.LOCAL, asked_by)
+    if not model.path:
+        extras.require(extras.SMOLLM2, asked_by + " with no `path`")
     if model.path:
         if not Path(model.path).is_file():
             raise OperatorError(
