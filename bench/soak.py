@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
-from tests.support.fault_upstream import Attempt, Fault, FaultUpstream
+from testsupport.fault_upstream import Attempt, Fault, FaultUpstream
 
 from bench.processes import Managed, free_port, spawn, stop, tree_rss, wait_http_ok
 

@@ -25,6 +25,16 @@ from sluicegate.settings import ConfigError, Settings, load_settings
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Says an option's default once: not when its help already does, nor when there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), getattr(args, "data_dir", None))
 
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluicegate",
         description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
         epilog="Start with `sluicegate serve`; `sluicegate COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"sluicegate {_version()}")
@@ -65,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str) -> argparse.ArgumentParser:
         p = parent.add_parser(
-            name, help=text, description=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            name, help=text, description=text, formatter_class=_Formatter
         )
         p.add_argument(
             "--data-dir",

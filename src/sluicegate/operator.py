@@ -155,12 +155,34 @@ def banner(settings: Settings, host: str, port: int, secret: str | None, admin: 
         aliases = f"  aliases: {', '.join(model.aliases)}" if model.aliases else ""
         lines.append(f"    {model.name:<{width}}  {model.provider:<9}{aliases}")
     if secret:
-        lines.append("Created your first API key (shown only once; `sluicegate keys create` makes more):")
+        lines.append(
+            "Created your first API key (shown only once;"
+            f" `sluicegate keys create{_keys_options(settings)}` makes more):"
+        )
         lines.append(f"  {secret}")
+    else:
+        lines.append(
+            "Your API keys are the ones made before (a key is shown only when it is made); lost yours?"
+            f" `sluicegate keys create{_keys_options(settings)}` makes another"
+        )
     if admin:
         lines.append("Created the admin key, for /admin/ (shown only once; or set SLUICEGATE_ADMIN_KEY):")
         lines.append(f"  admin key: {admin}")
     return "\n".join(lines)
+
+
+def _keys_options(settings: Settings) -> str:
+    """The config and data dir this gateway uses, for a keys command, when they are not the ones
+    the command finds by itself."""
+    from platformdirs import user_data_dir
+
+    command = ""
+    config = os.environ.get("SLUICEGATE_CONFIG")  # `serve --config` sets it for its workers
+    if config and settings.database.url:
+        command += f" --config {config}"
+    if settings.data_dir.resolve() != Path(user_data_dir("sluicegate", appauthor=False)).resolve():
+        command += f" --data-dir {settings.data_dir}"
+    return command
 
 
 def serve_gateway(
@@ -169,6 +191,7 @@ def serve_gateway(
     from sluicegate.server import ServeOptions, run
 
     sock = bind(host, port)
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
     secret, admin = first_key(settings)
 
     def ready() -> None:

@@ -129,10 +129,12 @@ def test_first_serve_prints_a_usable_key_and_serves(tmp_path: Path) -> None:
         ]
     finally:
         server.stop()
-    # A second start on the same data dir keeps the key and prints no new one.
-    again = start_gateway(data_dir, startup_s=10)
+    # A second start on the same data dir keeps the key and prints no new one, but says how to
+    # make another when the first is lost.
+    again = start_gateway(data_dir, startup_s=120)
     try:
         assert not [line for line in again.log().splitlines() if line.strip().startswith("sk-")]
+        assert f"lost yours? `sluicegate keys create --data-dir {data_dir}` makes another" in again.log()
         response = httpx.get(again.v1 + "/models", headers={"Authorization": f"Bearer {server.api_key}"})
         assert response.status_code == 200
     finally:

@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.support.fault_upstream import Fault, FaultUpstream
+from testsupport.fault_upstream import Fault, FaultUpstream
 from tests.support.server import Gateway, start_gateway
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]

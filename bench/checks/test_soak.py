@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 from bench.soak import MIX, classify, gateway_config
-from tests.support.fault_upstream import Fault
+from testsupport.fault_upstream import Fault
 
 from sluicegate.settings import Settings
 
