@@ -1,7 +1,7 @@
 """``python -m bench.soak``: mixed upstream faults against a two-deployment model for 2 minutes.
 
 A gateway process (one worker) serves the model `soak` from two fault upstreams (see
-`tests/support/fault_upstream.py`): `steady`, which fails only when a request asks it to, and
+`testsupport/fault_upstream.py`): `steady`, which fails only when a request asks it to, and
 `flaky`, which also refuses connections 3 s out of every 10 and answers a share of its attempts
 with 429 (Retry-After: 1), 500 or 503 before the first byte. Requests arrive at a fixed rate
 (open loop); each asks for one fault of the mix in its body (`fault`), which every deployment
