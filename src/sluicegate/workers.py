@@ -10,6 +10,12 @@ What gunicorn does not do the way a gateway needs, and is added here:
   every such death (1 s up to 30 s), instead of at once, over and over.
 - The workers' heartbeat comes from their event loop (also during start-up, while a model
   loads), and the master drops a dead worker's live gauges from the metrics.
+
+Most of it goes through gunicorn's public API (settings, the `pre_fork` and `child_exit` hooks,
+the worker class); the arbiter is subclassed where gunicorn has no hook: after a fork in the
+master, before a respawn, once every worker has booted, and to listen on a socket already bound.
+tests/cli/test_gunicorn_contract.py checks those internals against the installed gunicorn, and
+CI runs it on the lowest version declared (`scripts/lowest-deps`).
 """
 
 from __future__ import annotations
