@@ -40,9 +40,9 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
-from testsupport.fault_upstream import Attempt, Fault, FaultUpstream
 
 from bench.processes import Managed, free_port, spawn, stop, tree_rss, wait_http_ok
+from testsupport.fault_upstream import Attempt, Fault, FaultUpstream
 
 MEMORY_BOUND_MB = 16.0  # growth allowed from the end of the warm-up to the end of the soak
 WARMUP_S = 15.0

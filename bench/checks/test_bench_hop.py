@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from openai import APIStatusError, AsyncOpenAI
+
 from bench.bare_proxy import BareProxy
 from bench.closedloop import ClosedSpec, parse_wrk, run_closed, run_wrk, wrk_script
 from bench.hop import Row, Sample, render, summarise
 from bench.mock_upstream import MockParams, bound_port, start_mock
 from bench.scenarios import request_body
-from openai import APIStatusError, AsyncOpenAI
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bench.targets import ALL_TARGETS, PORTKEY, portkey_headers, start_portkey
 
 from bench import portkey_env
+from bench.targets import ALL_TARGETS, PORTKEY, portkey_headers, start_portkey
 
 NODE = shutil.which("node")
 needs_node = pytest.mark.tools  # node: `python -m bench.check` installs it

@@ -70,9 +70,9 @@ def _words(error: ErrorDetails, schema: type[BaseModel] | None) -> str:
         return "is required but missing"
     if kind == "extra_forbidden":
         key = str(error["loc"][-1])
-        close = _close(key, _settings_at(schema, error["loc"][:-1])) if schema is not None else None
-        if close:
-            return f"unknown setting (did you mean {close!r}?)"
+        setting = _close(key, _settings_at(schema, error["loc"][:-1])) if schema is not None else None
+        if setting:
+            return f"unknown setting (did you mean {setting!r}?)"
         return f"unknown setting (remove it or check its spelling; got {error.get('input')!r})"
     if kind == "union_tag_invalid":
         tag = str((error.get("ctx") or {}).get("tag"))
@@ -106,7 +106,7 @@ def _settings_at(schema: type[BaseModel], loc: Sequence[int | str]) -> set[str]:
         if isinstance(part, str) and part in BRANCH_TAGS:
             continue
         reached: list[Any] = []
-        for kind in (inner for kind in kinds for inner in _members(kind)):
+        for kind in (member for outer in kinds for member in _members(outer)):
             if isinstance(part, int) and typing.get_origin(kind) is list:
                 reached.extend(typing.get_args(kind)[:1])
             elif isinstance(part, str) and isinstance(kind, type) and issubclass(kind, BaseModel):
@@ -116,7 +116,7 @@ def _settings_at(schema: type[BaseModel], loc: Sequence[int | str]) -> set[str]:
         kinds = reached
     return {
         name
-        for kind in (inner for kind in kinds for inner in _members(kind))
+        for kind in (member for outer in kinds for member in _members(outer))
         if isinstance(kind, type) and issubclass(kind, BaseModel)
         for name in kind.model_fields
     }

@@ -87,14 +87,18 @@ def test_the_core_proxies_an_openai_compatible_upstream_without_any_extra(
     args = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")]
     args += ["--config", str(write_config(tmp_path, config))]
     with log.open("wb") as out:
-        process = subprocess.Popen(without_extras(*args), stdout=out, stderr=subprocess.STDOUT, env=environment())
+        process = subprocess.Popen(
+            without_extras(*args), stdout=out, stderr=subprocess.STDOUT, env=environment()
+        )
     try:
         deadline = time.monotonic() + 120  # only ends a test that would hang
         key = None
         while key is None:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
-            key = next((ln.strip() for ln in log.read_text().splitlines() if ln.strip().startswith("sk-sg-")), None)
+            key = next(
+                (ln.strip() for ln in log.read_text().splitlines() if ln.strip().startswith("sk-sg-")), None
+            )
             time.sleep(0.1)
         body = {"model": "m", "messages": [{"role": "user", "content": "through the core"}], "stream": True}
         with httpx.stream(

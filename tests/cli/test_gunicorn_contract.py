@@ -72,9 +72,7 @@ def test_a_listener_wraps_a_bound_socket_by_its_descriptor() -> None:
             reuse_port = False
             is_ssl = False
 
-        listener = gunicorn_sock.TCPSocket(
-            bound.getsockname(), Config(), _Log(), fd=os.dup(bound.fileno())
-        )
+        listener = gunicorn_sock.TCPSocket(bound.getsockname(), Config(), _Log(), fd=os.dup(bound.fileno()))
         assert listener.sock.getsockname() == bound.getsockname()
         listener.close()
     finally:

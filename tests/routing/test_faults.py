@@ -14,8 +14,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from testsupport.fault_upstream import Fault, FaultUpstream
 from tests.support.server import Gateway, start_gateway
+from testsupport.fault_upstream import Fault, FaultUpstream
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 FULL = Fault().text()

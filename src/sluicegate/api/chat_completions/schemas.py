@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
 from sluicegate.core.request import ChatRequest
-from sluicegate.field_paths import field_path, most_specific
 from sluicegate.errors import InvalidRequestError
+from sluicegate.field_paths import field_path, most_specific
 
 
 class ContentPart(BaseModel):

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from pydantic_core import ErrorDetails
 
 from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
-from sluicegate.field_paths import field_path, most_specific
 from sluicegate.errors import InvalidRequestError
+from sluicegate.field_paths import field_path, most_specific
 
 
 class _Model(BaseModel):
