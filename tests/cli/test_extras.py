@@ -74,8 +74,8 @@ def test_a_missing_extra_is_one_line_naming_what_to_install(
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == ["sluicegate: " + words + " (from a clone: pip install -e '.["
-                                          + words.rsplit("[", 1)[1].split("]")[0] + "]')"]  # fmt: skip
+    (line,) = result.stderr.splitlines()  # one line
+    assert line.startswith("sluicegate: " + words), line
 
 
 def test_the_core_proxies_an_openai_compatible_upstream_without_any_extra(
