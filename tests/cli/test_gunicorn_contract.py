@@ -89,3 +89,15 @@ def test_the_worker_class_hooks_used_exist() -> None:
     assert parameters(Worker.init_signals) == ["self"]
     assert "self.init_signals()" in inspect.getsource(Worker.init_process)
     assert hasattr(Worker, "notify") and isinstance(Worker.SIGNALS, list)
+
+
+def test_every_setting_the_master_passes_is_one_gunicorn_knows() -> None:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    from sluicegate.server import ServeOptions
+    from sluicegate.workers import gunicorn_settings
+
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        names = set(gunicorn_settings(bound, ServeOptions(workers=2)))
+    assert names <= {setting.name for setting in KNOWN_SETTINGS}, names - {s.name for s in KNOWN_SETTINGS}
