@@ -1,7 +1,7 @@
 """``python -m bench.soak``: mixed upstream faults against a two-deployment model for 2 minutes.
 
 A gateway process (one worker) serves the model `soak` from two fault upstreams (see
-`tests/support/fault_upstream.py`): `steady`, which fails only when a request asks it to, and
+`testsupport/fault_upstream.py`): `steady`, which fails only when a request asks it to, and
 `flaky`, which also refuses connections 3 s out of every 10 and answers a share of its attempts
 with 429 (Retry-After: 1), 500 or 503 before the first byte. Requests arrive at a fixed rate
 (open loop); each asks for one fault of the mix in its body (`fault`), which every deployment
@@ -40,9 +40,9 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
-from tests.support.fault_upstream import Attempt, Fault, FaultUpstream
 
 from bench.processes import Managed, free_port, spawn, stop, tree_rss, wait_http_ok
+from testsupport.fault_upstream import Attempt, Fault, FaultUpstream
 
 MEMORY_BOUND_MB = 16.0  # growth allowed from the end of the warm-up to the end of the soak
 WARMUP_S = 15.0

@@ -17,11 +17,22 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from sluicegate.extras import MissingExtra
 from sluicegate.governance.rules import RuleError
 from sluicegate.operator import OperatorError, prepare_data_dir
 from sluicegate.settings import ConfigError, Settings, load_settings
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Says an option's default once: not when its help already does, nor when there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or action.default in (None, False):
+            return text
+        return super()._get_help_string(action)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -55,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluicegate",
         description=(__doc__ or "").split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Formatter,
         epilog="Start with `sluicegate serve`; `sluicegate COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"sluicegate {_version()}")
@@ -64,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str) -> argparse.ArgumentParser:
         p = parent.add_parser(
-            name, help=text, description=text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+            name, help=text, description=text, formatter_class=_Formatter
         )
         p.add_argument(
             "--data-dir",
@@ -126,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in str(exc).splitlines():  # one line per problem, each saying whose it is
             print(f"sluicegate: {problem}", file=sys.stderr)
         return 2
-    except OperatorError as exc:
+    except (OperatorError, MissingExtra) as exc:
         if debug:
             raise
         print(f"sluicegate: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code if isinstance(exc, OperatorError) else 2
     except RuleError as exc:
         if debug:
             raise

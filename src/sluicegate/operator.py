@@ -16,6 +16,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from sluicegate import extras
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.routing.entry import deployments_of
 from sluicegate.settings import Settings
@@ -53,15 +54,27 @@ def prepare_data_dir(path: Path, writable: bool = False) -> None:
 
 
 def check_models(settings: Settings) -> None:
-    """Model files that do not exist are the config's mistake, said before anything starts."""
-    for position, entry in enumerate(settings.models):
-        for model in deployments_of(entry):
-            _check_model_file(model, position)
+    """Model files that do not exist, and parts of the install the config needs that are
+    missing (the extras), are the config's mistake, said before anything starts."""
+    try:
+        if settings.database.url and settings.database.url.startswith(("postgresql://", "postgres://")):
+            extras.require(extras.POSTGRES, "database.url")
+        if settings.redis.url:
+            extras.require(extras.REDIS, "redis.url")
+        for position, entry in enumerate(settings.models):
+            for model in deployments_of(entry):
+                _check_model_file(model, position)
+    except extras.MissingExtra as exc:
+        raise OperatorError(str(exc), exit_code=2) from None
 
 
 def _check_model_file(model: object, position: int) -> None:
     if not isinstance(model, LocalConfig):
         return
+    asked_by = f"model {model.name!r} (models[{position}], provider: local)"
+    extras.require(extras.LOCAL, asked_by)
+    if not model.path:
+        extras.require(extras.SMOLLM2, asked_by + " with no `path`")
     if model.path:
         if not Path(model.path).is_file():
             raise OperatorError(
@@ -142,12 +155,34 @@ def banner(settings: Settings, host: str, port: int, secret: str | None, admin: 
         aliases = f"  aliases: {', '.join(model.aliases)}" if model.aliases else ""
         lines.append(f"    {model.name:<{width}}  {model.provider:<9}{aliases}")
     if secret:
-        lines.append("Created your first API key (shown only once; `sluicegate keys create` makes more):")
+        lines.append(
+            "Created your first API key (shown only once;"
+            f" `sluicegate keys create{_keys_options(settings)}` makes more):"
+        )
         lines.append(f"  {secret}")
+    else:
+        lines.append(
+            "Your API keys are the ones made before (a key is shown only when it is made); lost yours?"
+            f" `sluicegate keys create{_keys_options(settings)}` makes another"
+        )
     if admin:
         lines.append("Created the admin key, for /admin/ (shown only once; or set SLUICEGATE_ADMIN_KEY):")
         lines.append(f"  admin key: {admin}")
     return "\n".join(lines)
+
+
+def _keys_options(settings: Settings) -> str:
+    """The config and data dir this gateway uses, for a keys command, when they are not the ones
+    the command finds by itself."""
+    from platformdirs import user_data_dir
+
+    command = ""
+    config = os.environ.get("SLUICEGATE_CONFIG")  # `serve --config` sets it for its workers
+    if config and settings.database.url:
+        command += f" --config {config}"
+    if settings.data_dir.resolve() != Path(user_data_dir("sluicegate", appauthor=False)).resolve():
+        command += f" --data-dir {settings.data_dir}"
+    return command
 
 
 def serve_gateway(
@@ -156,6 +191,7 @@ def serve_gateway(
     from sluicegate.server import ServeOptions, run
 
     sock = bind(host, port)
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
     secret, admin = first_key(settings)
 
     def ready() -> None:

@@ -169,4 +169,4 @@ def load_settings(config_file: str | Path | None = None, data_dir: str | Path | 
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(validation_error(path, exc, tree)) from None
+        raise ConfigError(validation_error(path, exc, tree, Settings)) from None

@@ -10,6 +10,12 @@ What gunicorn does not do the way a gateway needs, and is added here:
   every such death (1 s up to 30 s), instead of at once, over and over.
 - The workers' heartbeat comes from their event loop (also during start-up, while a model
   loads), and the master drops a dead worker's live gauges from the metrics.
+
+Most of it goes through gunicorn's public API (settings, the `pre_fork` and `child_exit` hooks,
+the worker class); the arbiter is subclassed where gunicorn has no hook: after a fork in the
+master, before a respawn, once every worker has booted, and to listen on a socket already bound.
+tests/cli/test_gunicorn_contract.py checks those internals against the installed gunicorn, and
+CI runs it on the lowest version declared (`scripts/lowest-deps`).
 """
 
 from __future__ import annotations
@@ -63,6 +69,27 @@ def run_prefork(sock: socket.socket, options: ServeOptions, on_ready: Callable[[
     return 0
 
 
+def gunicorn_settings(sock: socket.socket, o: ServeOptions) -> dict[str, Any]:
+    """The master's settings, all of them gunicorn's own (test_gunicorn_contract checks the names)."""
+    host, port = sock.getsockname()[:2]
+    return {
+        "bind": f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}",
+        "workers": o.workers,
+        "worker_class": GatewayWorker,
+        "preload_app": True,
+        "timeout": math.ceil(o.worker_timeout_s),
+        "graceful_timeout": math.ceil(o.shutdown_timeout_s) + 5,
+        "keepalive": 5,
+        "loglevel": o.log_level,
+        "accesslog": None,
+        "logger_class": _Log,
+        "control_socket_disable": True,
+        "proc_name": "sluicegate",
+        "pre_fork": _pre_fork,
+        "child_exit": _child_exit,
+    }
+
+
 async def _never_called(scope: Any, receive: Any, send: Any) -> None:
     raise RuntimeError("the master process serves no requests")
 
@@ -82,27 +109,10 @@ class _Application(BaseApplication):  # type: ignore[misc]
         super().__init__(prog="sluicegate")
 
     def load_config(self) -> None:
-        o = self.options
-        host, port = self.sock.getsockname()[:2]
-        settings = {
-            "bind": f"[{host}]:{port}" if self.sock.family == socket.AF_INET6 else f"{host}:{port}",
-            "workers": o.workers,
-            "worker_class": GatewayWorker,
-            "preload_app": True,
-            "timeout": math.ceil(o.worker_timeout_s),
-            "graceful_timeout": math.ceil(o.shutdown_timeout_s) + 5,
-            "keepalive": 5,
-            "loglevel": o.log_level,
-            "accesslog": None,
-            "logger_class": _Log,
-            "control_socket_disable": True,
-            "proc_name": "sluicegate",
-            "pre_fork": _pre_fork,
-            "child_exit": _child_exit,
-        }
+        settings = gunicorn_settings(self.sock, self.options)
         for name, value in settings.items():
             self.cfg.set(name, value)
-        self.cfg.sluicegate = (o, self.ready_pipe[1])  # read by the workers
+        self.cfg.sluicegate = (self.options, self.ready_pipe[1])  # read by the workers
 
     def load(self) -> Any:
         # The master imported the code already (`server._preload`); each worker builds its own

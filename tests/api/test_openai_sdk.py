@@ -141,9 +141,10 @@ def test_bad_key_raises_authentication_error(gateway: Gateway) -> None:
     assert info.value.code == "invalid_api_key"
 
 
-def test_unknown_model_raises_not_found_with_a_suggestion(client: OpenAI) -> None:
+@pytest.mark.parametrize("asked", ["smollm2-135m-instruc", "smollm2"])
+def test_unknown_model_raises_not_found_with_a_suggestion(client: OpenAI, asked: str) -> None:
     with pytest.raises(openai.NotFoundError) as info:
-        client.chat.completions.create(model="smollm2-135m-instruc", messages=PROMPT, stream=True)
+        client.chat.completions.create(model=asked, messages=PROMPT, stream=True)
     assert info.value.code == "model_not_found"
     assert "smollm2-135m-instruct" in info.value.message
     body = info.value.body

@@ -174,6 +174,9 @@ def test_version_and_help() -> None:
     for option in ("--host", "--port", "--workers", "--log-level", "--data-dir", "--config"):
         assert option in serve
     assert "default: info" in serve and "127.0.0.1" in serve and "8080" in serve
+    flat = " ".join(serve.split())  # each default said once, and none where there is none
+    assert "(default: server.port of the config, 8080) --workers" in flat
+    assert "(default: None)" not in flat and "(default: False)" not in flat
     keys = run_cli("keys")
     assert keys.returncode == 0 and "create" in keys.stdout and "revoke" in keys.stdout
     assert "required" not in keys.stderr

@@ -24,7 +24,7 @@ import pytest
 
 from tests.governance.conftest import Backend
 from tests.governance.support import DOLLAR_PER_TOKEN, PRICED, GovGateway, start
-from tests.support.fault_upstream import FaultUpstream
+from testsupport.fault_upstream import FaultUpstream
 
 STREAMS = 50  # half on a key near its budget (a reservation each), half on a rich key (leases)
 HEARTBEAT_S = 0.5  # each heartbeat also records the tokens the streams in flight have produced

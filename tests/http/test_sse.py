@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sluicegate.http.sse import SSEDecoder, SSEEvent, encode_data, encode_event
+from sluicegate.http.sse import SSEDecoder, SSEEvent, encode_data
 
 
 def decode(*reads: bytes, flush: bool = True) -> list[SSEEvent]:
@@ -129,8 +129,8 @@ def test_flush_dispatches_an_event_missing_only_the_blank_line() -> None:
     assert [(e.event, e.data) for e in decoder.flush()] == [("end", "last")]
 
 
-def test_encoders_round_trip() -> None:
-    stream = encode_event("ping", b'{"a":1}') + encode_data(b"[DONE]")
+def test_the_encoder_round_trips() -> None:
+    stream = b'event: ping\ndata: {"a":1}\n\n' + encode_data(b"[DONE]")
     assert [(e.event, e.data) for e in decode(stream)] == [("ping", '{"a":1}'), ("message", "[DONE]")]
 
 

@@ -14,8 +14,8 @@ from sluicegate.routing.build import build_routers
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
-from tests.support.fault_upstream import FaultUpstream
 from tests.support.server import free_port
+from testsupport.fault_upstream import FaultUpstream
 
 
 @pytest.fixture(scope="session")

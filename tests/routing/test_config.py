@@ -111,6 +111,21 @@ def test_model_timeouts_reach_each_deployment_unless_it_sets_its_own(tmp_path: P
         ("- {name: m, provider: local, routing: ordered}", "models[0].routing: unknown setting"),
         ("- {name: m, provider: local, retries: {count: 99}}", "models[0].retries.count"),
         ("- {name: m, provider: local, timeouts: {idle: 0}}", "models[0].timeouts.idle"),
+        # a misspelled setting is compared with those allowed where it stands
+        (
+            "- {name: m, provider: openai, base_ulr: x}",
+            "models[0].base_ulr: unknown setting (did you mean 'base_url'?)",
+        ),
+        (
+            "- {name: m, provder: openai, base_url: x}",
+            "models[0]: says no `provider:` (`provder:` is not a setting: did you mean `provider:`?)",
+        ),
+        (
+            "- {name: m, deployments: [{provider: anthropic, base_url: x, api_kye: k}]}",
+            "models[0].deployments[0].api_kye: unknown setting (did you mean 'api_key'?)",
+        ),
+        ("- {name: m, provider: local, retries: {cuont: 2}}", "models[0].retries.cuont: unknown setting (did you mean 'count'?)"),
+        ("- {name: m, provider: local, zzzzz: 2}", "models[0].zzzzz: unknown setting (remove it or check its spelling"),
     ],
 )
 def test_config_errors_say_where_and_why(tmp_path: Path, models: str, words: str) -> None:
@@ -124,6 +139,12 @@ def test_a_deployments_mistake_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)
     assert str(info.value).endswith("line 5: models[0].deployments[1].base_url: is required but missing")
+
+
+def test_a_misspelled_top_level_setting_is_named_with_the_right_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, "server: {prot: 9000}\n")
+    assert "server.prot: unknown setting (did you mean 'port'?)" in str(info.value)
 
 
 def test_a_redis_for_shared_cooldowns(tmp_path: Path) -> None:

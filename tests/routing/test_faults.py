@@ -14,8 +14,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.support.fault_upstream import Fault, FaultUpstream
 from tests.support.server import Gateway, start_gateway
+from testsupport.fault_upstream import Fault, FaultUpstream
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 FULL = Fault().text()
@@ -264,9 +264,9 @@ def test_a_client_leaving_before_the_first_byte_cancels_the_upstream(
     headers = {"Authorization": f"Bearer {gateway.api_key}"}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=0.5)
-    left_at = time.monotonic()
-    assert a.wait_for(lambda u: u.attempts[0].cancelled_at is not None, timeout=5)
-    assert a.attempts[0].cancelled_at is not None and a.attempts[0].cancelled_at - left_at < 5
+    # the upstream sees the cancellation (the deadline only ends a test that would hang: it
+    # asks for a 30 s delay, which a gateway that did not cancel would wait out)
+    assert a.wait_for(lambda u: u.attempts[0].cancelled_at is not None, timeout=25)
 
 
 def test_the_gateway_log_names_the_deployment_to_fix(gateway: Gateway, client: OpenAI) -> None:

@@ -18,7 +18,7 @@ from sluicegate.errors import (
 )
 from sluicegate.routing.health import CLOSED, HALF_OPEN, OPEN
 from tests.routing.conftest import answer, chat, openai, routers
-from tests.support.fault_upstream import Fault, FaultUpstream
+from testsupport.fault_upstream import Fault, FaultUpstream
 
 FAST_RETRIES = {"count": 2, "backoff_base_s": 0.01, "backoff_cap_s": 0.02}
 

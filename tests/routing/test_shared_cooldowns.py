@@ -16,8 +16,8 @@ from sluicegate.routing.health import CLOSED, OPEN
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
 from tests.routing.conftest import answer, openai, routers
-from tests.support.fault_upstream import FaultUpstream
 from tests.support.server import free_port
+from testsupport.fault_upstream import FaultUpstream
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

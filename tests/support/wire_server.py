@@ -27,6 +27,8 @@ class Reply:
     delay_s: float = 0.0  # before each chunk (the status and headers are already out)
     wait_s: float = 0.0  # before answering at all (no status yet)
     hang_after: bool = False  # keep the connection open after the chunks, sending nothing
+    # the chunks wait for this (the status and headers are already out): a test decides when
+    release: threading.Event | None = None
 
 
 class WireServer(Generic[Recorded]):
@@ -113,6 +115,8 @@ class WireServer(Generic[Recorded]):
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **reply.headers})
         try:
             await response.prepare(request)
+            if reply.release is not None:
+                await asyncio.get_running_loop().run_in_executor(None, reply.release.wait, 60)
             for data in reply.chunks:
                 if reply.delay_s:
                     await asyncio.sleep(reply.delay_s)

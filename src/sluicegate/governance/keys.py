@@ -150,22 +150,7 @@ class KeyStore:
     def by_id(self, key_id: str | None) -> KeyRecord | None:
         return self._by_id.get(key_id) if key_id else None
 
-    def has_admin(self) -> bool:
-        return any(key.admin and key.active for key in self._by_id.values())
-
     # -- checking a secret --------------------------------------------------------------------
-
-    def authenticate(self, secret: str | None) -> KeyRecord:
-        """The key behind a secret, from memory only. An unknown secret is refused at once and
-        schedules a refresh; `resolve` waits for that refresh instead."""
-        digest = _digest(secret)
-        key = self._by_hash.get(digest)
-        if key is None:
-            if time.monotonic() - self._last_refresh > MIN_REFRESH_S:
-                with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
-                    asyncio.get_running_loop().create_task(self._coalesced_refresh())
-            raise _unknown(secret or "")
-        return _check(key, secret or "")
 
     async def resolve(self, secret: str | None) -> KeyRecord:
         """The key behind a secret a client sent (each door finds it in its own header)."""

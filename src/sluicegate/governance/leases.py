@@ -1,7 +1,7 @@
 """Budget leases: most requests of a busy key reserve their budget in memory, not in the database.
 
-A reservation per request costs a database transaction per request (about 100 us of CPU on
-SQLite, a round trip on PostgreSQL). Instead, a process reserves a *lease* for a key, an amount
+A reservation per request costs a database transaction per request (CPU on SQLite, a round
+trip on PostgreSQL; figures in bench/results/levers.md). Instead, a process reserves a *lease* for a key, an amount
 worth `lease_requests` requests, in one atomic reservation like any other; then it admits that
 key's requests against the lease in memory until the lease is used up or `lease_s` old.
 

@@ -18,8 +18,8 @@ counted in the background while requests go on against this one, and what this o
 joins the next (it is counted already, and still this process's to use, within the same minute).
 So a busy key's requests do not stop for a Redis round trip every 128 requests.
 
-A slice of 128 (not 32) because each Redis call costs the process about 120 us of CPU in redis-py:
-spread over 96 requests that is about 1 us each, over 24 it was 5 (1% of a short stream).
+A slice of 128 (not 32) because each Redis call costs the process a good deal of CPU in redis-py,
+which a larger slice spreads over more requests (bench/results/levers.md has the figures).
 """
 
 from __future__ import annotations

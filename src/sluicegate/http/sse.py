@@ -25,10 +25,6 @@ def encode_data(payload: bytes) -> bytes:
     return b"data: " + payload + b"\n\n"
 
 
-def encode_event(event: str, payload: bytes) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
-
-
 class SSEDecoder:
     __slots__ = ("_at_start", "_buffer", "_data", "_event", "_id", "_pending_cr", "comments")
 

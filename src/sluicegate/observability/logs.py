@@ -6,8 +6,8 @@ A record may carry `extra={"fields": {...}}`: structured fields (the access log'
 status, timings...). The text format shows the message alone (it already says them); the JSON
 format puts the fields at the top level of the object, beside time, level, logger, message.
 
-Every request writes an access line, so a line must be cheap (it cost 14 us, about 2% of a
-proxied short stream's CPU): the time's text is made once a second, records skip the thread and
+Every request writes an access line, so a line must be cheap (a measurable share of a proxied
+short stream's CPU; bench/results/levers.md, lever I): the time's text is made once a second, records skip the thread and
 process names no format shows, and lines logged on the event loop are written together when the
 loop's turn ends, one write for all the requests that finished in it. Warnings and errors, and
 lines of other threads, are written at once (after what waits before them); a clean stop and a

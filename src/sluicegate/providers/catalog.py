@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from sluicegate.extras import LOCAL, Extra, require
 from sluicegate.providers.anthropic.config import AnthropicConfig
 from sluicegate.providers.config import ModelEntry
 from sluicegate.providers.embedded.config import EmbeddedConfig
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
 class ProviderSpec:
     config: type[ModelEntry]
     factory: str  # "module:Class", called with the model entry
+    extra: Extra | None = None  # the optional part of the install it needs
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
-    "local": ProviderSpec(LocalConfig, "sluicegate.providers.local.provider:LocalProvider"),
+    "local": ProviderSpec(LocalConfig, "sluicegate.providers.local.provider:LocalProvider", LOCAL),
     "openai": ProviderSpec(OpenAIConfig, "sluicegate.providers.openai.provider:OpenAIProvider"),
     "anthropic": ProviderSpec(AnthropicConfig, "sluicegate.providers.anthropic.provider:AnthropicProvider"),
     "gemini": ProviderSpec(GeminiConfig, "sluicegate.providers.gemini.provider:GeminiProvider"),
@@ -46,6 +48,8 @@ ModelConfig = Annotated[
 
 def build_provider(config: Any) -> Provider:
     spec = PROVIDERS[config.provider]
+    if spec.extra is not None:
+        require(spec.extra, f"model {config.name!r} (provider: {config.provider})")
     module_name, _, class_name = spec.factory.partition(":")
     factory = getattr(importlib.import_module(module_name), class_name)
     provider: Provider = factory(config)

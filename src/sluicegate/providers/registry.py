@@ -6,7 +6,6 @@ its own deployment), so retries, fail-over, fallbacks and cooldowns work the sam
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from sluicegate.providers.base import Provider
 from sluicegate.routing.build import build_routers
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
+from sluicegate.suggest import suggest_model
 
 _TYPO = 8  # characters a mistyped name may have over the longest configured one
 
@@ -108,8 +108,7 @@ class ModelRegistry:
         for prefix, provider in self._prefixes:
             if model.startswith(prefix) and len(prefix) < len(model) <= len(prefix) + MAX_MODEL_NAME:
                 return Route(provider, model, model[len(prefix) :], self._configs.get(provider.name))
-        close = difflib.get_close_matches(model, self.names(), n=1, cutoff=0.6)
-        raise _unknown(model, close[0] if close else None)
+        raise _unknown(model, suggest_model(model, self._providers, self._aliases))
 
     def get(self, model: str) -> Provider:
         return self.resolve(model).provider

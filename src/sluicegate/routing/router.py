@@ -12,6 +12,7 @@ The `Started` the door sees names the deployment that answered and the attempts 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import time
@@ -43,16 +44,20 @@ log = logging.getLogger("sluicegate.routing")
 T = TypeVar("T")
 Stream = AsyncGenerator[Batch, None]
 
-# what a failure before the upstream committed allows
-FINAL, NEXT, RETRY = 0, 1, 2  # raise it / try the next deployment / may retry this one
+class Verdict(enum.Enum):
+    """What a failure before the upstream committed allows."""
+
+    FINAL = "final"  # raise it
+    NEXT = "next"  # try the next deployment
+    RETRY = "retry"  # may retry this one
 
 
-def verdict(error: GatewayError) -> int:
+def verdict(error: GatewayError) -> Verdict:
     if isinstance(error, UpstreamConfigError):
-        return NEXT  # this deployment's key, URL or model is wrong: the next may be right
+        return Verdict.NEXT  # this deployment's key, URL or model is wrong: the next may be right
     if isinstance(error, UpstreamError | RateLimitError | ServiceUnavailableError):
-        return RETRY  # network, timeouts, 429, 5xx
-    return FINAL  # the client's request is at fault: the same everywhere
+        return Verdict.RETRY  # network, timeouts, 429, 5xx
+    return Verdict.FINAL  # the client's request is at fault: the same everywhere
 
 
 class Deployment:
@@ -331,14 +336,14 @@ class Router:
                 return (result,)
             stats.in_flight -= 1
             kind = verdict(error)
-            if kind == FINAL:
+            if kind is Verdict.FINAL:
                 if acquired:
                     breaker.release()
                 error.deployment, error.attempts = deployment.name, run.tried
                 raise error
             self._failed(deployment, error, run.tried, committed=False)
             run.last = (error, time.monotonic(), deployment)
-            wait = self._retry_wait(retry, error) if kind == RETRY else None
+            wait = self._retry_wait(retry, error) if kind is Verdict.RETRY else None
             if wait is None or retry == retries:
                 break
             if run.deadline is not None and loop.time() + wait >= run.deadline:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sluicegate import extras
 from sluicegate.store.base import Store
 
 
 def open_store(database_url: str | None, data_dir: Path) -> Store:
     """The (not yet opened) store; `await store.open()` connects and migrates."""
     if database_url and database_url.startswith(("postgresql://", "postgres://")):
+        extras.require(extras.POSTGRES, "database.url")
         from sluicegate.store.postgres import PostgresStore
 
         return PostgresStore(database_url)

@@ -31,7 +31,7 @@ _last_day: tuple[int, str] = (-1, "")
 
 def utc_day(epoch: float) -> str:
     """Every ledger record asks twice (its row, the daily sums), nearly always for the day it
-    asked last: the last answer is kept (formatting a datetime cost ~2 us a call)."""
+    asked last: the last answer is kept (formatting a datetime is not free)."""
     global _last_day
     number = int(epoch // _SECONDS_PER_DAY)
     if number != _last_day[0]:

@@ -306,9 +306,9 @@ class SQLiteStore:
         Under load the loop holds the GIL nearly all the time, and the sqlite3 module lets go of
         it around every statement it steps (a row, with `executemany`): a writer thread and the
         loop then hand the GIL back and forth hundreds of times per batch, each time a forced
-        switch (a futex wake-up and a context switch on both sides). Measured on one worker
-        under wrk, that cost about 60 us of CPU per request more than the same writes done on the
-        loop (some 12 us a row). So the loop writes, on a connection with no busy timeout and no
+        switch (a futex wake-up and a context switch on both sides), which cost more CPU per
+        request than the same writes done on the loop (bench/results/levers.md, lever H). So
+        the loop writes, on a connection with no busy timeout and no
         automatic checkpoint: it never waits. When another process or connection holds the lock,
         the loop tries again every few ms (its own tasks run meanwhile), and after
         `LOOP_PATIENCE_S` the batch goes to the bulk thread, which waits for the lock as before;

@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
 
 from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import InvalidRequestError
+from sluicegate.field_paths import field_path, most_specific
 
 
 class ContentPart(BaseModel):
@@ -80,33 +80,6 @@ class ChatCompletionRequest(BaseModel):
     metadata: dict[str, str] | None = None
 
 
-_SCALAR_LABELS = frozenset({"str", "int", "float", "bool", "none"})
-
-
-def _is_branch_label(item: str) -> bool:
-    """Pydantic's union-branch labels (`str`, `list[str]`, `constrained-int`, `ContentPart`...),
-    which are not field names; real fields (`stream`, `stop`...) may start like one."""
-    return item in _SCALAR_LABELS or "[" in item or "-" in item or item[:1].isupper()
-
-
-def _param(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif not _is_branch_label(item):
-            parts.append(item)
-    return ".".join(parts)
-
-
-def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
-    """The error to report: of the first failing field's errors (a union gives one per branch),
-    a real constraint or a missing field beats "wrong type for this branch", deeper beats shallower."""
-    field = errors[0]["loc"][:1]
-    same_field = [error for error in errors if error["loc"][:1] == field]
-    return min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
-
-
 def parse_chat_request(body: Any) -> ChatRequest:
     """Validate a decoded JSON body into the canonical request, or raise a 400."""
     if not isinstance(body, dict):
@@ -115,8 +88,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
     try:
         parsed = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
-        first = _most_specific(exc.errors(include_url=False))
-        param = _param(tuple(first["loc"]))
+        first = most_specific(exc.errors(include_url=False))
+        param = field_path(first["loc"], "openai")
         missing = first["type"] == "missing"
         if missing:
             message = f"Missing required parameter: '{param}'."
@@ -179,5 +152,5 @@ def decode_json(raw: bytes) -> Any:
         ) from None
     if isinstance(body, dict):
         check_count(body.get("messages"), "messages")  # before anything walks them
-    check_depth(raw, body, _param)
+    check_depth(raw, body, lambda loc: field_path(loc, "openai"))
     return body

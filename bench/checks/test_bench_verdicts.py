@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from bench.report import render_markdown
 from bench.scenarios import RateSearch, RunRecord, build_scenarios
 from bench.targets import Target

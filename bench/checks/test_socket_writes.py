@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from bench.socket_writes import SYSCALLS, tcp_writes
 
 TRACE = """\
@@ -64,6 +66,7 @@ os.waitpid(child, 0)
 """
 
 
+@pytest.mark.tools  # strace
 def test_a_real_trace_counts_each_send_to_a_tcp_socket(tmp_path: Path) -> None:
     trace = tmp_path / "trace"
     script = tmp_path / "server.py"

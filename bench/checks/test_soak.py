@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from bench.soak import MIX, classify, gateway_config
-from tests.support.fault_upstream import Fault
 
+from bench.soak import MIX, classify, gateway_config
 from sluicegate.settings import Settings
+from testsupport.fault_upstream import Fault
 
 
 def event(payload: object) -> bytes:

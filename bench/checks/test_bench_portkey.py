@@ -11,12 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from bench.targets import ALL_TARGETS, PORTKEY, portkey_headers, start_portkey
 
 from bench import portkey_env
+from bench.targets import ALL_TARGETS, PORTKEY, portkey_headers, start_portkey
 
 NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+needs_node = pytest.mark.tools  # node: `python -m bench.check` installs it
 
 
 def test_portkey_is_a_target_of_every_scenario_by_default() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from bench.scenarios import RateSearch
 
 from bench import stats
+from bench.scenarios import RateSearch
 
 
 def test_percentile_matches_numpy_linear_method() -> None:

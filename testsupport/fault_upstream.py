@@ -22,7 +22,7 @@ marked `killed`): connections are refused until `accept()`.
 Every attempt is recorded (`attempts`): the fault, when it began and ended, and when the client
 went away if it did (`cancelled_at`, `time.monotonic()` in this process).
 
-Run alone: `python -m tests.support.fault_upstream --port 9000 [--default status:code=503]`.
+Run alone: `python -m testsupport.fault_upstream --port 9000 [--default status:code=503]`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+
 from bench.loadgen import LoadSpec, run_load
 
 

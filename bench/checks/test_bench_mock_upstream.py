@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from bench.mock_upstream import MockParams, bound_port, params_for, start_mock
 from openai import AsyncOpenAI
+
+from bench.mock_upstream import MockParams, bound_port, params_for, start_mock
 
 OPENAPI = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "openai-openapi.yaml"
 

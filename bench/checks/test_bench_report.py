@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench.report import Report, added_latency, render_markdown, targets_check, to_json, write_all
 from bench.scenarios import RunRecord, build_scenarios
 from bench.targets import Target
