@@ -1,8 +1,14 @@
-"""``python -m bench.local_model``: the embedded model through sluicegate versus llama-cpp-python direct.
+"""``python -m bench.local_model``: the embedded model through sluicegate versus llama-cpp-python
+direct, and under concurrency and over a long conversation versus llama.cpp's own llama-server.
 
-Same prompt, temperature 0, fixed seed and max_tokens on both paths; repetitions are interleaved
-(direct, gateway, direct, ...) so machine noise hits both, and medians are reported. Writes
-``local_model.json`` into the results folder, which ``python -m bench`` folds into its report.
+single: the same prompt, temperature 0, fixed seed and max_tokens on both paths; repetitions are
+interleaved (direct, gateway, direct, ...) so machine noise hits both, and medians are reported.
+Writes ``local_model.json`` into the results folder, which ``python -m bench`` folds into its report.
+
+concurrency and multiturn (see ``bench.local_concurrency``): sluicegate's embedded model beside
+llama-server built from the same llama.cpp sources (``bench.llama_server``, built once into
+bench/.cache/), same GGUF, same slots, context, threads and sampling. Writes
+``local_concurrency.json`` and ``local_concurrency.md`` with the commit measured.
 """
 
 from __future__ import annotations
@@ -129,7 +135,7 @@ def _median(samples: list[Sample], field: str) -> float:
     return float(statistics.median(getattr(s, field) for s in samples)) if samples else float("nan")
 
 
-def start_gateway(workdir: Path) -> tuple[Any, str, str]:
+def start_gateway(workdir: Path, config: dict[str, Any] | None = None) -> tuple[Any, str, str]:
     exe = shutil.which("sluicegate")
     if exe is None:
         raise RuntimeError("`sluicegate` is not installed on PATH")
@@ -149,6 +155,10 @@ def start_gateway(workdir: Path) -> tuple[Any, str, str]:
         "--workers",
         "1",
     ]
+    if config is not None:
+        path = workdir / "config.yaml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        cmd += ["--config", str(path)]
     managed = spawn("sluicegate-local", cmd, workdir / "sluicegate-local.log")
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=120)
@@ -162,9 +172,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.local_model", description=__doc__)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--scenarios", default="single,concurrency,multiturn")
+    parser.add_argument("--parallel", type=int, default=8, help="slots of both servers (concurrency)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--n-ctx", type=int, default=8192)
+    parser.add_argument("--streams", default="1,2,4,8,16")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)
+    scenarios = set(args.scenarios.split(","))
+    if "single" in scenarios:
+        single(args)
+    if scenarios & {"concurrency", "multiturn"}:
+        from bench.local_versus_server import run as versus
 
+        versus(args, scenarios)
+    return 0
+
+
+def single(args: argparse.Namespace) -> None:
     from llama_cpp import Llama
 
     gguf = find_gguf()
@@ -230,7 +255,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['gateway_tokens_per_s']:.1f} tok/s ({pct:.1f}%), ttft {result['gateway_ttft_ms']:.1f} ms | "
         f"same output: {same} -> {path}"
     )
-    return 0
 
 
 if __name__ == "__main__":

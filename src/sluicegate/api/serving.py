@@ -172,6 +172,7 @@ async def serve_chat(
     exchange.stream = chat.stream
     plan, kept = _cache_lookup(request, exchange, gateway, route, chat)
     await gateway.admit(exchange)
+    chat.key_id = exchange.key_id
     disconnect = watch_disconnect(request.receive)
     if not chat.stream:
         # The embedded model's answer is folded here from its stream, noted as it comes, so

@@ -50,6 +50,7 @@ class ChatRequest:
     # template); choice `i * n + j` is prompt i's j-th. `echo` puts each prompt before its answer.
     prompts: list[str] | None = None
     echo: bool = False
+    key_id: str | None = None  # the API key's id, set by the door: the embedded model's queue takes keys in turn
     # the client's protocol headers (`anthropic-beta`) for an upstream speaking the same format
     forward_headers: dict[str, str] = field(default_factory=dict)
     # set by governance for a key with a model list: whether the key may use a model entry

@@ -1,9 +1,8 @@
 """Token log-probabilities and logit bias on the embedded model.
 
-llama.cpp samples inside its own sampler chain; a Python logits processor placed first in
-that chain sees the whole vocabulary's logits for every sampled position. It adds the
-client's `logit_bias` there, and keeps a copy of the logits when the client asked for
-`logprobs`, so the sampled token's log-probability and the top alternatives can be given in
+The client's `logit_bias` is a llama.cpp logit-bias sampler, first in its sampler chain; when
+the client asked for `logprobs`, the engine copies the position's logits (with the bias
+added) so the sampled token's log-probability and the top alternatives can be given in
 OpenAI's shape. Nothing of this runs unless the request asks for it.
 """
 
@@ -18,23 +17,6 @@ import numpy.typing as npt
 from sluicegate.errors import InvalidRequestError
 
 Logits = npt.NDArray[np.single]
-
-
-class LogitsTap:
-    """The logits processor for one choice: applies the bias, remembers the last logits."""
-
-    def __init__(self, bias: dict[int, float] | None, keep: bool) -> None:
-        self._bias_ids = np.array(list(bias), dtype=np.intc) if bias else None
-        self._bias_values = np.array(list(bias.values()), dtype=np.single) if bias else None
-        self._keep = keep
-        self.last: Logits | None = None
-
-    def __call__(self, input_ids: Any, logits: Logits) -> Logits:
-        if self._bias_ids is not None and self._bias_values is not None:
-            logits[self._bias_ids] += self._bias_values
-        if self._keep:
-            self.last = np.array(logits, dtype=np.single, copy=True)
-        return logits
 
 
 def parse_logit_bias(raw: dict[str, float] | None, n_vocab: int) -> dict[int, float] | None:

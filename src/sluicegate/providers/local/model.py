@@ -1,8 +1,9 @@
-"""The embedded model: llama.cpp generating in a worker thread, one job at a time.
+"""The embedded model: its tokenizer and chat template, and each job's token loop.
 
-The token loop is our own (over `Llama.generate`) rather than `create_chat_completion`, so
-that completion tokens are counted exactly, UTF-8 characters split across tokens are decoded
-whole, stop strings are matched across tokens, and a cancelled job stops at the next token.
+The token loop is our own (a generator the batching engine drives, see `engine.py`) rather
+than `create_chat_completion`, so that completion tokens are counted exactly, UTF-8 characters
+split across tokens are decoded whole, stop strings are matched across tokens, and a cancelled
+job stops at the next token.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import glob
 import hashlib
 import importlib.util
 import json
+import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,6 @@ from sluicegate.core.events import (
     Event,
     Finish,
     Metadata,
-    PromptProgress,
     Started,
     TextDelta,
     ToolCallDelta,
@@ -31,7 +32,8 @@ from sluicegate.core.events import (
 )
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
-from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
+from sluicegate.providers.local.engine import Engine, Generate, Sampled, Sampling, Steps
+from sluicegate.providers.local.logprobs import token_logprobs
 from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
@@ -73,17 +75,37 @@ class Job:
     prompts: list[str] | None = None  # legacy completions: raw prompts, no chat template
     echo: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
-    failed: bool = False  # ended by an error (its duration says nothing of generation times)
+    cached_tokens: int = 0  # prompt tokens found in the cache, set when the job takes a slot
+
+
+def machine_threads() -> int:
+    """The CPUs this process may run on: llama.cpp's threads for generation and prompts alike.
+
+    llama-cpp-python's own default is half of them (one core of two), which halves generation
+    speed; measured on 2 cores, using both leaves the event loop enough room to stream (it
+    runs while llama.cpp's threads wait for each other and between steps)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class LocalModel:
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        n_ctx: int,
+        n_threads: int | None,
+        parallel: int = 1,
+        n_threads_batch: int | None = None,
+        prefix_cache: bool = True,
+    ) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
-        if n_threads:
-            kwargs["n_threads"] = n_threads
+        # This Llama only lends its weights, tokenizer and metadata; the engine decodes in a
+        # context of its own, sized for the slots, so this one is as small as llama.cpp allows.
+        kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": 64, "n_batch": 64, "verbose": False}
         if extra_buffers_usable(str(path)):
             self.llama = Llama(**kwargs)
         else:
@@ -103,6 +125,8 @@ class LocalModel:
         self._vocab = model.vocab
         self.n_vocab = int(self.llama.n_vocab())
         self.fingerprint = _fingerprint(path)
+        threads = n_threads or machine_threads()
+        self.engine = Engine(model, n_ctx, parallel, threads, n_threads_batch or threads, prefix_cache)
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
@@ -111,25 +135,18 @@ class LocalModel:
     def text_tokens(self, text: str) -> list[int]:
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def run(self, job: Job) -> None:
-        """Runs in the worker thread; every outcome, error included, leaves through `job.emit`."""
-        try:
-            self._run(job)
-        except BaseException as exc:
-            job.failed = True
-            job.emit(exc)
-        finally:
-            job.emit(None)
-
     def raw_prompt_tokens(self, text: str) -> list[int]:
         """A legacy completion's prompt as the model reads plain text (its BOS if it wants one)."""
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
 
-    def _run(self, job: Job) -> None:
+    def steps(self, job: Job) -> Steps:
+        """The job as the engine runs it: yields each generation it wants and receives each
+        sampled token; every outcome but an error leaves through `job.emit`. A long prompt's
+        progress is reported by the engine as it reads it (`PromptProgress`)."""
         if job.cancelled.is_set():
             return
         if job.prompts is not None:
-            self._run_prompts(job, job.prompts)
+            yield from self._run_prompts(job, job.prompts)
             return
         tokens = self.prompt_tokens(job.messages)
         room = self.n_ctx - len(tokens)
@@ -146,49 +163,24 @@ class LocalModel:
         given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
         job.emit(Started(prompt_tokens=len(tokens) + given))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
-        self._read_prompt(job, tokens)
-        if job.cancelled.is_set():
-            return
         completion_tokens = 0
         for choice in range(job.n):
-            if job.seed is not None:
-                self.llama.set_seed(job.seed + choice)
-            else:
-                self.llama.set_seed(random.randrange(2**31))
+            seed = job.seed + choice if job.seed is not None else random.randrange(2**31)
             if calls is not None and calls.forced:
-                completion_tokens += calls.write(tokens, limit, choice)
+                completion_tokens += yield from calls.write(tokens, limit, choice, seed)
             else:
-                completion_tokens += self._choice(job, tokens, limit, grammar, choice, calls)
+                completion_tokens += yield from self._choice(job, tokens, limit, grammar, choice, calls, seed)
             if job.cancelled.is_set():
                 return
-        job.emit(Usage(prompt_tokens=len(tokens) + given, completion_tokens=completion_tokens))
+        job.emit(
+            Usage(
+                prompt_tokens=len(tokens) + given,
+                completion_tokens=completion_tokens,
+                cached_tokens=min(job.cached_tokens, len(tokens) + given),
+            )
+        )
 
-    def _read_prompt(self, job: Job, tokens: list[int]) -> None:
-        """Reads a long prompt (all but its last token) one batch at a time, reporting how far
-        it got: a coding agent's first prompt takes a minute on a small CPU. `generate` then
-        finds it cached and reads only the last token; a prefix cached by the previous request
-        (the same conversation, one turn earlier) is not read again."""
-        llama = self.llama
-        step = int(llama.n_batch)
-        cached = 0
-        for old, new in zip(llama.input_ids[: llama.n_tokens], tokens, strict=False):
-            if old != new:
-                break
-            cached += 1
-        end = len(tokens) - 1
-        if end - cached <= step:
-            return  # one batch: nothing to report
-        if cached == 0:
-            llama.reset()  # type: ignore[no-untyped-call]
-        llama.n_tokens = cached  # `eval` drops what the cache holds past it
-        for start in range(cached, end, step):
-            if job.cancelled.is_set():
-                return
-            stop = min(start + step, end)
-            llama.eval(tokens[start:stop])
-            job.emit(PromptProgress(stop, len(tokens)))
-
-    def _run_prompts(self, job: Job, prompts: list[str]) -> None:
+    def _run_prompts(self, job: Job, prompts: list[str]) -> Generator[Generate | None, Sampled, None]:
         """Legacy completions: each prompt continued as plain text, `n` times; choice `i*n + j`."""
         encoded = [self.raw_prompt_tokens(prompt) for prompt in prompts]
         for index, tokens in enumerate(encoded):
@@ -208,48 +200,40 @@ class LocalModel:
             limit = min(self.n_ctx if job.max_tokens is None else job.max_tokens, self.n_ctx - len(tokens))
             for copy in range(job.n):
                 choice = index * job.n + copy
-                self.llama.set_seed(job.seed + choice if job.seed is not None else random.randrange(2**31))
+                seed = job.seed + choice if job.seed is not None else random.randrange(2**31)
                 if job.echo:
                     job.emit(TextDelta(prompt, choice))
                 if limit <= 0:  # max_tokens 0: the prompt alone (with echo), as harnesses ask to score it
                     job.emit(Finish("length", choice))
                     continue
-                completion_tokens += self._choice(job, tokens, limit, grammar, choice, None)
+                completion_tokens += yield from self._choice(job, tokens, limit, grammar, choice, None, seed)
                 if job.cancelled.is_set():
                     return
         job.emit(Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
 
-    def _choice(self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None) -> int:
-        from llama_cpp import LogitsProcessorList
-
+    def _choice(
+        self, job: Job, tokens: list[int], limit: int, grammar: Any, choice: int, calls: Calls | None, seed: int
+    ) -> Generator[Generate | None, Sampled, int]:
         from sluicegate.providers.local.stops import StopMatcher
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopMatcher(job.stop)
-        tap = LogitsTap(job.logit_bias, job.logprobs) if job.logprobs or job.logit_bias else None
         pending: list[dict[str, Any]] = []  # logprobs of tokens whose text is not out yet
         generated = 0
         reason = "length"
         hit_stop = False
         opening = Opening() if calls is not None else None
         said = ""  # the text released so far, when a call may still follow it
-        # No grammar reset between choices: `generate` builds a fresh grammar sampler from the
-        # LlamaGrammar (only its GBNF text) on every call; llama-cpp-python 0.3 has no `reset()`.
-        for token in self.llama.generate(
-            tokens,
-            **sampling(job),
-            grammar=grammar,
-            logits_processor=LogitsProcessorList([tap]) if tap is not None else None,
-        ):
-            if job.cancelled.is_set():
-                return generated
+        sampled = yield Generate(tokens, limit, sampling(job, seed, grammar))
+        while True:
+            token = sampled.token
             if self.ends(token):
                 reason = "stop"
                 break
             generated += 1
-            piece = self.llama.detokenize([token])
-            if tap is not None and tap.last is not None:
-                pending.append(token_logprobs(tap.last, token, job.top_logprobs, self._piece))
+            piece = self._piece(token)
+            if sampled.logits is not None:
+                pending.append(token_logprobs(sampled.logits, token, job.top_logprobs, self._piece))
             text, stopped = stops.feed(decoder.decode(piece))
             if opening is not None:
                 text, opened = opening.feed(text)
@@ -257,7 +241,8 @@ class LocalModel:
                     if text:
                         job.emit(TextDelta(text, choice, logprobs_of(pending, text) if job.logprobs else None))
                     said += text
-                    return generated + calls.write(tokens + self.text_tokens(said), limit - generated, choice)
+                    written = yield from calls.write(tokens + self.text_tokens(said), limit - generated, choice, seed)
+                    return generated + written
                 said += text
             if text:
                 job.emit(TextDelta(text, choice, pending if job.logprobs else None))
@@ -267,13 +252,13 @@ class LocalModel:
                 break
             if generated >= limit:
                 break
+            sampled = yield None
         if not hit_stop:
             tail = (opening.flush() if opening is not None else "") + stops.flush() + decoder.decode(b"", final=True)
             if tail:
                 job.emit(TextDelta(tail, choice, pending if job.logprobs else None))
         job.emit(Finish(reason, choice, stop_sequence=stops.matched if hit_stop else None))
         return generated
-
 
     def ends(self, token: int) -> bool:
         import llama_cpp
@@ -293,21 +278,21 @@ class Calls:
         self.forced = job.tools.forced
         self.opening = model.text_tokens(OPEN)
 
-    def write(self, prompt: list[int], limit: int, choice: int) -> int:
+    def write(self, prompt: list[int], limit: int, choice: int, seed: int) -> Generator[Generate | None, Sampled, int]:
         """The calls as ToolCallDeltas and a `tool_calls` finish; tokens generated. `prompt`
         ends where the call opens: after the prompt, or the text a free answer wrote first."""
-        job, llama = self.job, self.model.llama
+        job, model = self.job, self.model
         written = bytearray()
         generated = 0
-        for token in llama.generate(prompt + self.opening, **sampling(job), grammar=self.grammar):
-            if job.cancelled.is_set():
-                return generated
-            if self.model.ends(token):
+        sampled = yield Generate(prompt + self.opening, limit, sampling(job, seed, self.grammar))
+        while True:
+            if model.ends(sampled.token):
                 break
             generated += 1
-            written += llama.detokenize([token])
+            written += model._piece(sampled.token)
             if generated >= limit:
                 break
+            sampled = yield None
         try:  # whole when the grammar let the model end, or max_tokens fell right after the close
             calls = parse_calls(written.decode("utf-8", errors="replace"))
         except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: none is whole
@@ -331,17 +316,21 @@ def logprobs_of(pending: list[dict[str, Any]], text: str) -> list[dict[str, Any]
     return kept
 
 
-def sampling(job: Job) -> dict[str, Any]:
-    """llama.cpp's sampling settings for a job: the client's, else the defaults above."""
-    return {
-        "temp": job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"],
-        "top_p": job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
-        "top_k": int(SAMPLING_DEFAULTS["top_k"]),
-        "min_p": SAMPLING_DEFAULTS["min_p"],
-        "repeat_penalty": SAMPLING_DEFAULTS["repeat_penalty"],
-        "frequency_penalty": job.frequency_penalty or 0.0,
-        "presence_penalty": job.presence_penalty or 0.0,
-    }
+def sampling(job: Job, seed: int, grammar: Any) -> Sampling:
+    """llama.cpp's sampling settings for one generation: the client's, else the defaults above."""
+    return Sampling(
+        temperature=job.temperature if job.temperature is not None else SAMPLING_DEFAULTS["temperature"],
+        top_p=job.top_p if job.top_p is not None else SAMPLING_DEFAULTS["top_p"],
+        top_k=int(SAMPLING_DEFAULTS["top_k"]),
+        min_p=SAMPLING_DEFAULTS["min_p"],
+        repeat_penalty=SAMPLING_DEFAULTS["repeat_penalty"],
+        frequency_penalty=job.frequency_penalty or 0.0,
+        presence_penalty=job.presence_penalty or 0.0,
+        seed=seed,
+        grammar=grammar,
+        logit_bias=job.logit_bias,
+        logprobs=job.logprobs,
+    )
 
 
 def _fingerprint(path: Path) -> str:

@@ -1,13 +1,14 @@
 """The `local` provider: the async side of the embedded model.
 
-Generation runs on one worker thread per loaded model, so the event loop never blocks and
-jobs run one at a time; at most `queue_size` more wait, and beyond that a request is turned
-away with 429 and a Retry-After: the time the running job has left, by the measured
-generation time of recent jobs (generation only: time spent queued is not the model's).
-Tokens cross from the thread to the loop through `call_soon_threadsafe`. Closing the event
-iterator (a client that went away, the shutdown deadline) sets the job's cancel flag, which
-the token loop checks before every token; closing the provider cancels every job and waits
-for the thread without blocking the event loop.
+Generation runs on one engine thread per loaded model (see `engine.py`), so the event loop
+never blocks; up to `parallel` jobs generate together, at most `queue_size` more wait (taken
+in turn per API key), and beyond that a request is turned away with 429 and a Retry-After:
+the time until the longest-running job is likely done, by the measured generation time of
+recent jobs (generation only: time spent queued is not the model's). Tokens cross from the
+thread to the loop through `call_soon_threadsafe`. Closing the event iterator (a client that
+went away, the shutdown deadline) sets the job's cancel flag, which the engine checks before
+every step; closing the provider cancels every job and waits for the thread without blocking
+the event loop.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sluicegate.core.completion import Completion, collect
-from sluicegate.core.events import Batch, Event
+from sluicegate.core.events import Batch, Event, PromptProgress
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.logprobs import parse_logit_bias
+from sluicegate.providers.local.engine import Work
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.params import check_request
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
@@ -63,7 +65,6 @@ class LocalProvider:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{config.name}")
         self._admitted = 0
         self._service = ServiceTimes()
-        self._running_since: float | None = None  # monotonic start of the job generating now
         self._jobs: set[threading.Event] = set()  # cancel flags of admitted jobs
         self._futures: set[asyncio.Future[None]] = set()
         self.on_queue: Callable[[int], None] | None = None  # metrics: requests waiting
@@ -73,15 +74,29 @@ class LocalProvider:
         if not path.is_file():
             raise ServiceUnavailableError(f"Model file not found: {path}")
         loop = asyncio.get_running_loop()
-        self._model = await loop.run_in_executor(
-            self._executor, LocalModel, path, self.config.n_ctx, self.config.n_threads
+        config = self.config
+        model = await loop.run_in_executor(
+            self._executor,
+            LocalModel,
+            path,
+            config.n_ctx,
+            config.n_threads,
+            config.parallel,
+            config.n_threads_batch,
+            config.prefix_cache,
         )
+        self._model = model
+        future = loop.run_in_executor(self._executor, model.engine.run)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
 
     async def close(self) -> None:
-        """Cancel every job (the running one stops at its next token) and wait for the thread
+        """Cancel every job (the running ones stop at their next token) and wait for the thread
         off the event loop, so closing never blocks the loop until a generation ends."""
         for cancelled in self._jobs:
             cancelled.set()
+        if self._model is not None:
+            self._model.engine.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         running = {future for future in self._futures if not future.done()}
         if running:
@@ -89,24 +104,28 @@ class LocalProvider:
             if stuck:
                 log.warning("the model `%s` did not stop within %.0f s", self.name, CLOSE_WAIT_S)
 
-    def _generate(self, model: LocalModel, job: Job) -> None:
-        """Runs in the worker thread: the job, timed when it ran to its end."""
-        began = time.monotonic()
-        self._running_since = began
-        try:
-            model.run(job)
-        finally:
-            self._running_since = None
-            if not job.cancelled.is_set() and not job.failed:
-                self._service.add(time.monotonic() - began)
+    def _finished(
+        self, job: Job, work: Work, emit: Callable[[Event | BaseException | None], None]
+    ) -> Callable[[BaseException | None], None]:
+        """What the engine calls when the job ends: its error if any, then the end; a job that
+        ran to its end is timed for Retry-After."""
+
+        def finish(error: BaseException | None) -> None:
+            if error is not None:
+                emit(error)
+            elif not job.cancelled.is_set() and work.started is not None:
+                self._service.add(time.monotonic() - work.started)
+            emit(None)
+
+        return finish
 
     def retry_after(self) -> float:
-        running = self._running_since
-        return self._service.retry_after(None if running is None else time.monotonic() - running)
+        since = self._model.engine.oldest_running_since() if self._model is not None else None
+        return self._service.retry_after(None if since is None else time.monotonic() - since)
 
     def _queue_changed(self) -> None:
         if self.on_queue is not None:
-            self.on_queue(max(0, self._admitted - 1))
+            self.on_queue(max(0, self._admitted - self.config.parallel))
 
     def _check_loaded(self) -> LocalModel:
         if self._model is None:
@@ -116,7 +135,7 @@ class LocalProvider:
     def _check(self, request: ChatRequest) -> LocalModel:
         model = self._check_loaded()
         check_request(request, self.name)
-        if self._admitted >= 1 + self.config.queue_size:
+        if self._admitted >= self.config.parallel + self.config.queue_size:
             raise RateLimitError(
                 f"The model `{self.name}` is busy ({self._admitted} requests running or queued); retry later.",
                 code="model_overloaded",
@@ -130,6 +149,7 @@ class LocalProvider:
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+        emit: Callable[[Event | BaseException | None], None] = lambda item: _call_soon(loop, queue, item)
         job = Job(
             messages=messages,
             max_tokens=request.max_tokens,
@@ -141,7 +161,7 @@ class LocalProvider:
             seed=request.seed,
             n=request.n,
             response_format=request.response_format,
-            emit=lambda item: _call_soon(loop, queue, item),
+            emit=emit,
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs or 0,
             logit_bias=parse_logit_bias(request.logit_bias, model.n_vocab),
@@ -152,9 +172,16 @@ class LocalProvider:
         self._admitted += 1
         self._jobs.add(job.cancelled)
         self._queue_changed()
-        future = loop.run_in_executor(self._executor, self._generate, model, job)
-        self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
+        work = Work(
+            steps=model.steps(job),
+            cancelled=job.cancelled,
+            finish=lambda error: None,
+            key=request.key_id or "",
+            placed=lambda cached: setattr(job, "cached_tokens", cached),
+            progress=lambda done, total: emit(PromptProgress(done, total)),
+        )
+        work.finish = self._finished(job, work, emit)
+        model.engine.submit(work)
         ended = False
         try:
             while True:
@@ -177,6 +204,7 @@ class LocalProvider:
         finally:
             if not ended:
                 job.cancelled.set()  # the model stops at its next token (or never starts)
+                model.engine.wake()
             self._jobs.discard(job.cancelled)
             self._admitted -= 1
             self._queue_changed()

@@ -1,0 +1,146 @@
+"""Runs the concurrency and multi-turn scenarios on sluicegate's embedded model and on
+llama-server (one server at a time, the same GGUF and settings) and writes the results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import litellm_env, llama_server
+from bench.local_concurrency import Target, concurrency_round, multi_turn, short_under_load, warm
+from bench.local_model import MODEL, find_gguf, start_gateway
+from bench.processes import free_port, spawn, stop, wait_http_ok
+from bench.scenarios import REPO_ROOT
+from sluicegate.providers.local.model import SAMPLING_DEFAULTS
+
+
+@contextmanager
+def sluicegate(workdir: Path, args: argparse.Namespace, prefix_cache: bool = True) -> Iterator[Target]:
+    entry = {
+        "name": MODEL, "provider": "local", "n_ctx": args.n_ctx, "parallel": args.parallel,
+        "n_threads": args.threads, "prefix_cache": prefix_cache, "queue_size": 64,
+    }
+    home = Path(tempfile.mkdtemp(prefix="sg-", dir=workdir))
+    managed, base_url, key = start_gateway(home, {"models": [entry]})
+    try:
+        yield Target("sluicegate", base_url, {"Authorization": f"Bearer {key}"}, MODEL)
+    finally:
+        stop(managed)
+
+
+@contextmanager
+def server(workdir: Path, args: argparse.Namespace) -> Iterator[Target]:
+    exe = llama_server.ensure_built()
+    port = free_port()
+    cmd = [
+        str(exe), "-m", str(find_gguf()), "--host", "127.0.0.1", "--port", str(port),
+        "-c", str(args.n_ctx), "--parallel", str(args.parallel), "-t", str(args.threads),
+        "-tb", str(args.threads), "--kv-unified", "--no-webui",
+    ]
+    managed = spawn("llama-server", cmd, workdir / f"llama-server-{port}.log")
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=120)
+        # the gateway's sampling defaults, named (llama-server's own differ)
+        extra = {"repeat_penalty": SAMPLING_DEFAULTS["repeat_penalty"], "top_k": int(SAMPLING_DEFAULTS["top_k"])}
+        yield Target("llama-server", f"http://127.0.0.1:{port}/v1", {}, MODEL, extra)
+    finally:
+        stop(managed)
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=REPO_ROOT, check=False).stdout.strip() or "unknown"
+
+
+def measure_concurrency(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    asyncio.run(warm(target))
+    rounds = []
+    for streams in (int(n) for n in args.streams.split(",")):
+        result = asyncio.run(concurrency_round(target, streams, args.max_tokens))
+        print(f"  {target.name:<12} {streams:2d} streams: {result['aggregate_tokens_per_s']:6.1f} tok/s, ttft p50 "
+              f"{result['ttft_ms_p50']:7.1f} ms p99 {result['ttft_ms_p99']:7.1f}, itl p50 {result['itl_ms_p50']:6.1f} "
+              f"p99 {result['itl_ms_p99']:6.1f}", file=sys.stderr)
+        rounds.append(result)
+    loaded = asyncio.run(short_under_load(target))
+    print(f"  {target.name:<12} short request: alone {loaded['lone_ttft_ms']:.0f} ms, beside 7 long "
+          f"{loaded['under_7_long_ttft_ms']:.0f} ms ({loaded['ratio']:.2f}x)", file=sys.stderr)
+    return {"rounds": rounds, "short_under_load": loaded}
+
+
+def measure_turns(target: Target, args: argparse.Namespace, **fields: Any) -> dict[str, Any]:
+    asyncio.run(warm(target))
+    result = asyncio.run(multi_turn(target, 48, **fields))
+    turns = ", ".join(f"{t:.0f}" for t in result["ttft_ms_by_turn"])
+    print(f"  {target.name:<12} {fields or ''} ttft by turn (ms): {turns}", file=sys.stderr)
+    return result
+
+
+def run(args: argparse.Namespace, scenarios: set[str]) -> None:
+    litellm_env.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="versus-", dir=litellm_env.CACHE_DIR))
+    llama_server.ensure_built()  # before any measurement: the build takes both cores
+    result: dict[str, Any] = {
+        "commit": commit(), "gguf": find_gguf().name, "parallel": args.parallel, "threads": args.threads,
+        "n_ctx": args.n_ctx, "max_tokens": args.max_tokens, "temperature": 0.0,
+    }
+    if "concurrency" in scenarios:
+        with server(workdir, args) as target:
+            result["llama_server"] = measure_concurrency(target, args)
+        with sluicegate(workdir, args) as target:
+            result["sluicegate"] = measure_concurrency(target, args)
+    if "multiturn" in scenarios:
+        turns: dict[str, Any] = {}
+        with server(workdir, args) as target:
+            turns["llama_server_cached"] = measure_turns(target, args, cache_prompt=True)
+            turns["llama_server_uncached"] = measure_turns(target, args, cache_prompt=False)
+        with sluicegate(workdir, args) as target:
+            turns["sluicegate_cached"] = measure_turns(target, args)
+        with sluicegate(workdir, args, prefix_cache=False) as target:
+            turns["sluicegate_uncached"] = measure_turns(target, args)
+        result["multiturn"] = turns
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "local_concurrency.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "local_concurrency.md").write_text(render(result))
+    print(f"-> {args.out / 'local_concurrency.md'}", file=sys.stderr)
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        "# The embedded model beside llama-server",
+        "",
+        f"Commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots, {result['threads']} threads,"
+        f" context {result['n_ctx']}, {result['max_tokens']} tokens per answer, temperature 0."
+        " Command: `python -m bench.local_model --scenarios concurrency,multiturn`.",
+        "",
+    ]
+    if "sluicegate" in result:
+        lines += [
+            "| streams | server | aggregate tok/s | TTFT p50 / p99 ms | inter-chunk p50 / p99 ms |",
+            "|---:|---|---:|---:|---:|",
+        ]
+        for ours, theirs in zip(result["sluicegate"]["rounds"], result["llama_server"]["rounds"], strict=True):
+            for name, row in (("sluicegate", ours), ("llama-server", theirs)):
+                lines.append(
+                    f"| {row['streams']} | {name} | {row['aggregate_tokens_per_s']:.1f} | {row['ttft_ms_p50']:.0f} /"
+                    f" {row['ttft_ms_p99']:.0f} | {row['itl_ms_p50']:.1f} / {row['itl_ms_p99']:.1f} |"
+                )
+        lines += ["", "| short request | alone ms | beside 7 long answers ms | ratio |", "|---|---:|---:|---:|"]
+        for name in ("sluicegate", "llama_server"):
+            row = result[name]["short_under_load"]
+            lines.append(f"| {name} | {row['lone_ttft_ms']:.0f} | {row['under_7_long_ttft_ms']:.0f} | {row['ratio']:.2f} |")
+        lines.append("")
+    if "multiturn" in result:
+        lines += ["| conversation (10 turns, ~1,000-token system prompt) | turn 1 TTFT ms | turn 10 TTFT ms |",
+                  "|---|---:|---:|"]
+        for name, row in result["multiturn"].items():
+            lines.append(f"| {name} | {row['turn1_ttft_ms']:.0f} | {row['turn10_ttft_ms']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
