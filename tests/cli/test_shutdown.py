@@ -63,7 +63,7 @@ def refuses_connections(gateway: Gateway) -> bool:
 def local_gateway(tmp_path: Path) -> Iterator[Gateway]:
     config = {
         "server": {"shutdown_timeout_s": 1, "keepalive_first_s": 0.05, "keepalive_interval_s": 0.5},
-        "models": [{"name": LOCAL_MODEL, "provider": "local", "queue_size": 2}],
+        "models": [{"name": LOCAL_MODEL, "provider": "local", "parallel": 1, "queue_size": 2}],
     }
     server = start_gateway(tmp_path, config, startup_s=120)
     yield server

@@ -178,7 +178,7 @@ def test_several_workers_add_up(tmp_path: Path, clean_upstream: OpenAIUpstream) 
 def local_gateway(tmp_path: Path) -> Iterator[Gateway]:
     config = {
         "server": {"keepalive_first_s": 0.05, "shutdown_timeout_s": 0},
-        "models": [{"name": LOCAL_MODEL, "provider": "local", "queue_size": 4}],
+        "models": [{"name": LOCAL_MODEL, "provider": "local", "parallel": 1, "queue_size": 4}],
     }
     server = start_gateway(tmp_path, config, startup_s=120)
     yield server

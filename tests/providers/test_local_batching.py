@@ -77,12 +77,11 @@ async def test_a_second_stream_starts_before_the_first_ends(provider: LocalProvi
 
 
 async def test_concurrent_streams_keep_their_own_settings(provider: LocalProvider) -> None:
-    plain = chat(messages=STORY, max_tokens=40, temperature=0, seed=3)
-    alone = text_of(await events_of(provider, plain))
-    stop_word = alone.split()[5]
+    # Greedy text beside other sequences is not compared with the text alone: in a cache shared
+    # by the slots, a sequence's cells sit among others', which changes the order of float sums
+    # in attention, and a near tie can then go the other way (llama-server behaves the same).
     results = await asyncio.gather(
-        events_of(provider, chat(messages=STORY, max_tokens=40, temperature=0, seed=3)),
-        events_of(provider, chat(messages=STORY, max_tokens=40, temperature=0, seed=3, stop=[stop_word])),
+        events_of(provider, chat(messages=STORY, max_tokens=40, temperature=0, stop=[" "])),
         events_of(
             provider,
             chat(
@@ -92,20 +91,19 @@ async def test_concurrent_streams_keep_their_own_settings(provider: LocalProvide
             ),
         ),
         events_of(provider, chat(messages=STORY, max_tokens=10, logprobs=True, top_logprobs=3)),
-        events_of(provider, chat(messages=STORY, max_tokens=12, temperature=1.0, seed=7)),
-        events_of(provider, chat(messages=STORY, max_tokens=12, temperature=1.0, seed=7)),
+        events_of(provider, chat(messages=STORY, max_tokens=7, temperature=1.0, seed=7)),
+        events_of(provider, chat(messages=STORY, max_tokens=40, logit_bias={"0": -100})),
     )
-    same, stopped, json_mode, with_logprobs, seeded_a, seeded_b = results
-    assert text_of(same) == alone  # temperature 0 beside others: the answer it gives alone
-    assert stop_word not in text_of(stopped) and alone.startswith(text_of(stopped))
+    stopped, json_mode, with_logprobs, short, plain = results
     finish = next(event for event in stopped if isinstance(event, Finish))
-    assert finish.reason == "stop" and finish.stop_sequence == stop_word
+    assert finish.reason == "stop" and finish.stop_sequence == " " and " " not in text_of(stopped)
     assert isinstance(json.loads(text_of(json_mode)), dict)
     entries = [entry for event in with_logprobs if isinstance(event, TextDelta) for entry in event.logprobs or []]
     assert len(entries) == usage_of(with_logprobs).completion_tokens == 10
     assert all(len(entry["top_logprobs"]) == 3 and entry["logprob"] <= 0 for entry in entries)
-    assert text_of(seeded_a) == text_of(seeded_b)  # one seed, one answer, side by side
-    assert all(usage_of(result).completion_tokens >= 1 for result in results)
+    assert not any(event.logprobs for event in plain if isinstance(event, TextDelta))  # only where asked
+    assert usage_of(short).completion_tokens == 7  # its own budget, counted exactly
+    assert next(event for event in short if isinstance(event, Finish)).reason == "length"
 
 
 async def test_n_choices_share_the_prompt(provider: LocalProvider) -> None:

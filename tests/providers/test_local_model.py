@@ -213,7 +213,7 @@ def test_json_schema_response_format_follows_the_schema(gateway: Gateway) -> Non
 @pytest.fixture
 def tiny_queue_gateway(tmp_path: Path) -> Iterator[Gateway]:
     server = start_gateway(
-        tmp_path, {"models": [{"name": LOCAL_MODEL, "provider": "local", "queue_size": 1}]}
+        tmp_path, {"models": [{"name": LOCAL_MODEL, "provider": "local", "parallel": 1, "queue_size": 1}]}
     )
     yield server
     server.stop()

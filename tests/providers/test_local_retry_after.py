@@ -31,7 +31,7 @@ def test_the_estimate_is_what_the_running_job_has_left() -> None:
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
     config = {
         "server": {"keepalive_first_s": 0.05, "shutdown_timeout_s": 0},
-        "models": [{"name": LOCAL_MODEL, "provider": "local", "queue_size": 2}],
+        "models": [{"name": LOCAL_MODEL, "provider": "local", "parallel": 1, "queue_size": 2}],
     }
     server = start_gateway(tmp_path, config, startup_s=120)
     yield server

@@ -26,8 +26,8 @@ from sluicegate.core.events import Batch, Event, PromptProgress
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
-from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.engine import Work
+from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.params import check_request
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
@@ -149,7 +149,10 @@ class LocalProvider:
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
-        emit: Callable[[Event | BaseException | None], None] = lambda item: _call_soon(loop, queue, item)
+
+        def emit(item: Event | BaseException | None) -> None:
+            _call_soon(loop, queue, item)
+
         job = Job(
             messages=messages,
             max_tokens=request.max_tokens,
