@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--streams", default="1,2,4,8,16")
+    parser.add_argument("--without-server", action="store_true", help="sluicegate alone (no llama-server build)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     scenarios = set(args.scenarios.split(","))

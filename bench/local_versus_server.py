@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -86,21 +87,26 @@ def measure_turns(target: Target, args: argparse.Namespace, **fields: Any) -> di
 def run(args: argparse.Namespace, scenarios: set[str]) -> None:
     litellm_env.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="versus-", dir=litellm_env.CACHE_DIR))
-    llama_server.ensure_built()  # before any measurement: the build takes both cores
+    anchor = not args.without_server
+    if anchor:
+        llama_server.ensure_built()  # before any measurement: the build takes both cores
     result: dict[str, Any] = {
         "commit": commit(), "gguf": find_gguf().name, "parallel": args.parallel, "threads": args.threads,
         "n_ctx": args.n_ctx, "max_tokens": args.max_tokens, "temperature": 0.0,
+        "load_average_at_start": os.getloadavg()[0],  # a shared machine's other work blurs every figure
     }
     if "concurrency" in scenarios:
-        with server(workdir, args) as target:
-            result["llama_server"] = measure_concurrency(target, args)
+        if anchor:
+            with server(workdir, args) as target:
+                result["llama_server"] = measure_concurrency(target, args)
         with sluicegate(workdir, args) as target:
             result["sluicegate"] = measure_concurrency(target, args)
     if "multiturn" in scenarios:
         turns: dict[str, Any] = {}
-        with server(workdir, args) as target:
-            turns["llama_server_cached"] = measure_turns(target, args, cache_prompt=True)
-            turns["llama_server_uncached"] = measure_turns(target, args, cache_prompt=False)
+        if anchor:
+            with server(workdir, args) as target:
+                turns["llama_server_cached"] = measure_turns(target, args, cache_prompt=True)
+                turns["llama_server_uncached"] = measure_turns(target, args, cache_prompt=False)
         with sluicegate(workdir, args) as target:
             turns["sluicegate_cached"] = measure_turns(target, args)
         with sluicegate(workdir, args, prefix_cache=False) as target:
@@ -117,7 +123,8 @@ def render(result: dict[str, Any]) -> str:
         "# The embedded model beside llama-server",
         "",
         f"Commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots, {result['threads']} threads,"
-        f" context {result['n_ctx']}, {result['max_tokens']} tokens per answer, temperature 0."
+        f" context {result['n_ctx']}, {result['max_tokens']} tokens per answer, temperature 0;"
+        f" load average {result['load_average_at_start']:.1f} when it began."
         " Command: `python -m bench.local_model --scenarios concurrency,multiturn`.",
         "",
     ]
@@ -126,14 +133,20 @@ def render(result: dict[str, Any]) -> str:
             "| streams | server | aggregate tok/s | TTFT p50 / p99 ms | inter-chunk p50 / p99 ms |",
             "|---:|---|---:|---:|---:|",
         ]
-        for ours, theirs in zip(result["sluicegate"]["rounds"], result["llama_server"]["rounds"], strict=True):
-            for name, row in (("sluicegate", ours), ("llama-server", theirs)):
+        servers = [("sluicegate", result["sluicegate"]["rounds"])]
+        if "llama_server" in result:
+            servers.append(("llama-server", result["llama_server"]["rounds"]))
+        for index in range(len(servers[0][1])):
+            for name, rounds in servers:
+                row = rounds[index]
                 lines.append(
                     f"| {row['streams']} | {name} | {row['aggregate_tokens_per_s']:.1f} | {row['ttft_ms_p50']:.0f} /"
                     f" {row['ttft_ms_p99']:.0f} | {row['itl_ms_p50']:.1f} / {row['itl_ms_p99']:.1f} |"
                 )
         lines += ["", "| short request | alone ms | beside 7 long answers ms | ratio |", "|---|---:|---:|---:|"]
         for name in ("sluicegate", "llama_server"):
+            if name not in result:
+                continue
             row = result[name]["short_under_load"]
             lines.append(f"| {name} | {row['lone_ttft_ms']:.0f} | {row['under_7_long_ttft_ms']:.0f} | {row['ratio']:.2f} |")
         lines.append("")
