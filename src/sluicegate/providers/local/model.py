@@ -79,15 +79,18 @@ class Job:
 
 
 def machine_threads() -> int:
-    """The CPUs this process may run on: llama.cpp's threads for generation and prompts alike.
+    """llama.cpp's threads by default: every CPU this process may use but one, left to the event
+    loop (and whatever else runs), at least one.
 
-    llama-cpp-python's own default is half of them (one core of two), which halves generation
-    speed; measured on 2 cores, using both leaves the event loop enough room to stream (it
-    runs while llama.cpp's threads wait for each other and between steps)."""
+    llama.cpp's threads spin at a barrier after every operation; when one of them is put off
+    the CPU by other work, all of them wait for it. Measured on this 2-core machine shared with
+    other work (load average ~9, `python -m bench.local_model --scenarios concurrency`): two
+    threads gave 2.1 tokens/s for one stream, one thread 23.3."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1)
 
 
 class LocalModel:
