@@ -83,6 +83,9 @@ CASES: dict[str, Case] = {
     "stop-5": Case(400, "stop", chat(stop=["a", "b", "c", "d", "e"])),
     "stop-number": Case(400, "stop", chat(stop=5)),
     "seed-string": Case(400, "seed", chat(seed="7")),
+    "seed-above-int64": Case(400, "seed", chat(seed=2**63)),
+    "seed-below-int64": Case(400, "seed", chat(seed=-(2**63) - 1)),
+    "seed-above-int64-upstream": Case(400, "seed", chat(model="upstream-gpt", seed=2**64)),
     "stream_options-without-stream": Case(
         400, "stream_options", chat(stream=DROP, stream_options={"include_usage": True})
     ),

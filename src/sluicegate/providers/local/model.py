@@ -11,7 +11,6 @@ import codecs
 import glob
 import hashlib
 import importlib.util
-import json
 import random
 import threading
 from collections.abc import Callable
@@ -32,7 +31,9 @@ from sluicegate.core.events import (
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
-from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, new_call_id, parse_calls
+from sluicegate.providers.local.params import check_context
+from sluicegate.providers.local.grammar import calls_grammar, response_grammar
+from sluicegate.providers.local.tools import OPEN, Opening, cut_calls, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
 # a moon's light...") on open prompts and never emits its end token, running to the context limit.
@@ -77,11 +78,14 @@ class Job:
 
 
 class LocalModel:
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None) -> None:
+    def __init__(
+        self, path: Path, n_ctx: int | None, n_threads: int | None, options: dict[str, Any] | None = None
+    ) -> None:
+        """`n_ctx` None: the context the model was trained on (llama.cpp reads it from the GGUF)."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
+        kwargs: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx or 0, "verbose": False, **(options or {})}
         if n_threads:
             kwargs["n_threads"] = n_threads
         if extra_buffers_usable(str(path)):
@@ -89,7 +93,7 @@ class LocalModel:
         else:
             with without_extra_buffers():
                 self.llama = Llama(**kwargs)
-        self.n_ctx = n_ctx
+        self.n_ctx = int(self.llama.n_ctx())
         model = self.llama._model
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
@@ -132,17 +136,11 @@ class LocalModel:
             self._run_prompts(job, job.prompts)
             return
         tokens = self.prompt_tokens(job.messages)
+        check_context(len(tokens), self.n_ctx)
         room = self.n_ctx - len(tokens)
-        if room <= 0:
-            raise InvalidRequestError(
-                f"This model's maximum context length is {self.n_ctx} tokens. However, your messages"
-                f" resulted in {len(tokens)} tokens.",
-                param="messages",
-                code="context_length_exceeded",
-            )
         limit = min(job.max_tokens or room, room)
-        grammar = _grammar(job.response_format)
-        calls = Calls(self, job, _calls_grammar(job.tools)) if job.tools is not None else None
+        grammar = response_grammar(job.response_format)
+        calls = Calls(self, job, calls_grammar(job.tools)) if job.tools is not None else None
         given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
         job.emit(Started(prompt_tokens=len(tokens) + given))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
@@ -308,14 +306,15 @@ class Calls:
             written += llama.detokenize([token])
             if generated >= limit:
                 break
+        text = written.decode("utf-8", errors="replace")
         try:  # whole when the grammar let the model end, or max_tokens fell right after the close
-            calls = parse_calls(written.decode("utf-8", errors="replace"))
-        except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: none is whole
-            job.emit(Finish("length", choice))
-            return generated
+            calls, reason = parse_calls(text), "tool_calls"
+        except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: kept as written
+            assert job.tools is not None
+            calls, reason = cut_calls(text, job.tools.names), "length"
         for index, (name, arguments) in enumerate(calls):
             job.emit(ToolCallDelta(index, arguments, id=new_call_id(), name=name, choice=choice))
-        job.emit(Finish("tool_calls", choice))
+        job.emit(Finish(reason, choice))
         return generated
 
 
@@ -351,38 +350,3 @@ def _fingerprint(path: Path) -> str:
     stat = path.stat()
     seed = f"{path.name}:{stat.st_size}:{llama_cpp.__version__}".encode()
     return "fp_" + hashlib.sha256(seed).hexdigest()[:10]
-
-
-def _calls_grammar(plan: ToolPlan | None) -> Any:
-    if plan is None:
-        return None
-    return _schema_grammar(plan.schema(), "tools", "The tools' parameter schemas cannot be enforced on the embedded model")
-
-
-def _schema_grammar(schema: dict[str, Any], param: str, what: str) -> Any:
-    """llama.cpp's grammar for a JSON schema; a schema its converter cannot take is the
-    client's 400, whatever the converter raises (an `assert` on a pattern, among others)."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except Exception as exc:
-        raise InvalidRequestError(f"{what}: {exc or type(exc).__name__}", param=param) from exc
-
-
-def _grammar(response_format: dict[str, Any] | None) -> Any:
-    """JSON mode and structured outputs, enforced by a llama.cpp grammar."""
-    if not response_format or response_format.get("type") in (None, "text"):
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        return _schema_grammar(schema, "response_format.json_schema", "Invalid response_format schema")
-    raise InvalidRequestError(
-        f"Unsupported response_format type `{kind}`; use text, json_object or json_schema.",
-        param="response_format.type",
-    )

@@ -27,7 +27,8 @@ from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
-from sluicegate.providers.local.params import check_request
+from sluicegate.providers.local.grammar import response_gbnf
+from sluicegate.providers.local.params import check_context, check_request
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
 from sluicegate.providers.local.tools import plan_tools
 
@@ -74,7 +75,7 @@ class LocalProvider:
             raise ServiceUnavailableError(f"Model file not found: {path}")
         loop = asyncio.get_running_loop()
         self._model = await loop.run_in_executor(
-            self._executor, LocalModel, path, self.config.n_ctx, self.config.n_threads
+            self._executor, LocalModel, path, self.config.n_ctx, self.config.n_threads, self.config.llama_options()
         )
 
     async def close(self) -> None:
@@ -127,8 +128,12 @@ class LocalProvider:
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
         plan = plan_tools(request)
+        response_gbnf(request.response_format)  # a grammar that cannot be built: the 400 comes now
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
+        # a prompt over the context is refused at once, not after waiting its turn in the queue
+        prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)
+        check_context(len(prompt), model.n_ctx)
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         job = Job(
             messages=messages,
