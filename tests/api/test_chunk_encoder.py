@@ -80,10 +80,10 @@ def test_a_tool_calls_extra_fields_ride_on_the_call_streamed_and_whole() -> None
     events = [ToolCallDelta(0, "", "call_1", "f", extra=extra), ToolCallDelta(0, '{"a": 1}'), Finish("tool_calls")]
     encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
     calls = [c["choices"][0]["delta"].get("tool_calls") for c in frames(encoder.encode_batch(events))]  # type: ignore[index,union-attr]
-    assert calls[1] == [
+    assert calls[0] == [
         {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}, **extra}
     ]
-    assert calls[2] == [{"index": 0, "function": {"arguments": '{"a": 1}'}}]
+    assert calls[1] == [{"index": 0, "function": {"arguments": '{"a": 1}'}}]
     completion = fold_events(events)
     [call] = completion.choices[0].tool_calls
     assert call.extra == extra and call.arguments == '{"a": 1}'
@@ -102,8 +102,29 @@ def test_a_plain_text_chunk_is_the_bytes_the_general_path_writes() -> None:
         encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=include_usage)
         encoder.open(Started())
         encoder.encode(Metadata(system_fingerprint="fp_1", service_tier="default"))
+        encoder.start(0)
         for text in ("plain", 'say "hi"', "é\u2028\x00</script>", ""):
             assert encoder.encode(TextDelta(text)) == encoder._chunk(0, {"content": text})
             chunk = frames(encoder.encode(TextDelta(text)))[0]
             assert chunk["system_fingerprint"] == "fp_1" and chunk["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
             assert ("usage" in chunk) is include_usage
+
+
+def test_an_answer_that_opens_with_a_call_says_content_null_in_its_first_chunk() -> None:
+    """As OpenAI (and the recorded Groq and DeepSeek streams): one first chunk with the role,
+    `content: null` and the call; a text answer still opens with `content: ""`."""
+    encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
+    opened = encoder.open(Started())
+    data = encoder.encode_batch([ToolCallDelta(0, "", id="call_1", name="f"), ToolCallDelta(0, "{}"), Finish("tool_calls")])
+    deltas = [c["choices"][0]["delta"] for c in frames(opened + data)]  # type: ignore[index]
+    assert deltas[0] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}],
+    }
+    assert deltas[1:] == [{"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, {}]
+    text = ChunkEncoder("chatcmpl-y", 1, "m", include_usage=False)
+    text.open(Started())
+    first = frames(text.encode_batch([TextDelta("Hi"), ToolCallDelta(0, "", id="call_2", name="f")]))
+    assert [c["choices"][0]["delta"] for c in first][:2] == [{"role": "assistant", "content": ""}, {"content": "Hi"}]  # type: ignore[index]
+    assert "role" not in first[2]["choices"][0]["delta"]  # type: ignore[index]

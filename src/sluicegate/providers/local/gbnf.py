@@ -1,9 +1,10 @@
-"""JSON Schema -> a llama.cpp grammar (GBNF) whose every sentence is JSON the schema accepts.
+r"""JSON Schema -> a llama.cpp grammar (GBNF) whose every sentence is JSON the schema accepts.
 
 Our own converter rather than llama-cpp-python's, which lets raw control characters into
 strings (`[^"\\]`), refuses properties with no `type`, and cannot resolve `$ref`s once a
 schema is nested in a bigger one. The rules here:
-- Strings hold no raw control characters (JSON forbids them unescaped); escapes are allowed.
+- Strings hold no raw control characters (JSON forbids them unescaped) nor `\u` escapes of
+  surrogates (a lone one is invalid to strict parsers); other escapes are allowed.
 - Local `$ref`s (`#/$defs/X`, `#/definitions/X`, `#`, any JSON pointer) resolve against the
   schema the ref appears in; each target is one rule, so recursive schemas are recursive rules.
 - `anyOf` / `oneOf` are alternatives (`oneOf`'s "exactly one" is not checked), `allOf` is
@@ -32,7 +33,8 @@ from sluicegate.providers.local.regex_gbnf import PatternUnsupported, pattern_gb
 MAX_COUNTED = 128  # repetition bounds beyond this are left open ({m,} rather than {m,n})
 MAX_DEPTH = 32  # allOf / $ref chains merged into one schema before giving up (any value)
 
-CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+# `\u` escapes of surrogates are left out: a lone one is invalid JSON to strict parsers (orjson)
+CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" ([0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))'
 PRIMITIVES = {
     "ws": '| " "',
     "char": CHAR,
