@@ -76,6 +76,8 @@ SCHEMAS: dict[str, Any] = {
                  "y": {"type": ["integer", "null"]}}, "required": ["x", "y"]},  # fmt: skip
     "map": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "closed": {"type": "object", "additionalProperties": False},
+    "no arguments": {"type": "object", "properties": {}},
+    "any object": {"type": "object"},
     "formats": {
         "type": "object",
         "properties": {f: {"type": "string", "format": f} for f in ("date", "time", "date-time", "uuid", "email", "ipv4")},
@@ -85,7 +87,9 @@ SCHEMAS: dict[str, Any] = {
     "tuple": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False},
     "ranges": {"type": "object", "properties": {"small": {"type": "integer", "minimum": -3, "exclusiveMaximum": 4},
                "big": {"type": "integer", "minimum": 10}, "neg": {"type": "integer", "maximum": -1},
-               "ratio": {"type": "number", "minimum": 0}}, "required": ["small", "big", "neg", "ratio"]},  # fmt: skip
+               "ratio": {"type": "number", "minimum": 0}, "share": {"type": "number", "exclusiveMinimum": 0},
+               "gt": {"type": "integer", "exclusiveMinimum": 0}},
+               "required": ["small", "big", "neg", "ratio", "share", "gt"]},  # fmt: skip
     "patterns": {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}(-[0-9]{4})?$"},
                  "code": {"type": "string", "pattern": "[A-Z]+"}, "id": {"type": "string", "pattern": r"^\w+\.\d{2,3}$"},
                  "quote": {"type": "string", "pattern": '^a"b\\\\c.$'}}, "required": ["zip", "code", "id", "quote"]},  # fmt: skip
@@ -126,3 +130,8 @@ def test_unsupported_patterns_are_named() -> None:
     for pattern in (r"(?=a)", r"\1", r"\b"):
         with pytest.raises(PatternUnsupported):
             pattern_gbnf(pattern)
+
+
+def test_a_tool_with_no_arguments_takes_only_the_empty_object() -> None:
+    grammar = schema_gbnf({"type": "object", "properties": {}})
+    assert {Sampler(grammar, random.Random(seed)).sentence().replace(" ", "") for seed in SEEDS} == {"{}"}

@@ -44,6 +44,7 @@ PRIMITIVES = {
     "negative": '"-" [1-9] [0-9]{0,15}',
     "number": '"-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,15})?',
     "unsigned": '("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,15})?',
+    "positive": '[1-9] [0-9]{0,15} ("." [0-9]{1,15})? | "0." [0-9]{0,14} [1-9]',
     "boolean": '"true" | "false"',
     "null": '"null"',
     "value": "object | array | string | number | boolean | null",
@@ -180,7 +181,7 @@ class Grammar:
         if kind == "integer":
             return self._integer(schema, hint)
         if kind == "number":
-            return self.primitive("unsigned" if _at_least_zero(schema) else "number")
+            return self.primitive(_number_kind(schema))
         if kind in ("boolean", "null"):
             return self.primitive(kind)
         return self.primitive("value")
@@ -230,7 +231,9 @@ class Grammar:
             properties.setdefault(name, {})
         extra = schema.get("additionalProperties")
         if not properties:
-            if extra is False:
+            # a typed map, or any object when nothing is said; declared empty (`properties: {}`,
+            # a tool that takes no arguments) or closed, it is `{}`
+            if not (isinstance(extra, dict) or extra is True or (extra is None and "properties" not in schema)):
                 return self.rule("empty-object", '"{" ws "}"')
             value = self.visit(extra, doc, hint + "-value") if isinstance(extra, dict) else self.primitive("value")
             pair = self.rule(hint + "-pair", f'{self.primitive("string")} ws ":" ws {value}')
@@ -476,6 +479,13 @@ def _integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
     return low, high
 
 
-def _at_least_zero(schema: dict[str, Any]) -> bool:
-    low = schema.get("minimum", schema.get("exclusiveMinimum"))
-    return _numbers(low) and low >= 0
+def _number_kind(schema: dict[str, Any]) -> str:
+    """The primitive for a number: the sign its lower bound implies, the rest relaxed."""
+    exclusive, inclusive = schema.get("exclusiveMinimum"), schema.get("minimum")
+    if _numbers(exclusive) and exclusive >= 0:
+        return "positive"
+    if _numbers(inclusive) and inclusive > 0:
+        return "positive"
+    if _numbers(inclusive) and inclusive == 0:
+        return "unsigned"
+    return "number"
