@@ -30,10 +30,10 @@ from sluicegate.core.events import (
 )
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
+from sluicegate.providers.local.grammar import calls_grammar, response_grammar
 from sluicegate.providers.local.logprobs import LogitsTap, token_logprobs
 from sluicegate.providers.local.params import check_context
-from sluicegate.providers.local.grammar import calls_grammar, response_grammar
-from sluicegate.providers.local.tools import OPEN, Opening, cut_calls, new_call_id, parse_calls
+from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, cut_calls, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
 # a moon's light...") on open prompts and never emits its end token, running to the context limit.

@@ -25,9 +25,9 @@ from sluicegate.core.events import Batch, Event
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
+from sluicegate.providers.local.grammar import response_gbnf
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
-from sluicegate.providers.local.grammar import response_gbnf
 from sluicegate.providers.local.params import check_context, check_request
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
 from sluicegate.providers.local.tools import plan_tools
