@@ -135,3 +135,26 @@ def test_unsupported_patterns_are_named() -> None:
 def test_a_tool_with_no_arguments_takes_only_the_empty_object() -> None:
     grammar = schema_gbnf({"type": "object", "properties": {}})
     assert {Sampler(grammar, random.Random(seed)).sentence().replace(" ", "") for seed in SEEDS} == {"{}"}
+
+
+def test_llama_cpp_parses_every_grammar() -> None:
+    """llama.cpp's own grammar parser takes each (an undefined rule or a syntax slip would be
+    refused here, where `LlamaGrammar.from_string` defers the check to generation)."""
+    import llama_cpp
+    from llama_cpp import Llama
+
+    from sluicegate.providers.local.model import bundled_model_path
+
+    llama = Llama(model_path=str(bundled_model_path()), n_ctx=64, verbose=False, vocab_only=True)
+    vocab = llama._model.vocab
+
+    def parses(grammar: str) -> bool:
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+        if not sampler:
+            return False
+        llama_cpp.llama_sampler_free(sampler)
+        return True
+
+    assert not parses("root ::= undefined-rule")
+    for name, schema in SCHEMAS.items():
+        assert parses(schema_gbnf(schema)), name
