@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import random
-from enum import Enum
-from typing import Any, Literal, Optional
+from enum import StrEnum
+from typing import Any, Literal
 
 import jsonschema
 import pytest
@@ -25,7 +25,7 @@ class Location(BaseModel):
     country: str | None = None
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     celsius = "celsius"
     fahrenheit = "fahrenheit"
 
@@ -35,7 +35,7 @@ class Forecast(BaseModel):
     stops: list[Location] = Field(default_factory=list, max_length=3)
     unit: Unit
     days: int = Field(ge=1, le=7)
-    note: Optional[str] = Field(default=None, max_length=12)
+    note: str | None = Field(default=None, max_length=12)
     kind: Literal["daily", "hourly"] = "daily"
 
 
@@ -44,6 +44,7 @@ class Tree(BaseModel):
     children: list[Tree] = Field(default_factory=list)
 
 
+# fmt: off
 SCHEMAS: dict[str, Any] = {
     "string": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
     "no type": {
@@ -63,7 +64,7 @@ SCHEMAS: dict[str, Any] = {
         "$defs": {"Node": {"type": "object", "properties": {"v": {"type": "integer"},
                   "next": {"anyOf": [{"$ref": "#/$defs/Node"}, {"type": "null"}]}}, "required": ["v", "next"]}},
         "$ref": "#/$defs/Node",
-    },  # fmt: skip
+    },
     "root ref": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}, "maxItems": 2}}},
     "all of": {
         "allOf": [
@@ -73,7 +74,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "one of": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "maxLength": 3}, {"const": [1, "x"]}]},
     "nullable": {"type": "object", "properties": {"x": {"type": "string", "nullable": True},
-                 "y": {"type": ["integer", "null"]}}, "required": ["x", "y"]},  # fmt: skip
+                 "y": {"type": ["integer", "null"]}}, "required": ["x", "y"]},
     "map": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
     "closed": {"type": "object", "additionalProperties": False},
     "no arguments": {"type": "object", "properties": {}},
@@ -89,10 +90,10 @@ SCHEMAS: dict[str, Any] = {
                "big": {"type": "integer", "minimum": 10}, "neg": {"type": "integer", "maximum": -1},
                "ratio": {"type": "number", "minimum": 0}, "share": {"type": "number", "exclusiveMinimum": 0},
                "gt": {"type": "integer", "exclusiveMinimum": 0}},
-               "required": ["small", "big", "neg", "ratio", "share", "gt"]},  # fmt: skip
+               "required": ["small", "big", "neg", "ratio", "share", "gt"]},
     "patterns": {"type": "object", "properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}(-[0-9]{4})?$"},
                  "code": {"type": "string", "pattern": "[A-Z]+"}, "id": {"type": "string", "pattern": r"^\w+\.\d{2,3}$"},
-                 "quote": {"type": "string", "pattern": '^a"b\\\\c.$'}}, "required": ["zip", "code", "id", "quote"]},  # fmt: skip
+                 "quote": {"type": "string", "pattern": '^a"b\\\\c.$'}}, "required": ["zip", "code", "id", "quote"]},
     "unsupported pattern": {"type": "string", "pattern": r"^(?=x)\1$"},
     "empty": {},
     "true": True,
@@ -101,10 +102,12 @@ SCHEMAS: dict[str, Any] = {
     "pydantic tree": Tree.model_json_schema(),
     "pydantic tree strict": to_strict_json_schema(Tree),
 }
+# fmt: on
 RELAXED = {"unsupported pattern"}  # held only as a plain string
 # OpenAPI's `nullable` (Gemini-style schemas) is no JSON Schema keyword: validated as its meaning
-VALIDATED_AS = {"nullable": {**SCHEMAS["nullable"], "properties": {"x": {"type": ["string", "null"]},
-                "y": {"type": ["integer", "null"]}}}}  # fmt: skip
+VALIDATED_AS = {
+    "nullable": {**SCHEMAS["nullable"], "properties": {"x": {"type": ["string", "null"]}, "y": {"type": ["integer", "null"]}}}
+}
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

@@ -167,7 +167,7 @@ class Grammar:
                 return self.rule(hint + "-any", " | ".join(dict.fromkeys(names)))
         kind = schema.get("type")
         if isinstance(kind, list):
-            kinds = [k for k in kind if isinstance(k, str)] or [None]
+            kinds: list[str | None] = [k for k in kind if isinstance(k, str)] or [None]
             names = [self.visit({**schema, "type": k}, doc, f"{hint}-{k}") for k in kinds]
             return self.rule(hint + "-types", " | ".join(dict.fromkeys(names)))
         if kind is None:
@@ -261,9 +261,9 @@ class Grammar:
         return self.rule(hint, f'"{{" ws {body} ws "}}"')
 
     def _array(self, schema: dict[str, Any], doc: Any, hint: str) -> str:
-        least = _count(schema.get("minItems"), 0)
-        most = _count(schema.get("maxItems"), None)
-        prefix = schema.get("prefixItems") if isinstance(schema.get("prefixItems"), list) else []
+        least = _least(schema.get("minItems"))
+        most = _most(schema.get("maxItems"))
+        prefix: list[Any] = schema["prefixItems"] if isinstance(schema.get("prefixItems"), list) else []
         items = schema.get("items")
         if isinstance(items, list):  # draft-07 tuple form
             prefix, items = items, schema.get("additionalItems")
@@ -297,8 +297,8 @@ class Grammar:
                 return self.rule(hint + "-pattern", f'"\\"" {pattern_gbnf(pattern)} "\\""')
             except PatternUnsupported:
                 pass  # relaxed to a plain string
-        least = _count(schema.get("minLength"), 0)
-        most = _count(schema.get("maxLength"), None)
+        least = _least(schema.get("minLength"))
+        most = _most(schema.get("maxLength"))
         if least == 0 and most is None:
             return self.primitive("string")
         return self.rule(hint + "-string", f'"\\"" {self.primitive("char")}{_bounds(least, most)} "\\""')
@@ -439,8 +439,14 @@ def _numbers(*values: Any) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
-def _count(value: Any, default: int | None) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+def _least(value: Any) -> int:
+    """A lower count bound (minItems, minLength): 0 when absent or not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _most(value: Any) -> int | None:
+    """An upper count bound (maxItems, maxLength): None when absent or not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _bounds(least: int, most: int | None) -> str:
@@ -482,10 +488,8 @@ def _integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
 def _number_kind(schema: dict[str, Any]) -> str:
     """The primitive for a number: the sign its lower bound implies, the rest relaxed."""
     exclusive, inclusive = schema.get("exclusiveMinimum"), schema.get("minimum")
-    if _numbers(exclusive) and exclusive >= 0:
+    if isinstance(exclusive, int | float) and not isinstance(exclusive, bool) and exclusive >= 0:
         return "positive"
-    if _numbers(inclusive) and inclusive > 0:
-        return "positive"
-    if _numbers(inclusive) and inclusive == 0:
-        return "unsigned"
+    if isinstance(inclusive, int | float) and not isinstance(inclusive, bool) and inclusive >= 0:
+        return "positive" if inclusive > 0 else "unsigned"
     return "number"

@@ -135,7 +135,7 @@ class _Parser:
                 if escaped in _SHORTHANDS:
                     items.append(_SHORTHANDS[escaped])
                     continue
-                if escaped.lower() in _SHORTHANDS or escaped.isalnum() and escaped not in "ntrfv":
+                if escaped.lower() in _SHORTHANDS or (escaped.isalnum() and escaped not in "ntrfv"):
                     raise PatternUnsupported(f"\\{escaped} inside a class is not held")
                 character = {"n": "\n", "t": "\t", "r": "\r", "f": "\f", "v": "\v"}.get(escaped, escaped)
             if self.peek() == "-" and self.at + 1 < len(self.pattern) and self.pattern[self.at + 1] != "]":
