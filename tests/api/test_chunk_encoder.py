@@ -102,7 +102,6 @@ def test_a_plain_text_chunk_is_the_bytes_the_general_path_writes() -> None:
         encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=include_usage)
         encoder.open(Started())
         encoder.encode(Metadata(system_fingerprint="fp_1", service_tier="default"))
-        encoder.start(0)
         for text in ("plain", 'say "hi"', "é\u2028\x00</script>", ""):
             assert encoder.encode(TextDelta(text)) == encoder._chunk(0, {"content": text})
             chunk = frames(encoder.encode(TextDelta(text)))[0]
@@ -110,21 +109,31 @@ def test_a_plain_text_chunk_is_the_bytes_the_general_path_writes() -> None:
             assert ("usage" in chunk) is include_usage
 
 
-def test_an_answer_that_opens_with_a_call_says_content_null_in_its_first_chunk() -> None:
-    """As OpenAI (and the recorded Groq and DeepSeek streams): one first chunk with the role,
-    `content: null` and the call; a text answer still opens with `content: ""`."""
+def test_an_answer_that_opens_with_a_call_says_content_null_in_its_role_chunk() -> None:
+    """As OpenAI (and the recorded Groq and DeepSeek streams): `content: null` before calls,
+    so no empty text part appears; `""` before text. A choice whose first event is a call
+    opens with one chunk carrying the role, `content: null` and the call."""
     encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
-    opened = encoder.open(Started())
+    opened = encoder.open(Started(calls_first=True))
     data = encoder.encode_batch([ToolCallDelta(0, "", id="call_1", name="f"), ToolCallDelta(0, "{}"), Finish("tool_calls")])
     deltas = [c["choices"][0]["delta"] for c in frames(opened + data)]  # type: ignore[index]
-    assert deltas[0] == {
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    assert deltas == [
+        {"role": "assistant", "content": None},
+        {"tool_calls": [call]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        {},
+    ]
+    assert frames(ChunkEncoder("c", 1, "m", False).open(Started()))[0]["choices"][0]["delta"] == {  # type: ignore[index]
         "role": "assistant",
-        "content": None,
-        "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}],
+        "content": "",
     }
-    assert deltas[1:] == [{"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}, {}]
-    text = ChunkEncoder("chatcmpl-y", 1, "m", include_usage=False)
-    text.open(Started())
-    first = frames(text.encode_batch([TextDelta("Hi"), ToolCallDelta(0, "", id="call_2", name="f")]))
-    assert [c["choices"][0]["delta"] for c in first][:2] == [{"role": "assistant", "content": ""}, {"content": "Hi"}]  # type: ignore[index]
-    assert "role" not in first[2]["choices"][0]["delta"]  # type: ignore[index]
+    second = ChunkEncoder("chatcmpl-y", 1, "m", include_usage=False)
+    second.open(Started())
+    first = frames(second.encode(ToolCallDelta(0, "", id="call_2", name="f", choice=1)))
+    assert first[0]["choices"][0] == {  # type: ignore[index]
+        "index": 1,
+        "delta": {"role": "assistant", "content": None, "tool_calls": [{**call, "id": "call_2"}]},
+        "logprobs": None,
+        "finish_reason": None,
+    }

@@ -50,6 +50,8 @@ def test_a_required_call_streams_as_openai_chunks_and_ends_the_turn(client: Open
             max_tokens=120, stream=True, stream_options={"include_usage": True},
         )
     )  # fmt: skip
+    opening = chunks[0].choices[0].delta  # `content: null`, as OpenAI's before calls (not "")
+    assert opening.role == "assistant" and opening.content is None
     calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
     assert calls and calls[0].index == 0 and calls[0].id and calls[0].id.startswith("call_")
     assert calls[0].type == "function" and calls[0].function is not None

@@ -142,7 +142,7 @@ class LocalModel:
         grammar = response_grammar(job.response_format)
         calls = Calls(self, job, calls_grammar(job.tools)) if job.tools is not None else None
         given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
-        job.emit(Started(prompt_tokens=len(tokens) + given))
+        job.emit(Started(prompt_tokens=len(tokens) + given, calls_first=calls is not None and calls.forced))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
         self._read_prompt(job, tokens)
         if job.cancelled.is_set():
