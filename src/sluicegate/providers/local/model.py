@@ -200,7 +200,7 @@ class LocalModel:
         prompt_tokens = sum(len(tokens) for tokens in encoded)
         job.emit(Started(prompt_tokens=prompt_tokens))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
-        grammar = _grammar(job.response_format)
+        grammar = response_grammar(job.response_format)
         completion_tokens = 0
         for index, (prompt, tokens) in enumerate(zip(prompts, encoded, strict=True)):
             limit = min(self.n_ctx if job.max_tokens is None else job.max_tokens, self.n_ctx - len(tokens))

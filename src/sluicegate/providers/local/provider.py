@@ -131,9 +131,9 @@ class LocalProvider:
         response_gbnf(request.response_format)  # a grammar that cannot be built: the 400 comes now
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
-        # a prompt over the context is refused at once, not after waiting its turn in the queue
-        prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)
-        check_context(len(prompt), model.n_ctx)
+        if request.prompts is None:  # a prompt over the context is refused at once, not in its turn
+            prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)
+            check_context(len(prompt), model.n_ctx)
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
         job = Job(
             messages=messages,
