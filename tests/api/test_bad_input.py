@@ -118,7 +118,7 @@ CASES: dict[str, Case] = {
     "context-too-long": Case(
         400,
         "messages",
-        chat(messages=[{"role": "user", "content": "hello world " * 2200}]),
+        chat(messages=[{"role": "user", "content": "hello world " * 4500}]),
         code="context_length_exceeded",
     ),
     "image-to-local-model": Case(
