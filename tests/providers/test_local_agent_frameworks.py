@@ -9,15 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
-from pydantic import BaseModel, Field
-from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import RunContext, Tool
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.settings import ModelSettings as PydanticSettings
-from pydantic_ai.tools import ToolDefinition
-
 from agents import (
     Agent,
     ModelSettings,
@@ -27,6 +18,15 @@ from agents import (
     function_tool,
     set_tracing_disabled,
 )
+from openai import AsyncOpenAI
+from pydantic import BaseModel, Field
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import RunContext, Tool
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings as PydanticSettings
+from pydantic_ai.tools import ToolDefinition
+
 from tests.support.server import Gateway
 
 
