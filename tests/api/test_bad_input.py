@@ -83,6 +83,12 @@ CASES: dict[str, Case] = {
     "stop-5": Case(400, "stop", chat(stop=["a", "b", "c", "d", "e"])),
     "stop-number": Case(400, "stop", chat(stop=5)),
     "seed-string": Case(400, "seed", chat(seed="7")),
+    # OpenAI's seed is a signed 64-bit integer, for every provider (bytes: orjson writes no wider ints)
+    "seed-above-int64": Case(400, "seed", orjson.dumps(chat(seed=2**63))),
+    "seed-below-int64": Case(400, "seed", orjson.dumps(chat()).replace(b'"stream"', b'"seed":-9223372036854775809,"stream"')),
+    "seed-above-uint64-upstream": Case(
+        400, "seed", orjson.dumps(chat(model="upstream-gpt")).replace(b'"stream"', b'"seed":18446744073709551616,"stream"')
+    ),
     "stream_options-without-stream": Case(
         400, "stream_options", chat(stream=DROP, stream_options={"include_usage": True})
     ),
@@ -112,7 +118,7 @@ CASES: dict[str, Case] = {
     "context-too-long": Case(
         400,
         "messages",
-        chat(messages=[{"role": "user", "content": "hello world " * 2200}]),
+        chat(messages=[{"role": "user", "content": "hello world " * 4500}]),
         code="context_length_exceeded",
     ),
     "image-to-local-model": Case(

@@ -80,10 +80,10 @@ def test_a_tool_calls_extra_fields_ride_on_the_call_streamed_and_whole() -> None
     events = [ToolCallDelta(0, "", "call_1", "f", extra=extra), ToolCallDelta(0, '{"a": 1}'), Finish("tool_calls")]
     encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
     calls = [c["choices"][0]["delta"].get("tool_calls") for c in frames(encoder.encode_batch(events))]  # type: ignore[index,union-attr]
-    assert calls[1] == [
+    assert calls[0] == [
         {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}, **extra}
     ]
-    assert calls[2] == [{"index": 0, "function": {"arguments": '{"a": 1}'}}]
+    assert calls[1] == [{"index": 0, "function": {"arguments": '{"a": 1}'}}]
     completion = fold_events(events)
     [call] = completion.choices[0].tool_calls
     assert call.extra == extra and call.arguments == '{"a": 1}'
@@ -107,3 +107,33 @@ def test_a_plain_text_chunk_is_the_bytes_the_general_path_writes() -> None:
             chunk = frames(encoder.encode(TextDelta(text)))[0]
             assert chunk["system_fingerprint"] == "fp_1" and chunk["choices"][0]["delta"] == {"content": text}  # type: ignore[index]
             assert ("usage" in chunk) is include_usage
+
+
+def test_an_answer_that_opens_with_a_call_says_content_null_in_its_role_chunk() -> None:
+    """As OpenAI (and the recorded Groq and DeepSeek streams): `content: null` before calls,
+    so no empty text part appears; `""` before text. A choice whose first event is a call
+    opens with one chunk carrying the role, `content: null` and the call."""
+    encoder = ChunkEncoder("chatcmpl-x", 1, "m", include_usage=False)
+    opened = encoder.open(Started(calls_first=True))
+    data = encoder.encode_batch([ToolCallDelta(0, "", id="call_1", name="f"), ToolCallDelta(0, "{}"), Finish("tool_calls")])
+    deltas = [c["choices"][0]["delta"] for c in frames(opened + data)]  # type: ignore[index]
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    assert deltas == [
+        {"role": "assistant", "content": None},
+        {"tool_calls": [call]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+        {},
+    ]
+    assert frames(ChunkEncoder("c", 1, "m", False).open(Started()))[0]["choices"][0]["delta"] == {  # type: ignore[index]
+        "role": "assistant",
+        "content": "",
+    }
+    second = ChunkEncoder("chatcmpl-y", 1, "m", include_usage=False)
+    second.open(Started())
+    first = frames(second.encode(ToolCallDelta(0, "", id="call_2", name="f", choice=1)))
+    assert first[0]["choices"][0] == {  # type: ignore[index]
+        "index": 1,
+        "delta": {"role": "assistant", "content": None, "tool_calls": [{**call, "id": "call_2"}]},
+        "logprobs": None,
+        "finish_reason": None,
+    }

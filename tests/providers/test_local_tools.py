@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import anthropic
+import jsonschema
 import openai
 import pytest
 from openai import OpenAI
@@ -49,6 +50,8 @@ def test_a_required_call_streams_as_openai_chunks_and_ends_the_turn(client: Open
             max_tokens=120, stream=True, stream_options={"include_usage": True},
         )
     )  # fmt: skip
+    opening = chunks[0].choices[0].delta  # `content: null`, as OpenAI's before calls (not "")
+    assert opening.role == "assistant" and opening.content is None
     calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
     assert calls and calls[0].index == 0 and calls[0].id and calls[0].id.startswith("call_")
     assert calls[0].type == "function" and calls[0].function is not None
@@ -152,13 +155,35 @@ def test_text_before_a_call_is_kept_and_streams_first(client: OpenAI, gateway: G
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
 
 
-def test_a_call_cut_by_max_tokens_ends_as_length_without_a_call(client: OpenAI, gateway: Gateway) -> None:
+def test_a_forced_call_cut_by_max_tokens_is_kept_as_written_at_every_door(client: OpenAI, gateway: Gateway) -> None:
+    """The call is never lost: `length` with the call as far as it was written (the chat
+    door's partial call, the Messages door's tool_use block, the Responses door's item)."""
     answer = client.chat.completions.create(
         model=gateway.model, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=3  # type: ignore[arg-type]
     )
     choice = answer.choices[0]
-    assert choice.finish_reason == "length" and not choice.message.tool_calls
+    assert choice.finish_reason == "length" and choice.message.tool_calls
+    assert choice.message.tool_calls[0].function.name == "get_weather"
     assert answer.usage is not None and answer.usage.completion_tokens == 3
+    streamed = list(
+        client.chat.completions.create(
+            model=gateway.model, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=12, stream=True,  # type: ignore[arg-type]
+        )
+    )  # fmt: skip
+    calls = [call for c in streamed if c.choices for call in c.choices[0].delta.tool_calls or []]
+    assert calls and calls[0].function is not None and calls[0].function.name == "get_weather"
+    assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == ["length"]
+    messages = anthropic.Anthropic(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
+    tool: Any = {"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}
+    message = messages.messages.create(
+        model=gateway.model, max_tokens=5, tools=[tool], tool_choice={"type": "any"}, messages=ASK,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert message.stop_reason == "max_tokens" and message.content and message.content[0].type == "tool_use"
+    response = client.responses.create(
+        model=gateway.model, input="Weather in Hue?", max_output_tokens=5, tool_choice="required",
+        tools=[{"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}],  # type: ignore[list-item]
+    )  # fmt: skip
+    assert response.status == "incomplete" and response.output and response.output[0].type == "function_call"
 
 
 def test_a_choice_of_a_tool_not_given_is_a_400(client: OpenAI, gateway: Gateway) -> None:
@@ -170,20 +195,29 @@ def test_a_choice_of_a_tool_not_given_is_a_400(client: OpenAI, gateway: Gateway)
     assert isinstance(info.value.body, dict) and info.value.body["param"] == "tool_choice"
 
 
-def test_a_schema_the_grammar_cannot_hold_is_a_400_not_a_failure(client: OpenAI, gateway: Gateway) -> None:
-    unanchored: Any = {"type": "object", "properties": {"code": {"type": "string", "pattern": "[A-Z]+"}}}
-    with pytest.raises(openai.BadRequestError) as tools:
-        client.chat.completions.create(
-            model=gateway.model, messages=ASK, tool_choice="required",
-            tools=[{"type": "function", "function": {"name": "f", "parameters": unanchored}}],
+def test_schemas_the_old_converter_refused_are_honoured(client: OpenAI, gateway: Gateway) -> None:
+    """An unanchored pattern, a property with no type, and `$ref`s into the tool's own
+    `$defs` (a nested pydantic model): each once a 400, now held by the grammar."""
+    parameters: Any = {
+        "$defs": {"Place": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                            "required": ["city"], "additionalProperties": False}},
+        "type": "object",
+        "properties": {"where": {"$ref": "#/$defs/Place"}, "code": {"type": "string", "pattern": "[A-Z]{3}"},
+                       "note": {"description": "anything"}},
+        "required": ["where", "code", "note"],
+        "additionalProperties": False,
+    }  # fmt: skip
+    for seed in range(3):
+        answer = client.chat.completions.create(
+            model=gateway.model, messages=ASK, tool_choice="required", seed=seed, max_tokens=80,
+            tools=[{"type": "function", "function": {"name": "f", "parameters": parameters}}],
         )  # fmt: skip
-    assert isinstance(tools.value.body, dict) and tools.value.body["param"] == "tools"
-    with pytest.raises(openai.BadRequestError) as format_:
-        client.chat.completions.create(
-            model=gateway.model, messages=ASK,
-            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": unanchored}},
-        )  # fmt: skip
-    assert isinstance(format_.value.body, dict) and format_.value.body["param"] == "response_format.json_schema"
+        choice = answer.choices[0]
+        assert choice.message.tool_calls, choice
+        if choice.finish_reason == "tool_calls":
+            jsonschema.validate(json.loads(choice.message.tool_calls[0].function.arguments), parameters)
+        else:
+            assert choice.finish_reason == "length"
 
 
 def test_anthropic_clients_get_tool_use_blocks(gateway: Gateway) -> None:

@@ -151,6 +151,7 @@ class Started:
     # the upstream's response metadata (system_fingerprint) comes with its first chunk, which had
     # not arrived at the commit: a door whose opening bytes carry it waits for the first events
     metadata_pending: bool = False
+    calls_first: bool = False  # the answer is known to open with tool calls (a forced call)
 
 
 @dataclass(slots=True)

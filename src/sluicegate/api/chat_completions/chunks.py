@@ -65,12 +65,13 @@ class ChunkEncoder:
             body.update(extra)
         return self._prefix + orjson.dumps(body) + self._suffix
 
-    def start(self, choice: int = 0) -> bytes:
-        """The role chunk that opens a choice, as OpenAI sends it before any content."""
+    def start(self, choice: int = 0, content: str | None = "") -> bytes:
+        """The role chunk that opens a choice, as OpenAI sends it before any content:
+        `content: ""` before text, `content: null` before tool calls."""
         if choice in self._started:
             return b""
         self._started.add(choice)
-        return self._chunk(choice, {"role": "assistant", "content": ""})
+        return self._chunk(choice, {"role": "assistant", "content": content})
 
     def open(self, started: Started) -> bytes:
         if started.metadata_pending:
@@ -78,7 +79,7 @@ class ChunkEncoder:
             # chunk goes with it, so every chunk of the stream carries the same fingerprint
             self._role_pending = True
             return b""
-        return self.start(0)
+        return self.start(0, None if started.calls_first else "")
 
     def encode(self, event: Event) -> bytes:
         kind = type(event)
@@ -97,11 +98,15 @@ class ChunkEncoder:
         if kind is Metadata:
             return self._metadata(event)  # type: ignore[arg-type]
         choice: int = getattr(event, "choice", 0)
+        if kind is ToolCallDelta:
+            delta: dict[str, Any] = {"tool_calls": [_tool_call(event)]}  # type: ignore[arg-type]
+            if choice not in self._started:  # a choice that opens with a call: one chunk, as OpenAI's
+                self._started.add(choice)
+                delta = {"role": "assistant", "content": None, **delta}
+            return self._chunk(choice, delta)
         opening = self.start(choice)
         if kind is Finish:
             return opening + self._chunk(choice, {}, event.reason)  # type: ignore[union-attr]
-        if kind is ToolCallDelta:
-            return opening + self._chunk(choice, {"tool_calls": [_tool_call(event)]})  # type: ignore[arg-type]
         if kind is ReasoningDelta:
             if not event.text:  # type: ignore[union-attr]
                 return opening  # a thinking signature: nothing OpenAI's chunks can carry

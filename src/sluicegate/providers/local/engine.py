@@ -100,8 +100,17 @@ class Engine:
     """Owns the llama.cpp context; `run` is its thread. Everything else is thread-safe."""
 
     def __init__(
-        self, model: Any, n_ctx: int, parallel: int, n_threads: int, n_threads_batch: int, prefix_cache: bool = True
+        self,
+        model: Any,
+        n_ctx: int,
+        parallel: int,
+        n_threads: int,
+        n_threads_batch: int,
+        prefix_cache: bool = True,
+        options: dict[str, Any] | None = None,
     ) -> None:
+        """`n_ctx` 0: the model's trained length. `options`: further llama.cpp context
+        settings by their own names (RoPE scaling: `rope_freq_base`, `yarn_ext_factor`...)."""
         import llama_cpp
 
         self._ll = llama_cpp
@@ -114,6 +123,8 @@ class Engine:
         params.n_threads = n_threads
         params.n_threads_batch = n_threads_batch
         params.no_perf = True
+        for name, value in (options or {}).items():
+            setattr(params, name, value)
         self._model = model  # keeps the weights alive as long as the context
         ctx = llama_cpp.llama_init_from_model(model.model, params)
         if not ctx:

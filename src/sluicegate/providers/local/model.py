@@ -12,7 +12,6 @@ import codecs
 import glob
 import hashlib
 import importlib.util
-import json
 import os
 import random
 import threading
@@ -33,8 +32,10 @@ from sluicegate.core.events import (
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
 from sluicegate.providers.local.engine import Engine, Generate, Sampled, Sampling, Steps
+from sluicegate.providers.local.grammar import calls_grammar, response_grammar
 from sluicegate.providers.local.logprobs import token_logprobs
-from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, new_call_id, parse_calls
+from sluicegate.providers.local.params import check_context
+from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, cut_calls, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
 # a moon's light...") on open prompts and never emits its end token, running to the context limit.
@@ -97,12 +98,15 @@ class LocalModel:
     def __init__(
         self,
         path: Path,
-        n_ctx: int,
+        n_ctx: int | None,
         n_threads: int | None,
         parallel: int = 1,
         n_threads_batch: int | None = None,
         prefix_cache: bool = True,
+        options: dict[str, Any] | None = None,
     ) -> None:
+        """`n_ctx` None: the context the model was trained on (llama.cpp reads it from the GGUF).
+        `options`: llama.cpp's context settings beyond those (RoPE scaling)."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -114,7 +118,6 @@ class LocalModel:
         else:
             with without_extra_buffers():
                 self.llama = Llama(**kwargs)
-        self.n_ctx = n_ctx
         model = self.llama._model
         template = self.llama.metadata.get("tokenizer.chat_template")
         if not template:
@@ -129,7 +132,10 @@ class LocalModel:
         self.n_vocab = int(self.llama.n_vocab())
         self.fingerprint = _fingerprint(path)
         threads = n_threads or machine_threads()
-        self.engine = Engine(model, n_ctx, parallel, threads, n_threads_batch or threads, prefix_cache)
+        self.engine = Engine(
+            model, n_ctx or 0, parallel, threads, n_threads_batch or threads, prefix_cache, options or {}
+        )
+        self.n_ctx = self.engine.n_ctx  # 0 asked for the trained length: what llama.cpp gave
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
@@ -152,19 +158,13 @@ class LocalModel:
             yield from self._run_prompts(job, job.prompts)
             return
         tokens = self.prompt_tokens(job.messages)
+        check_context(len(tokens), self.n_ctx)
         room = self.n_ctx - len(tokens)
-        if room <= 0:
-            raise InvalidRequestError(
-                f"This model's maximum context length is {self.n_ctx} tokens. However, your messages"
-                f" resulted in {len(tokens)} tokens.",
-                param="messages",
-                code="context_length_exceeded",
-            )
         limit = min(job.max_tokens or room, room)
-        grammar = _grammar(job.response_format)
-        calls = Calls(self, job, _calls_grammar(job.tools)) if job.tools is not None else None
+        grammar = response_grammar(job.response_format)
+        calls = Calls(self, job, calls_grammar(job.tools)) if job.tools is not None else None
         given = len(calls.opening) if calls is not None and calls.forced else 0  # `<tool_call>`, fed as prompt
-        job.emit(Started(prompt_tokens=len(tokens) + given))
+        job.emit(Started(prompt_tokens=len(tokens) + given, calls_first=calls is not None and calls.forced))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
         completion_tokens = 0
         for choice in range(job.n):
@@ -197,7 +197,7 @@ class LocalModel:
         prompt_tokens = sum(len(tokens) for tokens in encoded)
         job.emit(Started(prompt_tokens=prompt_tokens))
         job.emit(Metadata(system_fingerprint=self.fingerprint))
-        grammar = _grammar(job.response_format)
+        grammar = response_grammar(job.response_format)
         completion_tokens = 0
         for index, (prompt, tokens) in enumerate(zip(prompts, encoded, strict=True)):
             limit = min(self.n_ctx if job.max_tokens is None else job.max_tokens, self.n_ctx - len(tokens))
@@ -296,14 +296,15 @@ class Calls:
             if generated >= limit:
                 break
             sampled = yield None
+        text = written.decode("utf-8", errors="replace")
         try:  # whole when the grammar let the model end, or max_tokens fell right after the close
-            calls = parse_calls(written.decode("utf-8", errors="replace"))
-        except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: none is whole
-            job.emit(Finish("length", choice))
-            return generated
+            calls, reason = parse_calls(text), "tool_calls"
+        except (ValueError, KeyError, TypeError):  # cut by max_tokens inside a call: kept as written
+            assert job.tools is not None
+            calls, reason = cut_calls(text, job.tools.names), "length"
         for index, (name, arguments) in enumerate(calls):
             job.emit(ToolCallDelta(index, arguments, id=new_call_id(), name=name, choice=choice))
-        job.emit(Finish("tool_calls", choice))
+        job.emit(Finish(reason, choice))
         return generated
 
 
@@ -343,38 +344,3 @@ def _fingerprint(path: Path) -> str:
     stat = path.stat()
     seed = f"{path.name}:{stat.st_size}:{llama_cpp.__version__}".encode()
     return "fp_" + hashlib.sha256(seed).hexdigest()[:10]
-
-
-def _calls_grammar(plan: ToolPlan | None) -> Any:
-    if plan is None:
-        return None
-    return _schema_grammar(plan.schema(), "tools", "The tools' parameter schemas cannot be enforced on the embedded model")
-
-
-def _schema_grammar(schema: dict[str, Any], param: str, what: str) -> Any:
-    """llama.cpp's grammar for a JSON schema; a schema its converter cannot take is the
-    client's 400, whatever the converter raises (an `assert` on a pattern, among others)."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    except Exception as exc:
-        raise InvalidRequestError(f"{what}: {exc or type(exc).__name__}", param=param) from exc
-
-
-def _grammar(response_format: dict[str, Any] | None) -> Any:
-    """JSON mode and structured outputs, enforced by a llama.cpp grammar."""
-    if not response_format or response_format.get("type") in (None, "text"):
-        return None
-    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        return _schema_grammar(schema, "response_format.json_schema", "Invalid response_format schema")
-    raise InvalidRequestError(
-        f"Unsupported response_format type `{kind}`; use text, json_object or json_schema.",
-        param="response_format.type",
-    )

@@ -113,3 +113,14 @@ def check_request(request: ChatRequest, model: str) -> None:
             param=field,
             code="unsupported_parameter",
         )
+
+
+def check_context(prompt_tokens: int, n_ctx: int) -> None:
+    """A prompt that leaves no room to answer is the client's 400, naming both numbers."""
+    if prompt_tokens >= n_ctx:
+        raise InvalidRequestError(
+            f"This model's maximum context length is {n_ctx} tokens. However, your messages"
+            f" resulted in {prompt_tokens} tokens.",
+            param="messages",
+            code="context_length_exceeded",
+        )

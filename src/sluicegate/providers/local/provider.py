@@ -27,9 +27,10 @@ from sluicegate.core.request import ChatRequest
 from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.engine import Work
+from sluicegate.providers.local.grammar import response_gbnf
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
-from sluicegate.providers.local.params import check_request
+from sluicegate.providers.local.params import check_context, check_request
 from sluicegate.providers.local.prompt import flatten_messages, with_tools
 from sluicegate.providers.local.tools import plan_tools
 
@@ -84,6 +85,7 @@ class LocalProvider:
             config.parallel,
             config.n_threads_batch,
             config.prefix_cache,
+            config.llama_options(),
         )
         self._model = model
         future = loop.run_in_executor(self._executor, model.engine.run)
@@ -146,8 +148,12 @@ class LocalProvider:
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
         plan = plan_tools(request)
+        response_gbnf(request.response_format)  # a grammar that cannot be built: the 400 comes now
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
         loop = asyncio.get_running_loop()
+        if request.prompts is None:  # a prompt over the context is refused at once, not in its turn
+            prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)
+            check_context(len(prompt), model.n_ctx)
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
 
         def emit(item: Event | BaseException | None) -> None:

@@ -11,6 +11,7 @@ writes freely, and an answer that opens with `<tool_call>` continues under the g
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -45,18 +46,9 @@ class ToolPlan:
             + ("" if self.forced else "If no tool is needed, answer in plain text.")
         )
 
-    def schema(self) -> dict[str, Any]:
-        """The JSON schema of an answer's calls: a list of offered tools with valid arguments."""
-        calls = [
-            {
-                "type": "object",
-                "properties": {"name": {"const": tool["name"]}, "arguments": tool["parameters"]},
-                "required": ["name", "arguments"],
-            }
-            for tool in self.tools
-        ]
-        items = calls[0] if len(calls) == 1 else {"anyOf": calls}
-        return {"type": "array", "items": items, "minItems": 1, **({} if self.parallel else {"maxItems": 1})}
+    @property
+    def names(self) -> list[str]:
+        return [tool["name"] for tool in self.tools]
 
 
 def plan_tools(request: ChatRequest) -> ToolPlan | None:
@@ -137,6 +129,66 @@ def parse_calls(text: str) -> list[tuple[str, str]]:
     """(name, arguments as JSON text) of each call in a grammar-held answer."""
     calls = orjson.loads(text)
     return [(call["name"], orjson.dumps(call["arguments"]).decode()) for call in calls]
+
+
+_NAME = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)(")?')
+_ARGUMENTS = re.compile(r'"arguments"\s*:\s*')
+
+
+def cut_calls(text: str, names: list[str]) -> list[tuple[str, str]]:
+    """(name, arguments as far as written) of each call in a grammar-held answer that
+    max_tokens cut: the whole calls, then the one being written. A forced call is never lost:
+    a name cut short is the first offered tool it begins, and an answer cut before any name
+    is a call of the first offered tool with no arguments yet."""
+    calls: list[tuple[str, str]] = []
+    for element in _elements(text):
+        try:
+            whole = orjson.loads(element)
+            calls.append((whole["name"], orjson.dumps(whole["arguments"]).decode()))
+            continue
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            pass
+        named = _NAME.match(element)
+        written = named.group(1) if named else ""
+        if named and named.group(2) and written in names:
+            name = written
+        else:
+            name = next((n for n in names if n.startswith(written)), names[0])
+        arguments = _ARGUMENTS.search(element, named.end() if named else 0)
+        calls.append((name, element[arguments.end() :].rstrip() if arguments else ""))
+    return calls or [(names[0], "")]
+
+
+def _elements(text: str) -> list[str]:
+    """The items of a JSON array, as written so far (the last may be cut)."""
+    start = text.find("[")
+    if start < 0:
+        return []
+    items: list[str] = []
+    depth, quoted, escaped, begun = 0, False, False, start + 1
+    for at in range(start + 1, len(text)):
+        character = text[at]
+        if quoted:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                quoted = False
+        elif character == '"':
+            quoted = True
+        elif character in "{[":
+            depth += 1
+        elif character in "}]":
+            if depth == 0:  # the array's own end
+                items.append(text[begun:at])
+                return [item for item in items if item.strip()]
+            depth -= 1
+        elif character == "," and depth == 0:
+            items.append(text[begun:at])
+            begun = at + 1
+    items.append(text[begun:])
+    return [item for item in items if item.strip()]
 
 
 def render_calls(tool_calls: list[dict[str, Any]]) -> str:
