@@ -25,7 +25,7 @@ def body(**fields: Any) -> dict[str, Any]:
 
 def test_a_minimal_body() -> None:
     chat = parse_messages_request(body())
-    assert chat.source == "anthropic"
+    assert chat.wire_format == "anthropic_messages"
     assert chat.model == "m" and chat.max_tokens == 64 and chat.stream is False
     assert chat.messages == [{"role": "user", "content": "Hi"}]
     assert chat.tools is None and chat.tool_choice is None and chat.stop == []

@@ -29,7 +29,7 @@ def test_a_string_input_is_one_user_message() -> None:
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Hello"},
     ]
-    assert request.source == "responses" and request.raw["input"] == "Hello"
+    assert request.wire_format == "openai_responses" and request.raw["input"] == "Hello"
     assert (request.max_tokens, request.temperature, request.top_p) == (50, 0.2, 0.9)
     assert request.include_usage and not request.stream
     assert request.tools is None and request.tool_choice is None and request.parallel_tool_calls is None

@@ -165,7 +165,7 @@ def prompt_estimate(request: ChatRequest | None, kind: str = "", model: str = ""
         return 0
     estimate = _Estimate(kind, model or request.upstream_model or request.model)
     body = request.raw
-    if body and request.source != "responses":
+    if body and request.wire_format != "openai_responses":
         for name, value in body.items():
             if name == "messages":
                 estimate.messages(value)

@@ -12,13 +12,16 @@ from typing import Protocol
 
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Batch
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 
 
 class Provider(Protocol):
     kind: str  # local | openai | anthropic | gemini
     name: str  # the configured model entry
     owned_by: str
+    # the wire formats whose client bodies it takes as they are (`ChatRequest.native_body`);
+    # routing attaches the body only for these, so no provider knows which doors exist
+    native_formats: frozenset[WireFormat]
 
     async def start(self) -> None:
         """Acquire what the provider holds open (connection pools, loaded weights)."""

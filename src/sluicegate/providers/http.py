@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from sluicegate.core.request import WireFormat
 from sluicegate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -301,6 +302,7 @@ class UpstreamProvider(Generic[ConfigT]):
     header, and which upstream model a request goes to (a wildcard's, else the entry's)."""
 
     kind = ""
+    native_formats: frozenset[WireFormat] = frozenset()
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
 from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat, native_body_for
 from sluicegate.errors import (
     GatewayError,
     InvalidRequestError,
@@ -74,9 +74,18 @@ class Deployment:
         self.router: Router | None = None  # the model it serves (set by the Router)
 
 
+def for_provider(provider: Provider, request: ChatRequest) -> ChatRequest:
+    """The request as `provider` gets it: carrying the client's body when the provider takes
+    its wire format as it is (native pass-through), else translated from the typed fields."""
+    native = native_body_for(request, provider.native_formats)
+    if native is None and request.native_body is None:
+        return request
+    return replace(request, native_body=native)
+
+
 async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream, Batch]:
     """Start a stream and wait for its first batch: the upstream has committed."""
-    inner = provider.stream(request)
+    inner = provider.stream(for_provider(provider, request))
     try:
         first = await inner.__anext__()
     except StopAsyncIteration:
@@ -88,7 +97,7 @@ async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream
 
 
 async def _complete(provider: Provider, request: ChatRequest) -> Completion:
-    return await provider.complete(request)
+    return await provider.complete(for_provider(provider, request))
 
 
 async def _embed(provider: Provider, request: EmbeddingRequest) -> Embeddings:
@@ -132,6 +141,8 @@ class Router:
         self.stats = ModelStats()
         kinds = {deployment.provider.kind for deployment in self.deployments}
         self.kind = kinds.pop() if len(kinds) == 1 else "mixed"
+        # none of its own: each attempt gets the client's body as its deployment declares
+        self.native_formats: frozenset[WireFormat] = frozenset()
         self.owned_by = owned_by or self.deployments[0].provider.owned_by
         self.upstream_model = str(getattr(self.deployments[0].provider, "upstream_model", "") or "")
         self.fallbacks: list[Router] = []
@@ -164,7 +175,8 @@ class Router:
             await deployment.provider.close()
 
     async def count_tokens(self, request: ChatRequest) -> int | None:
-        return await self.deployments[0].provider.count_tokens(request)
+        provider = self.deployments[0].provider
+        return await provider.count_tokens(for_provider(provider, request))
 
     async def stream(self, request: ChatRequest) -> Stream:
         self.stats.requests += 1

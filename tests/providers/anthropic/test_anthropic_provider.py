@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, NativeBody
 from sluicegate.providers.anthropic.config import AnthropicConfig
 from sluicegate.providers.anthropic.provider import AnthropicProvider
 from tests.providers.anthropic.conftest import CAPPED, MODEL, SECRET, UPSTREAM_MODEL
@@ -260,7 +260,8 @@ async def test_pass_through_forwards_the_raw_body_unchanged(upstream: AnthropicU
     provider = AnthropicProvider(config(upstream, upstream_model="claude-upstream"))
     await provider.start()
     try:
-        request = ChatRequest(model=raw["model"], messages=[], raw=raw, source="anthropic", stream=True)
+        request = ChatRequest(model=raw["model"], messages=[], raw=raw, wire_format="anthropic_messages",
+        native_body=NativeBody("anthropic_messages", raw, {}), stream=True)
         batches = [batch async for batch in provider.stream(request)]
     finally:
         await provider.close()

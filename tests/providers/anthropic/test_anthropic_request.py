@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, NativeBody
 from sluicegate.errors import InvalidRequestError
 from sluicegate.providers.anthropic.request import count_tokens_body, messages_body
 
@@ -327,7 +327,8 @@ def test_pass_through_forwards_the_anthropic_body_with_only_the_model_swapped() 
         ],
         "a_field_from_the_future": {"x": [1, 2]},
     }
-    request = ChatRequest(model=raw["model"], messages=[], raw=raw, source="anthropic", stream=True)
+    request = ChatRequest(model=raw["model"], messages=[], raw=raw, wire_format="anthropic_messages",
+        native_body=NativeBody("anthropic_messages", raw, {}), stream=True)
     sent = messages_body(request, "claude-opus-4-1", True, None)
     assert sent == {**raw, "model": "claude-opus-4-1", "stream": True}
     assert raw["model"] == "anthropic/claude-opus-4-1", "the client's body is not modified"
@@ -335,7 +336,8 @@ def test_pass_through_forwards_the_anthropic_body_with_only_the_model_swapped() 
 
 def test_pass_through_without_max_tokens_gets_the_default() -> None:
     raw = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
-    request = ChatRequest(model="m", messages=[], raw=raw, source="anthropic")
+    request = ChatRequest(model="m", messages=[], raw=raw, wire_format="anthropic_messages",
+        native_body=NativeBody("anthropic_messages", raw, {}))
     assert messages_body(request, "c", False, 900)["max_tokens"] == 900
 
 

@@ -115,7 +115,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         model=parsed.model,
         messages=body["messages"],
         raw=body,
-        source="openai",
+        wire_format="openai_chat",
         stream=bool(parsed.stream),
         include_usage=bool(parsed.stream_options and parsed.stream_options.include_usage),
         max_tokens=parsed.max_completion_tokens or parsed.max_tokens,

@@ -83,7 +83,7 @@ def parse_completion_request(body: Any) -> ChatRequest:
         model=model,
         messages=[],
         raw=body,
-        source="completions",
+        wire_format="openai_completions",
         stream=stream,
         include_usage=bool(options and options.get("include_usage")),
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,

@@ -1,6 +1,6 @@
 """An Anthropic Messages request -> the canonical request, in OpenAI's chat vocabulary.
 
-The client's body stays whole in `raw` (source "anthropic"), so an Anthropic upstream gets it
+The client's body stays whole in `raw` (wire format "anthropic_messages"), so an Anthropic upstream gets it
 as sent, thinking signatures and cache controls included. The typed fields are what every
 other provider reads: system -> a system message; text and images -> content parts (images as
 data URLs or URLs); `tool_use` -> an assistant's `tool_calls`; `tool_result` -> `tool`
@@ -58,8 +58,9 @@ def _canonical(parsed: CountTokensRequest, body: dict[str, Any]) -> ChatRequest:
         model=parsed.model,
         messages=openai_messages(parsed),
         raw=body,
-        source="anthropic",
+        wire_format="anthropic_messages",
         tools=tools,
+        param_names={"reasoning_effort": "thinking"},
     )
     if tools and parsed.tool_choice is not None:
         chat.tool_choice = _tool_choice(parsed.tool_choice)

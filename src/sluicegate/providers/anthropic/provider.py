@@ -13,7 +13,7 @@ import aiohttp
 
 from sluicegate.core.completion import Completion, completion_events
 from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import GatewayError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.anthropic.config import AnthropicConfig
@@ -26,6 +26,7 @@ from sluicegate.providers.http import UpstreamProvider, loads_event
 
 class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
     kind = "anthropic"
+    native_formats: frozenset[WireFormat] = frozenset({"anthropic_messages"})
 
     def __init__(self, config: AnthropicConfig) -> None:
         super().__init__(
@@ -43,8 +44,9 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
             lambda: messages_body(request, self._model(request), stream, self.config.default_max_tokens)
         )
         headers = self._headers
-        if request.source == "anthropic" and request.forward_headers:
-            headers = {**request.forward_headers, **self._headers}  # the entry's own headers win
+        native = request.native_body
+        if native is not None and native.headers:
+            headers = {**native.headers, **self._headers}  # the entry's own headers win
         return await self.transport.post(self.url, body, headers, stream=stream)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
@@ -54,9 +56,9 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
             # a proxy that ignored `stream: true` and answered whole
             yield started
             answer = await self.transport.read_json(response)
-            yield completion_events(parse_message(answer, self.name, request.source != "anthropic"))
+            yield completion_events(parse_message(answer, self.name, request.native_body is None))
             return
-        parser = MessageStreamParser(self.name, explain_refusals=request.source != "anthropic")
+        parser = MessageStreamParser(self.name, explain_refusals=request.native_body is None)
         events = self.transport.events(response, arrived_first=True)
         try:
             # Read to the end of the body, as Anthropic's SDKs do: the connection goes back
@@ -78,7 +80,7 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
     async def complete(self, request: ChatRequest) -> Completion:
         response = await self._post(request, stream=False)
         answer = await self.transport.read_json(response)
-        completion = parse_message(answer, self.name, request.source != "anthropic")
+        completion = parse_message(answer, self.name, request.native_body is None)
         completion.origin = Started(upstream_model=self._model(request))
         return completion
 

@@ -1,7 +1,7 @@
 """The canonical request -> an Anthropic Messages body.
 
-A client that came in by the Messages door (`source == "anthropic"`) has its body forwarded as
-sent, with only the model swapped: thinking blocks and their signatures, `cache_control`, and
+A request carrying the client's Anthropic body (`native_body`) has it forwarded as sent, with
+only the model swapped: thinking blocks and their signatures, `cache_control`, and
 fields the gateway does not know reach the upstream untouched. A request in OpenAI's vocabulary
 is translated field by field; an OpenAI parameter Anthropic cannot honour is a 400 naming it,
 never silently dropped.
@@ -41,8 +41,8 @@ def messages_body(
     request: ChatRequest, upstream_model: str, stream: bool, default_max_tokens: int | None
 ) -> dict[str, Any]:
     """The body to POST to /v1/messages."""
-    if request.source == "anthropic":
-        body = dict(request.raw)
+    if request.native_body is not None:
+        body = dict(request.native_body.body)
         if "max_tokens" not in body:
             body["max_tokens"] = request.max_tokens or default_max_tokens or DEFAULT_MAX_TOKENS
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
 from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import InvalidRequestError, RateLimitError, ServiceUnavailableError
 from sluicegate.providers.embedded.config import EmbeddedConfig
 from sluicegate.providers.embedded.model import BUNDLED_TOKENIZER, EmbeddingModel, bundled_model_path
@@ -26,6 +26,7 @@ log = logging.getLogger("sluicegate.embedded")
 
 class EmbeddedProvider:
     kind = "embedded"
+    native_formats: frozenset[WireFormat] = frozenset()
     mode = "embeddings"
 
     def __init__(self, config: EmbeddedConfig) -> None:

@@ -72,8 +72,6 @@ def _refuse_unsupported(request: ChatRequest) -> None:
             "Gemini cannot be limited to one tool call per answer ('parallel_tool_calls': false).",
             param="parallel_tool_calls",
         )
-    if request.source != "openai":
-        return
     for field, what in _UNSUPPORTED.items():
         if request.raw.get(field) is not None:
             raise InvalidRequestError(f"Gemini does not support {what} ('{field}').", param=field)

@@ -89,23 +89,18 @@ def check_params(body: dict[str, Any], model: str) -> None:
         )
 
 
-# what each door calls the canonical fields, so a refusal names the field the client sent
-_DOOR_NAMES = {
-    "anthropic": {"reasoning_effort": "thinking"},
-    "responses": {"reasoning_effort": "reasoning.effort"},
-}
-
-
 def check_request(request: ChatRequest, model: str) -> None:
-    """The same rule for every door: OpenAI bodies are checked field by field, other doors'
-    requests by the canonical fields their translation filled in."""
-    if request.source == "openai":
-        check_params(request.raw, model)
+    """The same rule whatever the client's wire format: an OpenAI body (the model's native
+    formats) is checked field by field, any other by the canonical fields its translation
+    filled in, named as the client named them."""
+    native = request.native_body
+    if native is not None:
+        if native.format == "openai_completions":
+            check_legacy_params(native.body, model)
+        else:
+            check_params(native.body, model)
         return
-    if request.source == "completions":
-        check_legacy_params(request.raw, model)
-        return
-    names = _DOOR_NAMES.get(request.source, {})
+    names = request.param_names
     if request.reasoning_effort is not None or request.thinking_budget is not None:
         field = names.get("reasoning_effort", "reasoning_effort")
         raise InvalidRequestError(

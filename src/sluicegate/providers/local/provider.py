@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import Batch, Event, PromptProgress
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.engine import Work
@@ -57,6 +57,7 @@ class ServiceTimes:
 
 class LocalProvider:
     kind = "local"
+    native_formats: frozenset[WireFormat] = frozenset({"openai_chat", "openai_completions"})  # checked as sent
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config

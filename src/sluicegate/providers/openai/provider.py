@@ -15,7 +15,7 @@ import aiohttp
 from sluicegate.core.completion import Completion, completion_events
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
 from sluicegate.core.events import Batch, LastBatch, Started
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import GatewayError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.http import UpstreamProvider
@@ -29,6 +29,7 @@ from sluicegate.providers.openai.response import parse_completion
 
 class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
     kind = "openai"
+    native_formats: frozenset[WireFormat] = frozenset({"openai_chat", "openai_completions"})
 
     def __init__(self, config: OpenAIConfig) -> None:
         super().__init__(
@@ -118,7 +119,8 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
 
 def legacy_body(request: ChatRequest, upstream_model: str, stream: bool) -> dict[str, Any]:
     """The client's legacy completions body with the upstream's model; usage asked for in streams."""
-    body: dict[str, Any] = {**request.raw, "model": upstream_model, "stream": stream}
+    client = request.native_body.body if request.native_body is not None else request.raw
+    body: dict[str, Any] = {**client, "model": upstream_model, "stream": stream}
     if stream:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     else:

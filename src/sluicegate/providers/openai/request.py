@@ -1,7 +1,7 @@
 """The canonical request -> an OpenAI chat-completions body.
 
-A client that spoke OpenAI has its body forwarded as sent (unknown fields included) with only
-the model swapped; a request that came in by another door is built from the typed fields.
+A request carrying the client's OpenAI body (`native_body`) has it forwarded as sent (unknown
+fields included) with only the model swapped; any other is built from the typed fields.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ _OPTIONAL_FIELDS = (
 
 
 def openai_body(request: ChatRequest, upstream_model: str, stream: bool) -> dict[str, Any]:
-    if request.source == "openai":
-        body: dict[str, Any] = dict(request.raw)
+    if request.native_body is not None:
+        body: dict[str, Any] = dict(request.native_body.body)
         if request.max_tokens is not None and "max_tokens" not in body and "max_completion_tokens" not in body:
             body["max_tokens"] = request.max_tokens  # the model entry's default cap
     else:
