@@ -219,14 +219,10 @@ class Gateway:
             await asyncio.wait(set(self._background))
 
     def route(self, chat: ChatRequest) -> Route:
-        """The provider for the requested model; fills in what the model entry decides for
-        the request (a wildcard's upstream model, the default completion cap)."""
-        route = self.models.resolve(chat.model)
-        chat.upstream_model = route.upstream_model
-        default_cap = getattr(route.config, "default_max_tokens", None)
-        if chat.max_tokens is None and default_cap is not None:
-            chat.max_tokens = default_cap
-        return route
+        """The provider for the requested model and what its entry decides for the request
+        (a wildcard's upstream model, the default completion cap); `Route.request` applies
+        them to a copy, the request given is left as it is."""
+        return self.models.resolve(chat.model)
 
     async def admit(self, exchange: Exchange) -> None:
         """Every hook's checks before the provider is called (limits, budgets); a refusal

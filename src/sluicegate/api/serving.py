@@ -164,6 +164,7 @@ async def serve_chat(
     its closing bytes: a door that keeps its answers stores them there, so a client that
     has read the end can rely on finding them. It must not raise."""
     route = gateway.route(chat)
+    chat = route.request(chat)
     exchange.model = chat.model
     exchange.request = chat
     exchange.provider = route.provider.kind

@@ -7,10 +7,11 @@ its own deployment), so retries, fail-over, fallbacks and cooldowns work the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sluicegate.core.model_name import MAX_MODEL_NAME, check_model_name, shown
+from sluicegate.core.request import ChatRequest
 from sluicegate.errors import ModelNotFoundError
 from sluicegate.providers.base import Provider
 from sluicegate.routing.build import build_routers
@@ -30,6 +31,15 @@ class Route:
     model: str
     upstream_model: str | None = None
     config: Any = None  # the model entry (a providers.config.ModelEntry)
+
+    def request(self, chat: ChatRequest) -> ChatRequest:
+        """`chat` as routed: the upstream model decided here and the entry's default cap on
+        the answer's length when the client gave none."""
+        cap = getattr(self.config, "default_max_tokens", None)
+        max_tokens = cap if chat.max_tokens is None and cap is not None else chat.max_tokens
+        if chat.upstream_model == self.upstream_model and chat.max_tokens == max_tokens:
+            return chat
+        return replace(chat, upstream_model=self.upstream_model, max_tokens=max_tokens)
 
 
 class ModelRegistry:

@@ -58,7 +58,7 @@ async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway) 
     raw = await read_body(request, gateway.settings.server.max_body_bytes)
     body, chat = await parse_off_loop(raw, _count_request)
     route = gateway.route(chat)
-    exact = await route.provider.count_tokens(chat)
+    exact = await route.provider.count_tokens(route.request(chat))
     headers = {**exchange.response_headers, TOKEN_COUNT_HEADER: "exact" if exact is not None else "estimate"}
     count = exact if exact is not None else estimate_input_tokens(body)
     return json_response({"input_tokens": count}, headers=headers)
