@@ -18,7 +18,7 @@ from typing import Any
 from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import Batch, Finish, Started, TextDelta, Usage
 from sluicegate.core.request import ChatRequest
-from sluicegate.routing.config import CooldownPolicy, Timeouts
+from sluicegate.model_config.policies import CooldownPolicy, Timeouts
 from sluicegate.routing.router import Deployment, Router
 
 BATCHES = 20

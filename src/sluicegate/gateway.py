@@ -18,11 +18,11 @@ from sluicegate.governance.hook import Governance
 from sluicegate.governance.keys import KeyStore
 from sluicegate.governance.limits import Limiter, MemoryLimiter, RedisLimiter
 from sluicegate.http.shutdown import Shutdown
+from sluicegate.http.urls import masked
 from sluicegate.observability.access_log import AccessLog
-from sluicegate.observability.dependencies import Dependencies, Dependency, masked
+from sluicegate.observability.dependencies import Dependencies, Dependency
 from sluicegate.observability.metrics import Metrics
 from sluicegate.observability.tracing import tracing_from_settings
-from sluicegate.providers.registry import ModelRegistry, Route
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
 from sluicegate.store.base import Store
@@ -30,6 +30,7 @@ from sluicegate.store.open import open_store
 from sluicegate.store.responses import ResponseStore
 from sluicegate.store.sqlite import SQLiteStore
 from sluicegate.store.sqlite_responses import SQLiteResponseStore
+from sluicegate.wiring.registry import ModelRegistry, Route
 
 log = logging.getLogger("sluicegate.gateway")
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sluicegate import extras
 from sluicegate.providers.local.config import LocalConfig
-from sluicegate.routing.entry import deployments_of
 from sluicegate.settings import Settings
+from sluicegate.wiring.entry import deployments_of
 
 
 class OperatorError(Exception):

@@ -16,7 +16,7 @@ from sluicegate.config_errors import validation_error, yaml_error
 from sluicegate.governance.config import DatabaseConfig, GovernanceConfig, env_or_none
 from sluicegate.providers.embedded.config import DEFAULT_EMBEDDINGS_MODEL, EmbeddedConfig, runtime_available
 from sluicegate.providers.local.config import LocalConfig
-from sluicegate.routing.entry import ModelSpec, check_fallbacks
+from sluicegate.wiring.entry import ModelSpec, check_fallbacks
 
 log = logging.getLogger("sluicegate.settings")
 DEFAULT_LOCAL_MODEL = "smollm2-135m-instruct"

@@ -9,7 +9,7 @@ from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.tokens import TokenCounter, message_text, openai_encoding_name, prompt_estimate
-from sluicegate.providers.config import Price
+from sluicegate.model_config.entry import Price
 
 
 def test_encodings_of_openai_families() -> None:

@@ -10,10 +10,10 @@ import pytest
 
 from sluicegate.core.events import Batch, Started, TextDelta
 from sluicegate.core.request import ChatRequest
-from sluicegate.routing.build import build_routers
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
+from sluicegate.wiring.build import build_routers
 from tests.support.server import free_port
 from testsupport.fault_upstream import FaultUpstream
 

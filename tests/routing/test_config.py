@@ -8,9 +8,9 @@ import pytest
 
 from sluicegate.gateway import shared_cooldowns
 from sluicegate.providers.openai.config import OpenAIConfig
-from sluicegate.routing.build import build_router
-from sluicegate.routing.entry import DeploymentsEntry
 from sluicegate.settings import ConfigError, load_settings
+from sluicegate.wiring.build import build_router
+from sluicegate.wiring.entry import DeploymentsEntry
 
 YAML = """
 models:

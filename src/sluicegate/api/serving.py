@@ -44,7 +44,7 @@ from sluicegate.http.shutdown import shutting_down
 from sluicegate.http.sse import KEEPALIVE
 from sluicegate.http.waiting import Outcome, cancel, wait_for_work
 from sluicegate.http.waiting import unless_client_leaves as unless_client_leaves  # for the doors
-from sluicegate.providers.registry import Route
+from sluicegate.wiring.registry import Route
 
 log = logging.getLogger("sluicegate.serving")
 T = TypeVar("T")

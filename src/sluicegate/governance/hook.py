@@ -38,7 +38,7 @@ from sluicegate.governance.price_book import PriceBook
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.prompt_estimate import prompt_estimate
 from sluicegate.governance.tokens import TokenCounter
-from sluicegate.providers.config import DEFAULT_MAX_OUTPUT_TOKENS
+from sluicegate.model_config.entry import DEFAULT_MAX_OUTPUT_TOKENS
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd, open_blob
 

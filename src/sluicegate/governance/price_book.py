@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluicegate.governance.pricing import NANOS_PER_TOKEN_UNIT
-from sluicegate.providers.config import DEFAULT_MAX_OUTPUT_TOKENS, Price
+from sluicegate.model_config.entry import DEFAULT_MAX_OUTPUT_TOKENS, Price
 
 
 @dataclass(frozen=True, slots=True)

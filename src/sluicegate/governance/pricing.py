@@ -8,7 +8,7 @@ included, at `output`. Costs are integer nano-dollars, rounded once per request.
 from __future__ import annotations
 
 from sluicegate.core.events import Usage
-from sluicegate.providers.config import Price
+from sluicegate.model_config.entry import Price
 
 NANOS_PER_TOKEN_UNIT = 1_000  # a price per million tokens, times tokens, times this = nano-USD
 

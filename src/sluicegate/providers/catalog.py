@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from sluicegate.extras import LOCAL, Extra, require
+from sluicegate.model_config.entry import ModelEntry
 from sluicegate.providers.anthropic.config import AnthropicConfig
-from sluicegate.providers.config import ModelEntry
 from sluicegate.providers.embedded.config import EmbeddedConfig
 from sluicegate.providers.gemini.config import GeminiConfig
 from sluicegate.providers.local.config import LocalConfig

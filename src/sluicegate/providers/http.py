@@ -27,7 +27,7 @@ from sluicegate.errors import (
     UpstreamTimeoutError,
 )
 from sluicegate.http.sse import SSEDecoder, SSEEvent
-from sluicegate.providers.config import HTTPModelEntry
+from sluicegate.model_config.entry import HTTPModelEntry
 
 log = logging.getLogger("sluicegate.providers")
 

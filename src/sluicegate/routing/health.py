@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sluicegate.routing.config import CooldownPolicy
+from sluicegate.model_config.policies import CooldownPolicy
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 

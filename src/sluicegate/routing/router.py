@@ -33,7 +33,7 @@ from sluicegate.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.model_config.policies import CooldownPolicy, RetryPolicy, Strategy, Timeouts
 from sluicegate.routing.health import Breaker, DeploymentStats, ModelStats
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from sluicegate.observability.dependencies import masked
+from sluicegate.http.urls import masked
 
 if TYPE_CHECKING:
     from sluicegate.routing.health import Breaker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sluicegate.providers.config import HTTPModelEntry
+from sluicegate.model_config.entry import HTTPModelEntry
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sluicegate.providers.config import ModelEntry
+from sluicegate.model_config.entry import ModelEntry
 
 DEFAULT_EMBEDDINGS_MODEL = "all-minilm-l6-v2"
 

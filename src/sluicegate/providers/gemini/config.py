@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sluicegate.providers.config import HTTPModelEntry
+from sluicegate.model_config.entry import HTTPModelEntry
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 

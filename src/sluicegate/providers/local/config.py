@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sluicegate.providers.config import ModelEntry
+from sluicegate.model_config.entry import ModelEntry
 
 
 class LocalConfig(ModelEntry):

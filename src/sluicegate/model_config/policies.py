@@ -1,5 +1,5 @@
 """How patiently a model entry is served: retries, cooldown (a circuit breaker per deployment)
-and timeouts. Pure settings; `routing/entry.py` puts them on the model entries.
+and timeouts. Pure settings; `wiring/entry.py` puts them on the model entries.
 
 Shorthands keep small configs small: `retries: 2` is `retries: {count: 2}`, `cooldown: false`
 switches the breaker off.

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluicegate.providers.catalog import build_provider
-from sluicegate.routing.entry import DeploymentsEntry, apply_timeouts
 from sluicegate.routing.router import Deployment, Router
 from sluicegate.routing.shared import SharedCooldowns
+from sluicegate.wiring.entry import DeploymentsEntry, apply_timeouts
 
 
 def build_router(config: Any) -> Router:

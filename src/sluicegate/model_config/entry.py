@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluicegate.core.cache import CacheConfig
-from sluicegate.routing.config import CooldownPolicy, RetryPolicy, Timeouts
+from sluicegate.model_config.policies import CooldownPolicy, RetryPolicy, Timeouts
 
 # the most one answer may write, when a model entry does not say (`max_output_tokens`)
 DEFAULT_MAX_OUTPUT_TOKENS = 32_768
@@ -45,7 +45,7 @@ class ModelEntry(BaseModel):
     hosted_tools: Literal["omit", "refuse"] = "omit"
     # the most one answer may write: a budget reserves this for a request without max_tokens
     max_output_tokens: int = Field(default=DEFAULT_MAX_OUTPUT_TOKENS, ge=1)
-    # routing (routing/config.py): set on the model entry; a deployment in `deployments:`
+    # routing (model_config/policies.py): set on the model entry; a deployment in `deployments:`
     # takes only its `weight`, its share of the model's traffic
     weight: float = Field(default=1.0, gt=0)
     retries: RetryPolicy = Field(default_factory=RetryPolicy)

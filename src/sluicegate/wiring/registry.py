@@ -14,10 +14,10 @@ from sluicegate.core.model_name import MAX_MODEL_NAME, check_model_name, shown
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import ModelNotFoundError
 from sluicegate.providers.base import Provider
-from sluicegate.routing.build import build_routers
 from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.suggest import suggest_model
+from sluicegate.wiring.build import build_routers
 
 _TYPO = 8  # characters a mistyped name may have over the longest configured one
 
@@ -30,7 +30,7 @@ class Route:
     provider: Provider
     model: str
     upstream_model: str | None = None
-    config: Any = None  # the model entry (a providers.config.ModelEntry)
+    config: Any = None  # the model entry (a model_config.entry.ModelEntry)
 
     def request(self, chat: ChatRequest) -> ChatRequest:
         """`chat` as routed: the upstream model decided here and the entry's default cap on

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from sluicegate.model_config.entry import HTTPModelEntry, ModelEntry
+from sluicegate.model_config.policies import TRANSPORT_TIMEOUTS, Strategy, Timeouts
 from sluicegate.providers.catalog import PROVIDERS, ModelConfig
-from sluicegate.providers.config import HTTPModelEntry, ModelEntry
-from sluicegate.routing.config import TRANSPORT_TIMEOUTS, Strategy, Timeouts
 
 # the union branch of a model that lists deployments, as config errors name it in their path
 DEPLOYMENTS_TAG = "model-with-deployments"
