@@ -3,6 +3,7 @@ system_fingerprint, and refuses what it cannot honour by name: through the OpenA
 
 from __future__ import annotations
 
+import anthropic
 import openai
 import pytest
 from openai import OpenAI
@@ -141,3 +142,15 @@ def test_other_doors_are_refused_by_the_name_they_use(client: OpenAI, gateway: G
     body = info.value.body
     assert isinstance(body, dict) and body["param"] == "reasoning.effort"
     assert body["code"] == "unsupported_parameter"
+
+
+def test_the_messages_door_is_refused_by_its_own_name(gateway: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError) as info:
+        client.messages.create(
+            model=gateway.model,
+            max_tokens=2048,
+            messages=[{"role": "user", "content": "hi"}],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
+    assert "'thinking'" in info.value.message
