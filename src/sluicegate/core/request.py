@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Door = Literal["openai", "anthropic", "responses", "completions"]
+Door = Literal["openai", "anthropic", "responses", "completions", "gemini"]
 
 
 @dataclass(slots=True)

@@ -93,6 +93,7 @@ def check_params(body: dict[str, Any], model: str) -> None:
 _DOOR_NAMES = {
     "anthropic": {"reasoning_effort": "thinking"},
     "responses": {"reasoning_effort": "reasoning.effort"},
+    "gemini": {"reasoning_effort": "generationConfig.thinkingConfig"},
 }
 
 
