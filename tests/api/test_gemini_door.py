@@ -63,7 +63,9 @@ def door(
 
 @pytest.fixture
 def client(door: Gateway) -> genai.Client:
-    return genai.Client(api_key=door.api_key, http_options=types.HttpOptions(base_url=door.base_url, timeout=60_000))
+    return genai.Client(
+        api_key=door.api_key, http_options=types.HttpOptions(base_url=door.base_url, timeout=60_000)
+    )
 
 
 @pytest.fixture
@@ -91,9 +93,13 @@ def test_embedded_model_answers_whole_and_streamed(client: genai.Client) -> None
     )
     assert whole.usage_metadata and whole.usage_metadata.prompt_token_count
     assert whole.usage_metadata.candidates_token_count
-    chunks = list(client.models.generate_content_stream(model=LOCAL_MODEL, contents="Say hello.", config=config))
+    chunks = list(
+        client.models.generate_content_stream(model=LOCAL_MODEL, contents="Say hello.", config=config)
+    )
     assert "".join(c.text or "" for c in chunks) == whole.text  # temperature 0: the same answer
-    assert chunks[-1].candidates and chunks[-1].candidates[0].finish_reason == whole.candidates[0].finish_reason
+    assert (
+        chunks[-1].candidates and chunks[-1].candidates[0].finish_reason == whole.candidates[0].finish_reason
+    )
     assert chunks[-1].usage_metadata and chunks[-1].usage_metadata.total_token_count
 
 
@@ -119,7 +125,9 @@ def test_model_list_in_googles_shape(client: genai.Client) -> None:
 # -- an OpenAI-compatible upstream ----------------------------------------------------------------
 
 
-def test_openai_upstream_gets_the_request_translated(client: genai.Client, openai_upstream: OpenAIUpstream) -> None:
+def test_openai_upstream_gets_the_request_translated(
+    client: genai.Client, openai_upstream: OpenAIUpstream
+) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     config = types.GenerateContentConfig(
         system_instruction="You are terse.",
@@ -140,7 +148,13 @@ def test_openai_upstream_gets_the_request_translated(client: genai.Client, opena
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "echo this back"},
     ]
-    assert (sent["temperature"], sent["top_p"], sent["max_completion_tokens"], sent["stop"], sent["seed"]) == (
+    assert (
+        sent["temperature"],
+        sent["top_p"],
+        sent["max_completion_tokens"],
+        sent["stop"],
+        sent["seed"],
+    ) == (
         0.3,
         0.9,
         50,
@@ -160,8 +174,34 @@ def test_openai_upstream_streams_to_the_sdk(client: genai.Client, openai_upstrea
     assert openai_upstream.requests[-1]["stream"] is True
 
 
-def _tool_call_reply() -> Reply:
-    call = {"index": 0, "id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+def _tool_call_reply(stream: bool) -> Reply:
+    if not stream:
+        message = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_abc",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        }
+        answer = {
+            "id": "chatcmpl-upstream",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18},
+        }
+        return Reply(body=orjson.dumps(answer))
+    call = {
+        "index": 0,
+        "id": "call_abc",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     return Reply(
         chunks=[
             chunk(role="assistant", content=None, tool_calls=[call]),
@@ -179,12 +219,16 @@ def test_tool_round_trip_through_an_openai_upstream(
 ) -> None:
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[WEATHER])],
-        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY)),
+        tool_config=types.ToolConfig(
+            function_calling_config=types.FunctionCallingConfig(mode=types.FunctionCallingConfigMode.ANY)
+        ),
     )
     question = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
-    openai_upstream.enqueue(_tool_call_reply())
+    openai_upstream.enqueue(_tool_call_reply(stream))
     if stream:
-        chunks = list(client.models.generate_content_stream(model=OPENAI_MODEL, contents=[question], config=config))
+        chunks = list(
+            client.models.generate_content_stream(model=OPENAI_MODEL, contents=[question], config=config)
+        )
         calls = [call for c in chunks for call in c.function_calls or []]
     else:
         answer = client.models.generate_content(model=OPENAI_MODEL, contents=[question], config=config)
@@ -203,7 +247,11 @@ def test_tool_round_trip_through_an_openai_upstream(
     sent = openai_upstream.requests[-1]
     assistant, tool = sent["messages"][-2:]
     assert assistant["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Paris"}'}
-    assert tool == {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": '{"forecast":"sunny"}'}
+    assert tool == {
+        "role": "tool",
+        "tool_call_id": assistant["tool_calls"][0]["id"],
+        "content": '{"forecast":"sunny"}',
+    }
 
 
 def test_embeddings_through_an_openai_upstream(client: genai.Client, openai_upstream: OpenAIUpstream) -> None:
@@ -223,7 +271,8 @@ def test_gemini_upstream_gets_the_body_as_sent(client: genai.Client, gemini: Gem
         candidate_count=1,
         safety_settings=[
             types.SafetySetting(
-                category=types.HarmCategory.HARM_CATEGORY_HARASSMENT, threshold=types.HarmBlockThreshold.BLOCK_NONE
+                category=types.HarmCategory.HARM_CATEGORY_HARASSMENT,
+                threshold=types.HarmBlockThreshold.BLOCK_NONE,
             )
         ],
     )
@@ -233,16 +282,25 @@ def test_gemini_upstream_gets_the_body_as_sent(client: genai.Client, gemini: Gem
     assert (received.method, received.model) == ("generateContent", f"models/{UPSTREAM_GEMINI}")
     assert received.headers["x-goog-api-key"] == "google-secret"  # the gateway's key, not the client's
     assert received.body["generationConfig"]["topK"] == 3  # a field the canonical request has no place for
-    assert received.body["safetySettings"] == [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    assert received.body["safetySettings"] == [
+        {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}
+    ]
     assert received.body["systemInstruction"]["parts"] == [{"text": "Be kind."}]
 
 
-def test_gemini_upstream_tool_call_keeps_its_thought_signature(client: genai.Client, gemini: GeminiUpstream) -> None:
+def test_gemini_upstream_tool_call_keeps_its_thought_signature(
+    client: genai.Client, gemini: GeminiUpstream
+) -> None:
     call_event = {
         "candidates": [
             {
                 "content": {
-                    "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}, "thoughtSignature": "c2ln"}],
+                    "parts": [
+                        {
+                            "functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                            "thoughtSignature": "c2ln",
+                        }
+                    ],
                     "role": "model",
                 },
                 "finishReason": "STOP",
@@ -253,15 +311,27 @@ def test_gemini_upstream_tool_call_keeps_its_thought_signature(client: genai.Cli
     }
     gemini.enqueue(events_reply(call_event))
     config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[WEATHER])])
-    chunks = list(client.models.generate_content_stream(model=GEMINI_MODEL, contents="Weather in Oslo?", config=config))
-    parts = [part for c in chunks for cand in c.candidates or [] for part in (cand.content and cand.content.parts) or []]
+    chunks = list(
+        client.models.generate_content_stream(model=GEMINI_MODEL, contents="Weather in Oslo?", config=config)
+    )
+    parts = [
+        part
+        for c in chunks
+        for cand in c.candidates or []
+        for part in (cand.content and cand.content.parts) or []
+    ]
     calls = [part for part in parts if part.function_call]
     assert len(calls) == 1 and calls[0].function_call and calls[0].function_call.args == {"city": "Oslo"}
     assert calls[0].thought_signature == b"sig"
     model_turn = types.Content(role="model", parts=[calls[0]])
     result = types.Part.from_function_response(name="get_weather", response={"temp": 3})
-    contents = [types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")]), model_turn, types.Content(role="user", parts=[result])]
-    gemini.enqueue(events_reply(text_event("Cold.", "STOP", {"promptTokenCount": 20, "candidatesTokenCount": 2, "totalTokenCount": 22})))
+    contents = [
+        types.Content(role="user", parts=[types.Part(text="Weather in Oslo?")]),
+        model_turn,
+        types.Content(role="user", parts=[result]),
+    ]
+    usage = {"promptTokenCount": 20, "candidatesTokenCount": 2, "totalTokenCount": 22}
+    gemini.enqueue(Reply(body=orjson.dumps(text_event("Cold.", "STOP", usage))))
     answer = client.models.generate_content(model=GEMINI_MODEL, contents=contents, config=config)
     assert answer.text == "Cold."
     sent = gemini.requests[-1].body["contents"]
@@ -270,8 +340,14 @@ def test_gemini_upstream_tool_call_keeps_its_thought_signature(client: genai.Cli
 
 
 def test_gemini_upstream_counts_and_embeds(client: genai.Client, gemini: GeminiUpstream) -> None:
+    gemini.enqueue(Reply(body=orjson.dumps({"totalTokens": 42})))
     counted = client.models.count_tokens(model=GEMINI_MODEL, contents="three words here")
-    assert counted.total_tokens == 3
+    assert counted.total_tokens == 42  # Gemini's own count
+    sent = gemini.requests[-1]
+    assert sent.method == "countTokens"
+    assert sent.body["generateContentRequest"]["contents"] == [
+        {"parts": [{"text": "three words here"}], "role": "user"}
+    ]
     result = client.models.embed_content(
         model=GEMINI_MODEL, contents="embed me", config=types.EmbedContentConfig(output_dimensionality=4)
     )
@@ -290,10 +366,21 @@ def test_recorded_gemini_streams_replay_to_the_door(
     gemini.enqueue(events_reply(*recorded))
     chunks = list(client.models.generate_content_stream(model=GEMINI_MODEL, contents="replay"))
     expected_text = _parts_text(recorded, thought=False)
-    got = [part for c in chunks for cand in c.candidates or [] for part in (cand.content and cand.content.parts) or []]
+    got = [
+        part
+        for c in chunks
+        for cand in c.candidates or []
+        for part in (cand.content and cand.content.parts) or []
+    ]
     assert "".join(p.text or "" for p in got if not p.thought) == expected_text
     assert "".join(p.text or "" for p in got if p.thought) == _parts_text(recorded, thought=True)
-    expected_calls = [part["functionCall"] for event in recorded for cand in event.get("candidates", []) for part in cand.get("content", {}).get("parts", []) if "functionCall" in part]
+    expected_calls = [
+        part["functionCall"]
+        for event in recorded
+        for cand in event.get("candidates", [])
+        for part in cand.get("content", {}).get("parts", [])
+        if "functionCall" in part
+    ]
     assert [(p.function_call.name, p.function_call.args) for p in got if p.function_call] == [
         (call["name"], call.get("args", {})) for call in expected_calls
     ]
@@ -325,7 +412,10 @@ def test_stream_without_alt_sse_is_a_json_array(door: Gateway, openai_upstream: 
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/json")
     elements = answer.json()
-    assert "".join(p.get("text", "") for e in elements for p in e["candidates"][0]["content"]["parts"]) == "array of words"
+    assert (
+        "".join(p.get("text", "") for e in elements for p in e["candidates"][0]["content"]["parts"])
+        == "array of words"
+    )
     assert elements[-1]["candidates"][0]["finishReason"] == "STOP"
     assert elements[-1]["usageMetadata"]["promptTokenCount"] == 5
 
@@ -337,7 +427,11 @@ def test_errors_in_googles_shape(door: Gateway) -> None:
     assert caught.value.code == 401 and caught.value.status == "UNAUTHENTICATED"
     url = f"{door.base_url}/v1beta/models"
     headers = {"x-goog-api-key": door.api_key}
-    missing = httpx.post(f"{url}/no-such-model:generateContent", headers=headers, json={"contents": [{"parts": [{"text": "x"}]}]})
+    missing = httpx.post(
+        f"{url}/no-such-model:generateContent",
+        headers=headers,
+        json={"contents": [{"parts": [{"text": "x"}]}]},
+    )
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     assert missing.json()["error"]["code"] == 404
     for body in (b"{not json", b'{"contents": []}', b'{"contents": [{"parts": "x"}]}'):
@@ -355,8 +449,12 @@ def test_errors_in_googles_shape(door: Gateway) -> None:
     assert refused.status_code == 400 and "never_called" in refused.json()["error"]["message"]
 
 
-def test_upstream_failure_mid_answer_is_a_gemini_error(door: Gateway, openai_upstream: OpenAIUpstream) -> None:
-    openai_upstream.enqueue(Reply(status=429, body=orjson.dumps({"error": {"message": "slow down", "type": "rate_limit"}})))
+def test_upstream_failure_mid_answer_is_a_gemini_error(
+    door: Gateway, openai_upstream: OpenAIUpstream
+) -> None:
+    openai_upstream.enqueue(
+        Reply(status=429, body=orjson.dumps({"error": {"message": "slow down", "type": "rate_limit"}}))
+    )
     answer = httpx.post(
         f"{door.base_url}/v1beta/models/{OPENAI_MODEL}:generateContent",
         headers={"x-goog-api-key": door.api_key},
