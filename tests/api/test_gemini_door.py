@@ -5,6 +5,8 @@ Gemini streams are replayed through the Gemini upstream to the door."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from google.genai import errors, types
 
 from tests.support.gemini_upstream import GeminiUpstream, events_reply, recording_lines, text_event
 from tests.support.openai_upstream import OpenAIUpstream, Reply, chunk, sse
-from tests.support.server import LOCAL_MODEL, Gateway, start_gateway
+from tests.support.server import LOCAL_MODEL, Gateway, cli, start_gateway
 
 OPENAI_MODEL = "gpt-door"
 GEMINI_MODEL = "gemini-door"
@@ -464,3 +466,33 @@ def test_upstream_failure_mid_answer_is_a_gemini_error(
     assert set(error) >= {"code", "message", "status"}
     assert error["code"] == answer.status_code
     _ = sse  # the OpenAI wire helpers are shared with other tests
+
+
+# -- governance: a key's model list, the ledger ---------------------------------------------------
+
+
+def test_a_keys_model_list_applies_and_the_ledger_records_the_door(
+    door: Gateway, openai_upstream: OpenAIUpstream
+) -> None:
+    out = cli("keys", "create", "--name", "gemini-only", "--models", OPENAI_MODEL, data_dir=door.data_dir)
+    limited = genai.Client(
+        api_key=out.strip().splitlines()[-1], http_options=types.HttpOptions(base_url=door.base_url)
+    )
+    assert [model.name for model in limited.models.list()] == [f"models/{OPENAI_MODEL}"]
+    with pytest.raises(errors.ClientError) as caught:
+        limited.models.generate_content(model=LOCAL_MODEL, contents="hi")
+    assert caught.value.code in (403, 404) and caught.value.status in ("PERMISSION_DENIED", "NOT_FOUND")
+    answer = limited.models.generate_content(model=OPENAI_MODEL, contents="ledger me please")
+    request_id = answer.sdk_http_response and (answer.sdk_http_response.headers or {}).get("x-request-id")
+    assert request_id
+    row = None
+    for _ in range(100):  # the ledger is written after the answer
+        with sqlite3.connect(door.data_dir / "sluicegate.db") as database:
+            row = database.execute(
+                "SELECT door, model, status, prompt_tokens, completion_tokens FROM ledger WHERE request_id = ?",
+                (request_id,),
+            ).fetchone()
+        if row is not None:
+            break
+        time.sleep(0.05)
+    assert row == ("gemini", OPENAI_MODEL, 200, 5, 3)
