@@ -17,12 +17,14 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.gemini_upstream import GeminiUpstream, events_reply, recording_lines, text_event
 from tests.support.openai_upstream import OpenAIUpstream, Reply, chunk, sse
 from tests.support.server import LOCAL_MODEL, Gateway, cli, start_gateway
 
 OPENAI_MODEL = "gpt-door"
 GEMINI_MODEL = "gemini-door"
+CLAUDE_MODEL = "claude-door"
 UPSTREAM_GEMINI = "gemini-2.5-flash"
 WEATHER = types.FunctionDeclaration(
     name="get_weather",
@@ -37,7 +39,10 @@ WEATHER = types.FunctionDeclaration(
 
 @pytest.fixture(scope="module")
 def door(
-    tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream, gemini_upstream: GeminiUpstream
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: OpenAIUpstream,
+    gemini_upstream: GeminiUpstream,
+    anthropic_upstream: AnthropicUpstream,
 ) -> Iterator[Gateway]:
     config = {
         "models": [
@@ -55,6 +60,13 @@ def door(
                 "base_url": gemini_upstream.base_url,
                 "api_key": "google-secret",
                 "upstream_model": UPSTREAM_GEMINI,
+            },
+            {
+                "name": CLAUDE_MODEL,
+                "provider": "anthropic",
+                "base_url": anthropic_upstream.base_url,
+                "api_key": "sk-ant-upstream",
+                "upstream_model": "claude-sonnet-4-5",
             },
         ]
     }
@@ -261,6 +273,30 @@ def test_embeddings_through_an_openai_upstream(client: genai.Client, openai_upst
     assert result.embeddings and len(result.embeddings) == 2
     assert all(e.values for e in result.embeddings)
     assert openai_upstream.requests[-1]["input"] == ["first text", "second text"]
+
+
+# -- an Anthropic upstream -----------------------------------------------------------------------
+
+
+def test_anthropic_upstream_answers_whole_streamed_and_counts(
+    client: genai.Client, anthropic_upstream: AnthropicUpstream
+) -> None:
+    anthropic_upstream.reset()
+    config = types.GenerateContentConfig(system_instruction="Be brief.", max_output_tokens=40)
+    answer = client.models.generate_content(model=CLAUDE_MODEL, contents="claude says this", config=config)
+    assert answer.text == "claude says this"
+    assert answer.candidates and answer.candidates[0].finish_reason == types.FinishReason.STOP
+    sent = anthropic_upstream.requests[-1]
+    assert (sent["system"], sent["max_tokens"], sent["messages"]) == (
+        "Be brief.",
+        40,
+        [{"role": "user", "content": [{"type": "text", "text": "claude says this"}]}],
+    )
+    chunks = list(client.models.generate_content_stream(model=CLAUDE_MODEL, contents="streamed from claude"))
+    assert "".join(c.text or "" for c in chunks) == "streamed from claude"
+    assert chunks[-1].usage_metadata and chunks[-1].usage_metadata.candidates_token_count == 3
+    counted = client.models.count_tokens(model=CLAUDE_MODEL, contents="count these words")
+    assert counted.total_tokens and anthropic_upstream.paths[-1] == "/v1/messages/count_tokens"
 
 
 # -- a Gemini upstream ----------------------------------------------------------------------------
