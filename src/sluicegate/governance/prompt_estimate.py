@@ -165,7 +165,7 @@ def prompt_estimate(request: ChatRequest | None, kind: str = "", model: str = ""
         return 0
     estimate = _Estimate(kind, model or request.upstream_model or request.model)
     body = request.raw
-    if body and request.source != "responses":
+    if body and request.source not in ("responses", "gemini"):  # their bodies have no `messages`
         for name, value in body.items():
             if name == "messages":
                 estimate.messages(value)
