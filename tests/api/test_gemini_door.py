@@ -25,6 +25,7 @@ from tests.support.server import LOCAL_MODEL, Gateway, cli, start_gateway
 OPENAI_MODEL = "gpt-door"
 GEMINI_MODEL = "gemini-door"
 CLAUDE_MODEL = "claude-door"
+EMBEDDED = "all-minilm-l6-v2"
 UPSTREAM_GEMINI = "gemini-2.5-flash"
 WEATHER = types.FunctionDeclaration(
     name="get_weather",
@@ -47,6 +48,7 @@ def door(
     config = {
         "models": [
             {"name": LOCAL_MODEL, "provider": "local", "queue_size": 4},
+            {"name": EMBEDDED, "provider": "embedded"},
             {
                 "name": OPENAI_MODEL,
                 "provider": "openai",
@@ -126,6 +128,20 @@ def test_embedded_model_counts_tokens_exactly(door: Gateway, client: genai.Clien
         json={"contents": [{"parts": [{"text": "How many tokens is this?"}]}]},
     )
     assert answer.headers["x-sluicegate-token-count"] == "exact"
+
+
+def test_embedded_embeddings_model_answers_embed_content(client: genai.Client) -> None:
+    single = client.models.embed_content(model=EMBEDDED, contents="A cat sits on the mat.")
+    batch = client.models.embed_content(
+        model=EMBEDDED, contents=["A cat sits on the mat.", "Stock prices fell."]
+    )
+    assert single.embeddings and batch.embeddings and len(batch.embeddings) == 2
+    one, same, other = single.embeddings[0].values, batch.embeddings[0].values, batch.embeddings[1].values
+    assert one and same and other and len(one) == 384
+    assert max(abs(a - b) for a, b in zip(one, same, strict=True)) < 1e-4  # the same text, the same vector
+    assert sum(a * b for a, b in zip(one, other, strict=True)) < 0.9  # unit vectors of different texts
+    entry = client.models.get(model=EMBEDDED)
+    assert entry.supported_actions == ["embedContent", "batchEmbedContents"]
 
 
 def test_model_list_in_googles_shape(client: genai.Client) -> None:
