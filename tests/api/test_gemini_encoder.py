@@ -6,9 +6,21 @@ from __future__ import annotations
 
 import orjson
 
+from sluicegate.api.gemini.errors import gemini_status
 from sluicegate.api.gemini.response import GeminiStreamEncoder, finish_reason
 from sluicegate.core.events import Finish, Started, TextDelta, ToolCallDelta, Usage
-from sluicegate.errors import RateLimitError, UpstreamError
+from sluicegate.errors import (
+    AuthenticationError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 
 
 def test_a_json_array_stream_that_fails_is_still_one_json_array() -> None:
@@ -65,3 +77,20 @@ def test_finish_reasons_in_geminis_words() -> None:
     assert finish_reason("content_filter", None) == "SAFETY"
     assert finish_reason("stop", "RECITATION") == "RECITATION"  # a Gemini upstream's own word
     assert finish_reason("stop", "end_turn") == "STOP"  # another provider's word is not Gemini's
+
+
+def test_gateway_errors_in_googles_statuses() -> None:
+    cases = [
+        (InvalidRequestError("bad"), 400, "INVALID_ARGUMENT"),
+        (PayloadTooLargeError("big"), 413, "INVALID_ARGUMENT"),
+        (AuthenticationError("who"), 401, "UNAUTHENTICATED"),
+        (PermissionDeniedError("no"), 403, "PERMISSION_DENIED"),
+        (ModelNotFoundError("none"), 404, "NOT_FOUND"),
+        (RateLimitError("slow"), 429, "RESOURCE_EXHAUSTED"),
+        (InsufficientBalanceError("spent"), 429, "RESOURCE_EXHAUSTED"),
+        (ServiceUnavailableError("busy"), 503, "UNAVAILABLE"),
+        (UpstreamTimeoutError("late"), 504, "DEADLINE_EXCEEDED"),
+        (UpstreamError("broke"), 500, "INTERNAL"),
+    ]
+    for error, status, name in cases:
+        assert gemini_status(error) == (status, name), error
