@@ -548,3 +548,12 @@ def test_a_keys_model_list_applies_and_the_ledger_records_the_door(
             break
         time.sleep(0.05)
     assert row == ("gemini", OPENAI_MODEL, 200, 5, 3)
+    metrics = httpx.get(f"{door.base_url}/metrics").text.splitlines()
+    counted = [
+        line
+        for line in metrics
+        if line.startswith("sluicegate_requests_total{")
+        and 'door="gemini"' in line
+        and 'status="200"' in line
+    ]
+    assert any(f'model="{OPENAI_MODEL}"' in line for line in counted)
