@@ -488,7 +488,19 @@ def test_errors_in_googles_shape(door: Gateway) -> None:
     )
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     assert missing.json()["error"]["code"] == 404
-    for body in (b"{not json", b'{"contents": []}', b'{"contents": [{"parts": "x"}]}'):
+    hi = b'"contents": [{"parts": [{"text": "hi"}]}]'
+    declared = hi + b', "tools": [{"functionDeclarations": [{"name": "f"}]}]'
+    for body in (
+        b"{not json",
+        b'{"contents": []}',
+        b'{"contents": [{"parts": "x"}]}',
+        b"{" + hi + b', "tools": [{"functionDeclarations": 1}]}',
+        b"{" + declared + b', "toolConfig": {"functionCallingConfig": {"mode": ["ANY"]}}}',
+        b"{"
+        + declared
+        + b', "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["g"]}}}',
+        b"{" + hi + b', "generationConfig": {"temperature": "hot"}}',
+    ):
         bad = httpx.post(f"{url}/{OPENAI_MODEL}:generateContent", headers=headers, content=body)
         assert bad.status_code == 400, body
         assert bad.json()["error"]["status"] == "INVALID_ARGUMENT"

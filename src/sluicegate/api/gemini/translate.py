@@ -193,6 +193,10 @@ def _tools(tools: Any) -> list[dict[str, Any]] | None:
     functions: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         declarations = tool.get("functionDeclarations") if isinstance(tool, dict) else None
+        if declarations is not None and not isinstance(declarations, list):
+            raise InvalidRequestError(
+                f"'tools[{i}].functionDeclarations' must be a list.", param=f"tools[{i}].functionDeclarations"
+            )
         for j, declaration in enumerate(declarations or []):
             where = f"tools[{i}].functionDeclarations[{j}]"
             if not isinstance(declaration, dict) or not isinstance(declaration.get("name"), str):
@@ -215,12 +219,21 @@ def _tool_choice(config: Any, tools: list[dict[str, Any]] | None) -> Any:
     if not isinstance(calling, dict) or not tools:
         return None
     mode = calling.get("mode", "AUTO")
-    if mode not in _MODES:
+    if not isinstance(mode, str) or mode not in _MODES:
         raise InvalidRequestError(
             f"'toolConfig.functionCallingConfig.mode' must be one of {', '.join(_MODES)}.",
             param="toolConfig.functionCallingConfig.mode",
         )
     allowed = calling.get("allowedFunctionNames")
+    if allowed is not None:
+        names = {tool["function"]["name"] for tool in tools}
+        if not isinstance(allowed, list) or not all(
+            isinstance(name, str) and name in names for name in allowed
+        ):
+            raise InvalidRequestError(
+                "'toolConfig.functionCallingConfig.allowedFunctionNames' must name declared functions.",
+                param="toolConfig.functionCallingConfig.allowedFunctionNames",
+            )
     if mode == "ANY" and isinstance(allowed, list) and len(allowed) == 1:
         return {"type": "function", "function": {"name": allowed[0]}}
     return _MODES[mode]
