@@ -408,6 +408,37 @@ def test_gemini_upstream_counts_and_embeds(client: genai.Client, gemini: GeminiU
     assert result.embeddings and len(result.embeddings[0].values or []) == 4
 
 
+BLOCKED = {
+    "promptFeedback": {
+        "blockReason": "SAFETY",
+        "safetyRatings": [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True},
+            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+        ],
+    },
+    "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_blocked_prompt_is_answered_as_gemini_does(
+    client: genai.Client, gemini: GeminiUpstream, stream: bool
+) -> None:
+    if stream:
+        gemini.enqueue(events_reply(BLOCKED))
+        chunks = list(client.models.generate_content_stream(model=GEMINI_MODEL, contents="something bad"))
+        assert len(chunks) == 1
+        answer = chunks[0]
+    else:
+        gemini.enqueue(Reply(body=orjson.dumps(BLOCKED)))
+        answer = client.models.generate_content(model=GEMINI_MODEL, contents="something bad")
+    assert not answer.candidates and answer.text is None
+    feedback = answer.prompt_feedback
+    assert feedback and feedback.block_reason == types.BlockedReason.SAFETY
+    assert feedback.safety_ratings and feedback.safety_ratings[0].blocked is True
+    assert feedback.safety_ratings[0].category == types.HarmCategory.HARM_CATEGORY_DANGEROUS_CONTENT
+
+
 GOOGLE_RECORDINGS = ["google-text", "google-tool-call", "google-reasoning", "google-tool-call-gemini3"]
 
 

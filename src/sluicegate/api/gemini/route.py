@@ -13,6 +13,7 @@ import dataclasses
 import struct
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -34,6 +35,7 @@ from sluicegate.gateway import Gateway
 from sluicegate.governance.hook import model_allowed
 from sluicegate.http.body import read_body
 from sluicegate.http.event_stream import EventStreamResponse
+from sluicegate.providers.gemini.errors import PromptBlockedError
 
 GEMINI_DOOR = Door("gemini", gemini_secret, render_gemini_error)
 TOKEN_COUNT_HEADER = "x-sluicegate-token-count"  # "exact" or "estimate"
@@ -73,7 +75,10 @@ async def _generate(
     def whole(completion: Completion, name: str) -> Response:
         return json_response(whole_body(completion, name, response_id))
 
-    response = await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    try:
+        response = await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    except PromptBlockedError as blocked:
+        return _blocked(blocked, exchange, gateway, model, response_id, stream, sse)
     if isinstance(response, EventStreamResponse) and not sse:
         # a JSON array, not events: its content type, and whitespace (no SSE comments) to keep alive
         response.headers = [
@@ -85,6 +90,30 @@ async def _generate(
         if response.keepalive is not None:
             response.keepalive = dataclasses.replace(response.keepalive, data=b"\n", note=None)
     return response
+
+
+def _blocked(
+    blocked: PromptBlockedError,
+    exchange: Exchange,
+    gateway: Gateway,
+    model: str,
+    response_id: str,
+    stream: bool,
+    sse: bool,
+) -> Response:
+    """A prompt a Gemini upstream blocked, answered as Gemini answers it: a 200 whose only
+    content is the `promptFeedback` (block reason, safety ratings) as the upstream sent it. The
+    exchange is recorded as the refusal it is (400, content_filter), as other doors answer it."""
+    exchange.failed(blocked.http_status, blocked.error_type, blocked.code, blocked.message)
+    if blocked.deployment:
+        exchange.deployment, exchange.attempts = blocked.deployment, blocked.attempts
+    gateway.settle(exchange)
+    body = {"promptFeedback": blocked.feedback, "modelVersion": model, "responseId": response_id}
+    data = orjson.dumps(body)
+    headers = {**exchange.response_headers, "x-request-id": exchange.request_id}
+    if stream and sse:
+        return Response(b"data: " + data + b"\r\n\r\n", media_type="text/event-stream", headers=headers)
+    return Response(b"[" + data + b"]" if stream else data, media_type="application/json", headers=headers)
 
 
 async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway, model: str) -> Response:
