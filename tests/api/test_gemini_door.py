@@ -600,3 +600,21 @@ def test_a_keys_model_list_applies_and_the_ledger_records_the_door(
         and 'status="200"' in line
     ]
     assert any(f'model="{OPENAI_MODEL}"' in line for line in counted)
+
+
+def test_a_cached_answer_is_replayed_in_geminis_format(
+    client: genai.Client, openai_upstream: OpenAIUpstream
+) -> None:
+    config = types.GenerateContentConfig(
+        temperature=0, http_options=types.HttpOptions(headers={"x-sluicegate-cache": "on"})
+    )
+    first = client.models.generate_content(model=OPENAI_MODEL, contents="cache these words", config=config)
+    streamed = list(
+        client.models.generate_content_stream(model=OPENAI_MODEL, contents="cache these words", config=config)
+    )
+    again = client.models.generate_content(model=OPENAI_MODEL, contents="cache these words", config=config)
+    assert len(openai_upstream.requests) == 1  # the stream and the second answer came from the cache
+    headers = [r.sdk_http_response.headers or {} for r in (first, again) if r.sdk_http_response]
+    assert [h.get("x-sluicegate-cache") for h in headers] == ["miss", "hit"]
+    assert again.text == first.text == "".join(c.text or "" for c in streamed) == "cache these words"
+    assert again.usage_metadata and again.usage_metadata.prompt_token_count == 5
