@@ -20,6 +20,8 @@ from sluicegate.api.admin.routes import admin_routes
 from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
 from sluicegate.api.completions.route import completions
 from sluicegate.api.embeddings.route import embeddings
+from sluicegate.api.gemini.errors import render_gemini_error
+from sluicegate.api.gemini.route import gemini, get_gemini_model, list_gemini_models
 from sluicegate.api.messages.errors import render_anthropic_error
 from sluicegate.api.messages.route import count_tokens, messages
 from sluicegate.api.models import health, list_models, ready, retrieve_model
@@ -47,6 +49,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 ERROR_SHAPES: list[tuple[str, Callable[[GatewayError], Response]]] = [
     ("/v1/messages", render_anthropic_error),
     ("/v1/v1/messages", render_anthropic_error),  # an Anthropic SDK given a base URL ending in /v1
+    ("/v1beta", render_gemini_error),
 ]
 
 
@@ -186,6 +189,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
+        Route("/v1/models/{target:path}", gemini, methods=["POST"]),  # google-genai with api_version="v1"
+        Route("/v1beta/models", list_gemini_models, methods=["GET"]),
+        Route("/v1beta/models/{model:path}", get_gemini_model, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),

@@ -13,6 +13,7 @@ from typing import Any
 from sluicegate.core.cache import ResponseCache
 from sluicegate.core.exchange import Exchange, ExchangeHook
 from sluicegate.core.request import ChatRequest
+from sluicegate.core.shared_cache import SharedResponseCache
 from sluicegate.errors import ServiceUnavailableError
 from sluicegate.governance.hook import Governance
 from sluicegate.governance.keys import KeyStore
@@ -143,7 +144,13 @@ class Gateway:
         )
         gateway.dependencies = dependencies_of(settings, store)
         if settings.server.cache_max_bytes:
-            gateway.cache = ResponseCache(settings.server.cache_max_bytes)
+            gateway.cache = (
+                SharedResponseCache(
+                    settings.server.cache_max_bytes, settings.redis.url, settings.redis.prefix, masked(settings.redis.url)
+                )
+                if settings.redis.url
+                else ResponseCache(settings.server.cache_max_bytes)
+            )
         if settings.governance.enabled:
             limiter: Limiter = (
                 RedisLimiter(settings.redis.url, settings.redis.prefix) if settings.redis.url else MemoryLimiter()
@@ -195,6 +202,8 @@ class Gateway:
         for provider in self.models.providers():
             await provider.close()
         await self.responses.close()
+        if self.cache is not None:
+            await self.cache.close()
         for hook in (*self.observers, *self.hooks):
             close = getattr(hook, "close", None)
             if close is not None:

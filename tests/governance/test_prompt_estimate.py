@@ -10,6 +10,7 @@ import zlib
 import pytest
 
 from sluicegate.api.chat_completions.schemas import parse_chat_request
+from sluicegate.api.gemini.translate import parse_generate_request
 from sluicegate.api.messages.translate import parse_messages_request
 from sluicegate.api.responses.request import parse_responses_request
 from sluicegate.core.request import ChatRequest
@@ -101,6 +102,18 @@ def test_a_responses_body_counts_tools_schema_and_the_stored_conversation() -> N
     assert alone >= 2 * len(DESCRIPTION) // 4
     history = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": DESCRIPTION}]}]
     assert prompt_estimate(parsed.chat_request(history)) - alone >= len(DESCRIPTION) // 4
+
+
+def test_a_gemini_body_counts_its_system_tools_and_images_as_images() -> None:
+    big_png = base64.b64encode(base64.b64decode(png(1024, 1024)) + b"\x00" * 400_000).decode()
+    body = {
+        "systemInstruction": {"parts": [{"text": DESCRIPTION}]},
+        "contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": big_png}}]}],
+        "tools": [{"functionDeclarations": [{"name": "t", "description": DESCRIPTION}]}],
+    }
+    estimate = prompt_estimate(parse_generate_request(body, "gemini-2.5-flash", stream=False), "gemini")
+    assert estimate >= 2 * len(DESCRIPTION) // 4
+    assert estimate < 2 * len(DESCRIPTION) // 4 + 5_000  # the image by its size, not its 500 KB of base64
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.api.chat_completions.route import render_openai_error
+from sluicegate.api.gemini.route import get_gemini_model, list_gemini_models
 from sluicegate.api.json import json_response
 from sluicegate.api.messages.errors import anthropic_secret, render_anthropic_error
 from sluicegate.api.serving import bearer_secret
@@ -26,6 +27,12 @@ ANTHROPIC_MAX_PAGE = 1000
 def is_anthropic(request: Request) -> bool:
     headers = request.headers
     return "anthropic-version" in headers or ("x-api-key" in headers and "authorization" not in headers)
+
+
+def is_gemini(request: Request) -> bool:
+    """Google's SDKs send their key in `x-goog-api-key` (or `?key=`), and ask for the list at
+    /v1/models when told api_version v1 (and some versions do regardless)."""
+    return "x-goog-api-key" in request.headers or "key" in request.query_params
 
 
 def _visible(gateway: Gateway, key: KeyRecord, names: list[str]) -> list[str]:
@@ -91,6 +98,8 @@ def _render(anthropic: bool, error: GatewayError) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    if is_gemini(request):
+        return await list_gemini_models(request)
     gateway: Gateway = request.app.state.gateway
     anthropic = is_anthropic(request)
     try:
@@ -112,6 +121,9 @@ async def list_models(request: Request) -> Response:
 
 
 async def retrieve_model(request: Request) -> Response:
+    if is_gemini(request):
+        request.path_params["model"] = request.path_params["model_id"]
+        return await get_gemini_model(request)
     gateway: Gateway = request.app.state.gateway
     anthropic = is_anthropic(request)
     name = request.path_params["model_id"]

@@ -171,7 +171,7 @@ async def serve_chat(
     exchange.served_by = route.provider.name
     exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
     exchange.stream = chat.stream
-    plan, kept = _cache_lookup(request, exchange, gateway, route, chat)
+    plan, kept = await _cache_lookup(request, exchange, gateway, route, chat)
     await gateway.admit(exchange)
     chat.key_id = exchange.key_id
     disconnect = watch_disconnect(request.receive)
@@ -278,7 +278,7 @@ async def serve_whole(
     return response
 
 
-def _cache_lookup(
+async def _cache_lookup(
     request: Request, exchange: Exchange, gateway: Gateway, route: Route, chat: ChatRequest
 ) -> tuple[Plan | None, list[Batch] | None]:
     """Whether the request is cached (its plan) and, on a hit, the kept answer's batches."""
@@ -287,7 +287,7 @@ def _cache_lookup(
     plan = plan_for(getattr(route.config, "cache", None), request.headers.get(HEADER), exchange.door, exchange.key_id, chat)
     if plan is None:
         return None, None
-    kept = gateway.cache.get(plan.key)
+    kept = await gateway.cache.fetch(plan.key)
     exchange.response_headers[HEADER] = "hit" if kept is not None else "miss"
     exchange.cache_hit = kept is not None
     return plan, kept

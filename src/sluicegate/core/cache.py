@@ -84,6 +84,13 @@ class ResponseCache:
         self.hits += 1
         return entry.batches
 
+    async def fetch(self, key: str) -> list[Batch] | None:
+        """`get` as the serving path asks for it: a shared cache may look further (Redis)."""
+        return self.get(key)
+
+    async def close(self) -> None:
+        """Nothing to release for one process's memory."""
+
     def put(self, key: str, batches: list[Batch], ttl_s: float, size: int) -> None:
         if size > self.max_bytes:
             return

@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # The wire format a client's body is written in (which door it came by is the api's business):
-# OpenAI chat completions, Anthropic Messages, OpenAI Responses, OpenAI legacy completions.
-WireFormat = Literal["openai_chat", "anthropic_messages", "openai_responses", "openai_completions"]
+# OpenAI chat completions, Anthropic Messages, OpenAI Responses, OpenAI legacy completions,
+# Gemini generateContent.
+WireFormat = Literal[
+    "openai_chat", "anthropic_messages", "openai_responses", "openai_completions", "gemini_generate_content"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,8 @@ def prompt_estimate(request: ChatRequest | None, kind: str = "", model: str = ""
         return 0
     estimate = _Estimate(kind, model or request.upstream_model or request.model)
     body = request.raw
-    if body and request.wire_format != "openai_responses":
+    # the Responses and Gemini bodies have no `messages`: their canonical messages are read
+    if body and request.wire_format not in ("openai_responses", "gemini_generate_content"):
         for name, value in body.items():
             if name == "messages":
                 estimate.messages(value)

@@ -33,6 +33,15 @@ _KEY_REASONS = frozenset(
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
+class PromptBlockedError(InvalidRequestError):
+    """Gemini blocked the prompt (`promptFeedback.blockReason`): a 400 for other doors; the
+    Gemini door answers it as Gemini does, with the feedback (its safety ratings) as sent."""
+
+    def __init__(self, message: str, feedback: dict[str, Any]) -> None:
+        super().__init__(message, code="content_filter")
+        self.feedback = feedback
+
+
 def upstream_error(
     status: int, body: bytes, headers: Mapping[str, str], name: str, wildcard: bool = False
 ) -> GatewayError:

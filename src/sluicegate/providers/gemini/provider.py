@@ -20,7 +20,7 @@ import aiohttp
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
 from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import GatewayError, InvalidRequestError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.gemini.config import GeminiConfig
@@ -33,6 +33,7 @@ from sluicegate.providers.http import UpstreamProvider, loads_event
 
 class GeminiProvider(UpstreamProvider[GeminiConfig]):
     kind = "gemini"
+    native_formats: frozenset[WireFormat] = frozenset({"gemini_generate_content"})
 
     def __init__(self, config: GeminiConfig) -> None:
         super().__init__(

@@ -46,6 +46,13 @@ def is_modern(model: str) -> bool:
 
 
 def gemini_body(request: ChatRequest, model: str, config: GeminiConfig) -> dict[str, Any]:
+    native = request.native_body
+    if native is not None:
+        # the client spoke Gemini: its body as sent (the model is in the URL), nothing lost
+        sent = {key: value for key, value in native.body.items() if key != "model"}
+        if config.safety_settings and "safetySettings" not in sent:
+            sent["safetySettings"] = config.safety_settings
+        return sent
     _refuse_unsupported(request)
     system, contents = convert_messages(request.messages, sentinel=is_modern(model))
     body: dict[str, Any] = {"contents": contents}

@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from sluicegate.core.events import Event, Finish, Metadata, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from sluicegate.errors import InvalidRequestError, UpstreamError
-from sluicegate.providers.gemini.errors import error_from
+from sluicegate.errors import UpstreamError
+from sluicegate.providers.gemini.errors import PromptBlockedError, error_from
 
 log = logging.getLogger("sluicegate.providers")
 
@@ -130,10 +130,10 @@ class StreamParser:
         if not reason:
             return
         said = feedback.get("blockReasonMessage")
-        raise InvalidRequestError(
+        raise PromptBlockedError(
             f"Gemini blocked the prompt ({reason}){': ' + said if isinstance(said, str) else ''}."
             " Nothing was generated.",
-            code="content_filter",
+            feedback,
         )
 
     def _candidate(self, candidate: dict[str, Any], position: int, events: list[Event]) -> None:
