@@ -166,6 +166,17 @@ async def test_a_shared_system_prompt_is_reused_and_reported(provider: LocalProv
     assert system_tokens <= usage_of(second).cached_tokens < usage_of(second).prompt_tokens
 
 
+async def test_an_unrelated_prompt_leaves_a_cached_system_prompt_alone(provider: LocalProvider) -> None:
+    """A prompt sharing only the template's first tokens with a slot's cache takes a free slot
+    instead of cutting that cache down to those tokens."""
+    system = [{"role": "system", "content": SYSTEM}]
+    first = await events_of(provider, chat(messages=[*system, {"role": "user", "content": "Hi"}], max_tokens=4))
+    await events_of(provider, chat(messages=STORY, max_tokens=4))
+    again = await events_of(provider, chat(messages=[*system, {"role": "user", "content": "Hello"}], max_tokens=4))
+    system_tokens = usage_of(first).prompt_tokens - 10  # the template's framing of "Hi" is under 10 tokens
+    assert system_tokens <= usage_of(again).cached_tokens
+
+
 def test_the_waiting_line_takes_keys_in_turn() -> None:
     line: FairQueue[str] = FairQueue()
     for i in range(4):

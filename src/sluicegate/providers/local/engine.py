@@ -187,8 +187,10 @@ class Engine:
         return any(slot.work is not None for slot in self._slots)
 
     def _admit(self, work: Work) -> None:
-        """A job taken from the line gets a free slot, the one holding most of its prompt; a
-        cancelled one just ends."""
+        """A job taken from the line gets the free slot whose cache it spoils least (the cells
+        past the prefix they share), the least recently used of equals: a prefix another slot
+        holds is shared from there (`_begin`), so taking the slot that holds a few template
+        tokens of it would only throw a long cached prompt away. A cancelled job just ends."""
         if work.cancelled.is_set():
             self._end(work, None)
             return
@@ -204,7 +206,7 @@ class Engine:
             self._end(work, RuntimeError("a job's first step must be a generation"))
             return
         free = [slot for slot in self._slots if slot.work is None]
-        slot = max(free, key=lambda s: (_common(s.cached, first.tokens), -s.used))
+        slot = min(free, key=lambda s: (len(s.cached) - _common(s.cached, first.tokens), s.used))
         slot.work = work
         work.started = time.monotonic()
         try:
