@@ -138,13 +138,18 @@ class LocalProvider:
     def _check(self, request: ChatRequest) -> LocalModel:
         model = self._check_loaded()
         check_request(request, self.name)
+        self._check_room()
+        return model
+
+    def _check_room(self) -> None:
+        """Asked again just before a job is counted in: the prompt's tokenizing awaits, and the
+        requests that arrived meanwhile were all checked against the same count."""
         if self._admitted >= self.config.parallel + self.config.queue_size:
             raise RateLimitError(
                 f"The model `{self.name}` is busy ({self._admitted} requests running or queued); retry later.",
                 code="model_overloaded",
                 retry_after=self.retry_after(),
             )
-        return model
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Batch, None]:
         model = self._check(request)
@@ -179,6 +184,7 @@ class LocalProvider:
             prompts=request.prompts,
             echo=request.echo,
         )
+        self._check_room()
         self._admitted += 1
         self._jobs.add(job.cancelled)
         self._queue_changed()
