@@ -82,19 +82,6 @@ def test_what_cannot_be_planned_is_a_400_naming_the_field(tools: Any, choice: An
     assert info.value.param == param
 
 
-def test_the_schema_admits_only_offered_tools_with_their_arguments() -> None:
-    plan = plan_tools(request([WEATHER, TIME]))
-    assert plan is not None
-    schema = plan.schema()
-    assert schema["type"] == "array" and schema["minItems"] == 1 and "maxItems" not in schema
-    weather, time = schema["items"]["anyOf"]
-    assert weather["properties"] == {"name": {"const": "get_weather"}, "arguments": WEATHER["function"]["parameters"]}
-    assert time["properties"]["arguments"] == {"type": "object", "properties": {}}  # no parameters: {}
-    single = plan_tools(request([WEATHER], parallel=False))
-    assert single is not None and single.schema()["maxItems"] == 1
-    assert single.schema()["items"]["properties"]["name"] == {"const": "get_weather"}
-
-
 @pytest.mark.parametrize(
     ("parameters", "held"),
     [

@@ -37,9 +37,9 @@ class PromptBlockedError(InvalidRequestError):
     """Gemini blocked the prompt (`promptFeedback.blockReason`): a 400 for other doors; the
     Gemini door answers it as Gemini does, with the feedback (its safety ratings) as sent."""
 
-    def __init__(self, message: str, feedback: dict[str, Any]) -> None:
+    def __init__(self, message: str, feedback: dict[str, Any] | None = None) -> None:
         super().__init__(message, code="content_filter")
-        self.feedback = feedback
+        self.feedback = feedback if feedback is not None else {}
 
 
 def upstream_error(
