@@ -193,9 +193,28 @@ def test_claude_code_answers_on_the_embedded_model(
         env={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "256"},
         timeout_s=CLI_TIMEOUT_S,
     )
-    result = _claude_result(run)
-    assert str(result["result"]).strip(), run.describe()
+    results = [event for event in agent_clis.stream_events(run.stdout) if event.get("type") == "result"]
+    assert results, run.describe()
+    result = results[-1]
+    if result.get("is_error"):
+        # A 135M model sometimes talks past the answer cap it was given, and Claude Code then gives
+        # up with its own "exceeded the output token maximum": the model's verbosity, not the
+        # wire. Every other error fails, and the model's text must have reached the CLI whole.
+        assert result.get("api_error") == "max_output_tokens", run.describe()
+    else:
+        assert str(result["result"]).strip(), run.describe()
+    assert _claude_texts(run), run.describe()
     assert not _refusals_since(agents_gateway, lines_before)
+
+
+def _claude_texts(run: agent_clis.Run) -> list[str]:
+    """The text blocks of the model's own answers (not Claude Code's synthetic messages)."""
+    texts: list[str] = []
+    for event in agent_clis.stream_events(run.stdout):
+        message = event.get("message")
+        if event.get("type") == "assistant" and isinstance(message, dict) and message.get("model") == LOCAL_MODEL:
+            texts += [str(block.get("text")) for block in message.get("content") or [] if block.get("type") == "text"]
+    return [text for text in texts if text.strip()]
 
 
 # --- Codex ----------------------------------------------------------------------------------
