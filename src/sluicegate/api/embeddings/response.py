@@ -5,16 +5,16 @@ for by default and decodes)."""
 from __future__ import annotations
 
 import base64
+import struct
 from typing import Any
-
-import numpy as np
 
 from sluicegate.core.embeddings import Embeddings
 
 
 def encode_vector(vector: list[float], encoding: str) -> list[float] | str:
     if encoding == "base64":
-        return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+        # the standard library's packing: the core install has no numpy
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
     return vector
 
 
