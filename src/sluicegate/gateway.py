@@ -157,7 +157,9 @@ class Gateway:
             )
             entries = {model.name: model for model in settings.models}
             providers = {model.name: gateway.models.get(model.name) for model in settings.models}
-            gateway.governance = Governance(settings.governance, store, keys, limiter, entries, providers)
+            gateway.governance = Governance(
+                settings.governance, store, keys, limiter, entries, providers, settings.data_dir / "inflight"
+            )
             gateway.hooks.append(gateway.governance)
         if settings.server.metrics:
             gateway.metrics = Metrics()

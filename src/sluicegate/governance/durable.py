@@ -3,22 +3,28 @@ budget comes back within seconds.
 
 Each gateway process is an *instance* in the store: an id, where it runs (host and PID) and a
 heartbeat written every `heartbeat_s`. Its budget reservations (leases included) name it. Each
-request it admits gets an *open row* (the ledger record as far as it is known at admission: the
-prompt estimate, the completion it was admitted for and that estimate's cost) committed before
-the upstream is called, in group commits like the reservations' (the rows of the requests
-admitted together go in one transaction). Each heartbeat the governance hook also records in
-them the tokens the requests have produced so far. The request's ledger record deletes its open
-row in the transaction that writes it.
+request it admits gets an *open record* (the ledger record as far as it is known at admission:
+the prompt estimate, the completion it was admitted for and that estimate's cost) appended to
+the process's journal (governance/journal.py) before the upstream is called: one `write`, off
+the database. Each heartbeat the governance hook records in the journal the tokens the requests
+have produced so far, and copies into the database (`ledger_open`) the open records of requests
+running longer than a heartbeat, so that a replica on another host can close them too. The
+request's ledger record closes its journal entry once committed, and deletes its database copy
+in the transaction that writes it.
 
 Every live process looks at the others on each heartbeat (and once at start, before serving).
 One is dead when its heartbeat is older than `instance_timeout_s` (the store's clock), or at once
 when it ran on this host and its process is gone (a PID that no longer exists, or exists with a
 different start time: reused). The first live process to claim a dead one, in one transaction,
-turns its open rows into ledger records with error type `interrupted` (the progress last recorded,
-else the admission estimate; `usage_source` "estimate") and releases its reservations into the spend. A process taken for
-dead while still running (its loop stalled past the timeout) finds its instance gone at its next
-heartbeat: it registers anew, and its records whose open rows were closed meanwhile are not
-written twice (store: `sql.unreaped`).
+turns its database open rows into ledger records with error type `interrupted` (the progress
+last recorded, else the admission estimate; `usage_source` "estimate") and releases its
+reservations into the spend. Journal files are read by the processes sharing the data
+directory: a file whose owner is gone (this host: its PID; another host: the file untouched for
+`STALE_JOURNAL_FACTOR` instance timeouts) has its open requests recorded the same way, skipping
+every request the ledger already holds, so nothing is billed twice whichever copy is read first.
+A process taken for dead while still running (its loop stalled past the timeout) finds its
+instance gone at its next heartbeat: it registers anew, and its records whose database open rows
+were closed meanwhile are not written twice (store: `sql.unreaped`).
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sluicegate.governance.group_commit import GroupCommit
+from sluicegate.governance.journal import Journal, Owner, journal_files, open_records, owner_of
 from sluicegate.store.base import Store
-from sluicegate.store.records import InstanceRow, LedgerRecord, OpenRow, open_blob
+from sluicegate.store.records import InstanceRow, LedgerRecord, open_blob
 
 log = logging.getLogger("sluicegate.governance")
-SKIP_AFTER_FAILURE_S = 5.0  # after a failed write, requests go on without open rows this long
+SKIP_AFTER_FAILURE_S = 5.0  # after a failed write, requests go on without open records this long
+STALE_JOURNAL_FACTOR = 4  # another host's journal untouched this many instance timeouts: its owner is gone
 
 
 def this_host() -> str:
@@ -81,32 +88,49 @@ class Durability:
         heartbeat_s: float = 2.0,
         timeout_s: float = 15.0,
         on_taken_for_dead: Callable[[], None] | None = None,
+        journal_dir: Path | None = None,
     ) -> None:
         self._store = store
         self._heartbeat_s = heartbeat_s
         self._timeout_s = timeout_s
         self._on_taken_for_dead = on_taken_for_dead
+        self._journal_dir = journal_dir
+        self.journal: Journal | None = None
         self.host = this_host()
         self.pid = os.getpid()
         self.id = ""
-        self._opens: GroupCommit[OpenRow, None] = GroupCommit(self._write)
         self._skip_until = 0.0
+        self._prefix = secrets.token_hex(8) + "_"
+        self._opened = 0
         self._task: asyncio.Task[None] | None = None
         self.reaped = 0  # requests closed as interrupted by this process (tests, logs)
 
     async def start(self) -> None:
         await self._register()
+        if self._journal_dir is not None:
+            try:
+                self.journal = Journal(self._journal_dir, Owner(self.host, self.pid, process_start(self.pid)))
+            except OSError as exc:
+                log.error(
+                    "cannot write the in-flight journal in %s (%s): requests are served, but a crash would"
+                    " lose the records of those in flight; make the data directory writable",
+                    self._journal_dir,
+                    exc,
+                )
         await self.reap_dead()
         self._task = asyncio.get_running_loop().create_task(self._beat())
 
     async def close(self) -> None:
-        """After the ledger's last flush: this process's instance goes, with whatever it left open
-        (nothing, after a clean flush)."""
+        """After the ledger's last flush: this process's instance and journal go, with whatever
+        they left open (nothing, after a clean flush)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
-        await self._opens.close()
+        if self.journal is not None:
+            left = self.journal.shut()
+            if left:
+                log.warning("%d requests still open at shutdown stay in the journal, for the next start to record", left)
         if self.id:
             try:
                 closed, _ = await self._store.reap_instance(self.id)
@@ -136,7 +160,9 @@ class Durability:
                 failing = False
 
     async def beat(self) -> None:
-        """One heartbeat, then a look at the others."""
+        """One heartbeat (the journal to disk too), then a look at the others."""
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.sync)
         if not await self._store.heartbeat(self.id):
             log.error(
                 "another gateway process took this one (%s) for dead (its heartbeat was older than"
@@ -173,32 +199,71 @@ class Durability:
                     released,
                 )
             total += closed
+        total += await self.reap_journals()
         self.reaped += total
         return total
 
-    async def open(self, record: LedgerRecord) -> str | None:
-        """Commit the admitted request's open row before its upstream call; its id, or None when
-        the store cannot take it now (the request goes on; a crash would lose its record)."""
-        if time.monotonic() < self._skip_until:
+    async def reap_journals(self) -> int:
+        """Record the open requests of the journal files whose owners are gone; how many."""
+        if self._journal_dir is None:
+            return 0
+        mine = {f.path for f in self.journal.files} if self.journal is not None else set()
+        total = 0
+        for path in journal_files(self._journal_dir):
+            if path in mine or not self._owner_gone(path):
+                continue
+            blobs = open_records(path)
+            closed = await self._store.reap_open(list(blobs.values())) if blobs else 0
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            if closed:
+                log.warning("a gateway process that died left %d requests in flight (%s): recorded as interrupted", closed, path.name)
+            total += closed
+        return total
+
+    def _owner_gone(self, path: Path) -> bool:
+        owner = owner_of(path)
+        if owner is not None and owner.host == self.host:
+            return process_gone(owner.pid, owner.start)
+        try:  # another host's (or a file cut before its first line): gone once long untouched
+            untouched = time.time() - path.stat().st_mtime
+        except OSError:
+            return False
+        return untouched > STALE_JOURNAL_FACTOR * max(self._timeout_s, self._heartbeat_s)
+
+    def open(self, record: LedgerRecord) -> str | None:
+        """Journal the admitted request's open record before its upstream call; its id, or None
+        when the journal cannot take it now (the request goes on; a crash would lose its record)."""
+        if self.journal is None or time.monotonic() < self._skip_until:
             return None
-        open_id = "open_" + secrets.token_hex(10)
+        self._opened += 1
+        open_id = f"open_{self._prefix}{self._opened:x}"  # unique: a random prefix per process, then a count
         record.open_id = open_id
         try:
-            # no timeout of its own: a write given up on could still commit, and then its open row
-            # would be billed again, as interrupted, beside the request's own record
-            await self._opens.submit((open_id, self.id, record.created_at, open_blob(record)))
-        except Exception as exc:
+            self.journal.open(open_id, open_blob(record))
+        except OSError as exc:
             record.open_id = None
             self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_S
             log.warning(
-                "the store cannot take open ledger rows (%r): requests go on without them for %.0f s; a crash"
-                " meanwhile would lose their records",
+                "the in-flight journal cannot take open records (%r): requests go on without them for %.0f s;"
+                " a crash meanwhile would lose their records",
                 exc,
                 SKIP_AFTER_FAILURE_S,
             )
             return None
         return open_id
 
-    async def _write(self, rows: Sequence[OpenRow]) -> list[None]:
-        await self._store.open_requests(rows)
-        return [None] * len(rows)
+    def closed(self, open_ids: list[str]) -> None:
+        """Their records are committed: their journal entries are closed."""
+        if self.journal is not None and open_ids:
+            try:
+                self.journal.close(open_ids)
+            except OSError as exc:  # left open: a reaper would find their records and skip them
+                log.warning("closing %d entries of the in-flight journal failed: %r", len(open_ids), exc)
+
+    def progress(self, rows: list[tuple[str, bytes]]) -> None:
+        if self.journal is not None and rows:
+            try:
+                self.journal.progress(rows)
+            except OSError as exc:
+                log.warning("recording the progress of %d requests in the journal failed: %r", len(rows), exc)

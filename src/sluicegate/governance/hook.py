@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sluicegate.core.events import Usage
@@ -53,9 +54,39 @@ class Admission:
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        self.open_id: str | None = None  # the request's open row (governance/durable.py)
+        self.open_id: str | None = None  # the request's open record (governance/durable.py)
         self.hold: Hold | None = None  # the request's hold on the key's budget
         self.tokens_counted: int | None = None  # tokens the limiter counted at admission
+
+
+class InFlight:
+    """An admitted request's open record while it runs: the tokens last recorded, and whether a
+    copy is in the database (for replicas on other hosts)."""
+
+    __slots__ = ("exchange", "opened", "record", "recorded", "shipped")
+
+    def __init__(self, exchange: Exchange, record: LedgerRecord) -> None:
+        self.exchange = exchange
+        self.record = record
+        self.recorded = 0
+        self.shipped = False
+        self.opened = time.monotonic()
+
+
+def ledger_record(exchange: Exchange) -> LedgerRecord:
+    """The record of a request as far as its exchange names it (what, where, by whom)."""
+    return LedgerRecord(
+        request_id=exchange.request_id,
+        created_at=exchange.created,
+        key_id=exchange.key_id,
+        door=exchange.door,
+        model=exchange.model,
+        provider=exchange.provider,
+        served_by=exchange.served_by,
+        upstream_model=exchange.upstream_model,
+        deployment=exchange.deployment,
+        stream=exchange.stream,
+    )
 
 
 def model_allowed(patterns: tuple[str, ...], *names: str) -> bool:
@@ -83,6 +114,7 @@ class Governance:
         limiter: Limiter,
         models: dict[str, Any],
         providers: dict[str, Any],
+        journal_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -91,7 +123,9 @@ class Governance:
         self.models = models  # entry name -> ModelEntry (its price)
         self.providers = providers  # entry name -> provider (its tokenizer)
         self.prices = PriceBook(models, providers)
-        self.ledger = LedgerWriter(store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer)
+        self.ledger = LedgerWriter(
+            store, config.ledger_flush_s, config.ledger_batch, config.ledger_buffer, on_written=self._written
+        )
         self.counter = TokenCounter()
         self._sweeper: asyncio.Task[None] | None = None
         self._corrector: asyncio.Task[None] | None = None
@@ -99,11 +133,13 @@ class Governance:
         self._reservations: GroupCommit[ReservationAsk, Reservation] = GroupCommit(store.reserve_many)
         self.leases = BudgetLeases(self._reservations.submit, self.ledger.release, config.lease_s)
         self.durable: Durability | None = None
-        # open rows of requests in flight: [exchange, its open record, completion tokens last recorded]
-        self._in_flight: dict[str, list[Any]] = {}
+        # the requests in flight with an open record, by its id
+        self._in_flight: dict[str, InFlight] = {}
         self._progress: asyncio.Task[None] | None = None
         if config.durable_admission:
-            self.durable = Durability(store, config.heartbeat_s, config.instance_timeout_s, self.leases.close_all)
+            self.durable = Durability(
+                store, config.heartbeat_s, config.instance_timeout_s, self.leases.close_all, journal_dir
+            )
         # A request's limits are checked by a plain call when the answer is in memory (a slice
         # of its Redis limits, or this process's own counters: a dict update), else awaited.
         self._limits: GroupCommit[LimitAsk, Decision] | None = None
@@ -200,7 +236,7 @@ class Governance:
         limited, budgeted = bool(key.rpm or key.tpm), key.budget_nanos is not None
         if not (limited or budgeted):
             if self.durable is not None:
-                await self._open(exchange, admission, self._prompt(exchange), None)
+                self._open(exchange, admission, self._prompt(exchange), None)
             return
         prompt = self._prompt(exchange)
         cost = prompt if key.tpm else 0
@@ -249,61 +285,74 @@ class Governance:
                 extra={"balance_usd": balance, "estimated_cost_usd": estimate},
             )
         if self.durable is not None:
-            await self._open(exchange, admission, prompt, held.amount if held is not None else None)
+            self._open(exchange, admission, prompt, held.amount if held is not None else None)
 
-    async def _open(self, exchange: Exchange, admission: Admission, prompt: int, estimate: int | None) -> None:
-        """The admitted request's open row, committed before its upstream call: what a crash
+    def _open(self, exchange: Exchange, admission: Admission, prompt: int, estimate: int | None) -> None:
+        """The admitted request's open record, journaled before its upstream call: what a crash
         leaves of it is this record (its estimate, or the progress `_progress_loop` recorded),
         closed as interrupted."""
         assert self.durable is not None
-        completion = self._completion_cap(exchange)
-        record = LedgerRecord(
-            request_id=exchange.request_id,
-            created_at=exchange.created,
-            key_id=exchange.key_id,
-            door=exchange.door,
-            model=exchange.model,
-            provider=exchange.provider,
-            served_by=exchange.served_by,
-            upstream_model=exchange.upstream_model,
-            deployment=exchange.deployment,
-            stream=exchange.stream,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            usage_source="estimate",
-            cost_nanos=estimate if estimate is not None else self._estimate(exchange, prompt),
-        )
-        admission.open_id = await self.durable.open(record)
+        record = ledger_record(exchange)
+        record.prompt_tokens, record.completion_tokens = prompt, self._completion_cap(exchange)
+        record.usage_source = "estimate"
+        record.cost_nanos = estimate if estimate is not None else self._estimate(exchange, prompt)
+        admission.open_id = self.durable.open(record)
         if admission.open_id is not None:
-            self._in_flight[admission.open_id] = [exchange, record, 0]
+            self._in_flight[admission.open_id] = InFlight(exchange, record)
+
+    def _written(self, records: list[LedgerRecord]) -> None:
+        """A ledger batch is committed: its requests' journal entries are closed."""
+        if self.durable is not None:
+            self.durable.closed([r.journal_id for r in records if r.journal_id])
 
     async def _progress_loop(self) -> None:
         """Every heartbeat, the completion tokens of the requests in flight that produced more
-        since the last look go into their open rows: a crash then bills what was produced (an
-        estimate from the text sent, one token per 4 characters), not the whole cap."""
+        since the last look go into their open records (a crash then bills what was produced, an
+        estimate from the text sent, one token per 4 characters, not the whole cap), and the
+        requests running longer than a heartbeat get a copy in the database, where a replica on
+        another host finds them if this one dies."""
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
             rows = self._progress_rows()
-            if rows:
-                try:
-                    await self.store.record_progress(rows)
-                except Exception as exc:
-                    log.warning("recording the progress of %d requests failed: %r", len(rows), exc)
+            assert self.durable is not None
+            self.durable.progress(rows)
+            shipped = {open_id for open_id, entry in self._in_flight.items() if entry.shipped}
+            try:
+                await self._ship()
+                progressed = [row for row in rows if row[0] in shipped]
+                if progressed:
+                    await self.store.record_progress(progressed)
+            except Exception as exc:
+                log.warning("copying the requests in flight to the database failed: %r", exc)
 
     def _progress_rows(self) -> list[tuple[str, bytes]]:
         rows: list[tuple[str, bytes]] = []
         for open_id, entry in self._in_flight.items():
-            exchange, record, recorded = entry
+            exchange, record = entry.exchange, entry.record
             usage = exchange.usage
             produced = usage.completion_tokens if usage is not None else -(-sum(map(len, exchange.output_parts)) // 4)
-            if produced <= recorded:
+            if produced <= entry.recorded:
                 continue
-            entry[2] = record.completion_tokens = produced
+            entry.recorded = record.completion_tokens = produced
             price = self.prices.price(exchange.served_by, exchange.deployment)
             record.cost_nanos = cost_nanos(price, Usage(record.prompt_tokens, produced))
             record.deployment, record.upstream_model = exchange.deployment, exchange.upstream_model
             rows.append((open_id, open_blob(record)))
         return rows
+
+    async def _ship(self) -> None:
+        """The open records of requests older than a heartbeat, copied into the database."""
+        assert self.durable is not None
+        due = time.monotonic() - self.config.heartbeat_s
+        entries = [(i, e) for i, e in self._in_flight.items() if not e.shipped and e.opened <= due]
+        if not entries:
+            return
+        instance = self.durable.id
+        await self.store.open_requests(
+            [(open_id, instance, entry.record.created_at, open_blob(entry.record)) for open_id, entry in entries]
+        )
+        for _, entry in entries:  # one settled meanwhile leaves its copy for the reap, which skips it
+            entry.shipped = True
 
     def _limits_kept_in(self) -> str:
         return "Redis, where this key's rate limits are counted" if self.limiter.backend == "redis" else "the limiter"
@@ -347,38 +396,22 @@ class Governance:
         if exchange.cache_hit:  # the tokens the answer had, at no cost unless the entry bills hits
             cache = getattr(self.models.get(exchange.served_by), "cache", None)
             source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
-        self.ledger.add(
-            LedgerRecord(
-                request_id=exchange.request_id,
-                created_at=exchange.created,
-                key_id=exchange.key_id,
-                door=exchange.door,
-                model=exchange.model,
-                provider=exchange.provider,
-                served_by=exchange.served_by,
-                upstream_model=exchange.upstream_model,
-                deployment=exchange.deployment,
-                stream=exchange.stream,
-                status=exchange.status,
-                error_type=exchange.error_type,
-                error_code=exchange.error_code,
-                finish_reason=exchange.finish_reason,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cached_tokens=usage.cached_tokens,
-                cache_creation_tokens=usage.cache_creation_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                usage_source=source,
-                cost_nanos=record_cost,
-                ttft_ms=exchange.ttft_s * 1000 if exchange.ttft_s is not None else None,
-                total_ms=exchange.total_s * 1000 if exchange.total_s is not None else None,
-                client_gone=exchange.client_gone,
-                reservation_id=admission.hold.reservation_id if admission and admission.hold else None,
-                open_id=admission.open_id if admission else None,
-            )
-        )
-        if admission is not None and admission.open_id is not None:
-            self._in_flight.pop(admission.open_id, None)
+        record = ledger_record(exchange)
+        record.status, record.error_type, record.error_code = exchange.status, exchange.error_type, exchange.error_code
+        record.finish_reason, record.usage_source, record.cost_nanos = exchange.finish_reason, source, record_cost
+        record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        record.cached_tokens, record.cache_creation_tokens = usage.cached_tokens, usage.cache_creation_tokens
+        record.reasoning_tokens, record.client_gone = usage.reasoning_tokens, exchange.client_gone
+        record.ttft_ms = exchange.ttft_s * 1000 if exchange.ttft_s is not None else None
+        record.total_ms = exchange.total_s * 1000 if exchange.total_s is not None else None
+        if admission is not None:
+            record.reservation_id = admission.hold.reservation_id if admission.hold else None
+            if admission.open_id is not None:
+                record.journal_id = admission.open_id
+                entry = self._in_flight.pop(admission.open_id, None)
+                if entry is not None and entry.shipped:
+                    record.open_id = admission.open_id  # its database copy goes with this record
+        self.ledger.add(record)
         if admission is not None and admission.hold is not None:
             self.leases.settle(admission.hold, record_cost)
         if admission is not None and admission.tokens_counted is not None:

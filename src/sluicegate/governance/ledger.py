@@ -3,9 +3,9 @@ request path, each batch in one transaction with its settlement (reservations re
 added, daily sums), so the ledger always adds up to the keys' spend.
 
 A batch is written every `flush_s` or as soon as `batch` records wait. A clean stop writes
-everything (Gateway.close). A crash (kill -9, power) loses what waited in memory: at most
-`flush_s` of traffic, plus the requests in flight; their reservations are released by the
-store after `reservation_ttl_s`. While the database is unreachable, records are kept (up to
+everything (Gateway.close). What waits in memory when the process crashes is not lost: each
+request's open record is in the in-flight journal until its batch commits (governance/durable.py),
+and is recorded as interrupted from there. While the database is unreachable, records are kept (up to
 `buffer` of them, then the oldest are dropped with an error in the log) and retried.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord
@@ -22,8 +23,16 @@ log = logging.getLogger("sluicegate.ledger")
 
 
 class LedgerWriter:
-    def __init__(self, store: Store, flush_s: float = 0.25, batch: int = 500, buffer: int = 200_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        flush_s: float = 0.25,
+        batch: int = 500,
+        buffer: int = 200_000,
+        on_written: Callable[[list[LedgerRecord]], None] | None = None,
+    ) -> None:
         self._store = store
+        self._on_written = on_written  # told each committed batch (the in-flight journal closes them)
         self._flush_s = flush_s
         self._batch = batch
         self._buffer = buffer
@@ -95,6 +104,8 @@ class LedgerWriter:
                     raise
                 self._taken = upto
                 self.written += len(batch)
+                if self._on_written is not None:
+                    self._on_written(batch)
 
     async def close(self) -> None:
         """Stop the timer and write whatever waits (a few tries, then log what is lost)."""

@@ -90,6 +90,11 @@ class Store(Protocol):
         in one transaction: (requests closed, reservations released); (0, 0) if already claimed."""
         ...
 
+    async def reap_open(self, blobs: Sequence[bytes]) -> int:
+        """Record the open records of a dead process's journal as interrupted, in one transaction,
+        skipping requests the ledger already holds; how many were recorded."""
+        ...
+
     async def release_expired(self, cutoff: float) -> int:
         """Give back reservations older than `cutoff` (their process died before settling)."""
         ...

@@ -24,7 +24,7 @@ from sluicegate.store.records import (
     Reservation,
     ReservationAsk,
     Settlement,
-    interrupted_record,
+    interrupted_records,
 )
 
 CONNECT_TIMEOUT_S = 10.0  # a database that does not answer: a clear error, not a minute's wait
@@ -43,6 +43,7 @@ OPEN_INSERT = (
     " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::bytea[])"
 )
 OPEN_CLOSE = "DELETE FROM ledger_open WHERE id = ANY($1::text[]) RETURNING id"
+LEDGER_HAS = "SELECT request_id FROM ledger WHERE request_id = ANY($1::text[])"
 SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
 
 
@@ -205,13 +206,21 @@ class PostgresStore:
         """A dead process's open rows become interrupted ledger records and its reservations are
         released, in one transaction, by whichever live process claims it first."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.REAP_LOCK)
             if not await conn.fetch(sql.INSTANCE_CLAIM, instance_id):
                 return 0, 0  # another process reaped it, or it stopped cleanly
             blobs = await conn.fetch(sql.OPEN_REAP, instance_id)
-            records = [interrupted_record(bytes(row[0])) for row in blobs]
+            records = await _unbilled(conn, [bytes(row[0]) for row in blobs])
             freed = await conn.fetch(sql.RESERVATIONS_OF, instance_id)
             await _write_settlement(conn, Settlement.of(records), sql.amounts_by_key(freed))
         return len(records), len(freed)
+
+    async def reap_open(self, blobs: Sequence[bytes]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(sql.REAP_LOCK)
+            records = await _unbilled(conn, list(blobs))
+            await _write_settlement(conn, Settlement.of(records), {})
+        return len(records)
 
     async def release_expired(self, cutoff: float) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -250,6 +259,15 @@ class PostgresStore:
         row = await self.pool.fetchrow(sql.LEDGER_TOTALS)
         assert row is not None
         return {"rows": int(row[0]), "cost_nanos": int(row[1] or 0)}
+
+
+async def _unbilled(conn: Any, blobs: list[bytes]) -> list[LedgerRecord]:
+    """The interrupted records of open rows whose requests the ledger does not hold yet."""
+    records = interrupted_records(blobs)
+    if records:
+        for row in await conn.fetch(LEDGER_HAS, list(records)):
+            records.pop(str(row[0]), None)
+    return list(records.values())
 
 
 async def _write_settlement(conn: Any, batch: Settlement, released: dict[str, int]) -> None:

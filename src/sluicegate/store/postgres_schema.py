@@ -188,4 +188,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # the in-flight journal's reapers skip requests the ledger already holds (governance/journal.py)
+    ("CREATE INDEX ledger_request ON ledger (request_id)",),
 ]

@@ -133,9 +133,10 @@ class LedgerRecord:
     total_ms: float | None = None
     client_gone: bool = False
     # settlement, not stored in the ledger row: the reservation this request held, and the
-    # open row written at its admission (governance/durable.py), removed with this record
+    # database copy of its open record (governance/durable.py), removed with this record
     reservation_id: str | None = None
     open_id: str | None = None
+    journal_id: str | None = None  # its entry in the process's in-flight journal, closed once written
 
     @property
     def day(self) -> str:
@@ -190,6 +191,11 @@ def open_blob(record: LedgerRecord) -> bytes:
     return orjson.dumps(record)
 
 
+def interrupted_records(blobs: Sequence[bytes]) -> dict[str, LedgerRecord]:
+    """The interrupted records of open rows, one per request (the last copy read wins)."""
+    return {record.request_id: record for record in map(interrupted_record, blobs)}
+
+
 def interrupted_record(blob: bytes) -> LedgerRecord:
     """The ledger record of a request whose process died before settling it: what its open row
     knew (the prompt estimate, the completion it was admitted for, that estimate's cost, so
@@ -200,7 +206,7 @@ def interrupted_record(blob: bytes) -> LedgerRecord:
     record.error_type = INTERRUPTED
     record.error_code = "gateway_process_died"
     record.finish_reason = None
-    record.reservation_id = record.open_id = None  # the reap releases the process's reservations itself
+    record.reservation_id = record.open_id = record.journal_id = None  # the reap releases the reservations itself
     return record
 
 

@@ -52,6 +52,7 @@ INSTANCES = "SELECT id, host, pid, pid_start, heartbeat_at FROM instances"
 OPEN_INSERT = "INSERT INTO ledger_open (id, instance_id, created_at, record) VALUES ($1, $2, $3, $4)"
 OPEN_PROGRESS = "UPDATE ledger_open SET record = $2 WHERE id = $1"
 OPEN_REAP = "DELETE FROM ledger_open WHERE instance_id = $1 RETURNING record"
+REAP_LOCK = "SELECT pg_advisory_xact_lock(7243101)"  # PostgreSQL: one reaper at a time (the ledger check below)
 RESERVATION_DELETE = "DELETE FROM reservations WHERE id = $1 RETURNING key_id, amount_nanos"
 RESERVATIONS_EXPIRED = "DELETE FROM reservations WHERE created_at < $1 RETURNING key_id, amount_nanos"
 SPEND = (

@@ -33,7 +33,7 @@ from sluicegate.store.records import (
     Reservation,
     ReservationAsk,
     Settlement,
-    interrupted_record,
+    interrupted_records,
 )
 
 T = TypeVar("T")
@@ -163,6 +163,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX ledger_open_instance ON ledger_open (instance_id)",
     ),
+    # the in-flight journal's reapers skip requests the ledger already holds (governance/journal.py)
+    ("CREATE INDEX ledger_request ON ledger (request_id)",),
 ]
 
 
@@ -373,6 +375,9 @@ class SQLiteStore:
     async def reap_instance(self, instance_id: str) -> tuple[int, int]:
         return await self._on(False, functools.partial(_reap, instance_id))
 
+    async def reap_open(self, blobs: Sequence[bytes]) -> int:
+        return await self._on(False, functools.partial(_reap_open, list(blobs)))
+
     async def release_expired(self, cutoff: float) -> int:
         def release(conn: sqlite3.Connection) -> int:
             with _transaction(conn):
@@ -477,10 +482,29 @@ def _reap(instance_id: str, conn: sqlite3.Connection) -> tuple[int, int]:
         if not conn.execute(sql.qmarks(sql.INSTANCE_CLAIM), (instance_id,)).fetchall():
             return 0, 0  # another process reaped it, or it stopped cleanly
         blobs = conn.execute(sql.qmarks(sql.OPEN_REAP), (instance_id,)).fetchall()
-        records = [interrupted_record(bytes(blob)) for (blob,) in blobs]
+        records = _unbilled(conn, [bytes(blob) for (blob,) in blobs])
         freed = conn.execute(sql.qmarks(sql.RESERVATIONS_OF), (instance_id,)).fetchall()
         _write_settlement(conn, Settlement.of(records), sql.amounts_by_key(freed))
     return len(records), len(freed)
+
+
+def _reap_open(blobs: list[bytes], conn: sqlite3.Connection) -> int:
+    with _transaction(conn):
+        records = _unbilled(conn, blobs)
+        _write_settlement(conn, Settlement.of(records), {})
+    return len(records)
+
+
+def _unbilled(conn: sqlite3.Connection, blobs: list[bytes]) -> list[LedgerRecord]:
+    """The interrupted records of open rows whose requests the ledger does not hold yet."""
+    records = interrupted_records(blobs)
+    ids = list(records)
+    for start in range(0, len(ids), OPEN_CHUNK):
+        chunk = ids[start : start + OPEN_CHUNK]
+        query = f"SELECT request_id FROM ledger WHERE request_id IN ({', '.join('?' * len(chunk))})"
+        for (request_id,) in conn.execute(query, chunk).fetchall():
+            records.pop(request_id, None)
+    return list(records.values())
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
