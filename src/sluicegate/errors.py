@@ -134,6 +134,14 @@ class ServiceUnavailableError(GatewayError):
     default_code = "service_unavailable"
 
 
+class ConnectionsBusyError(ServiceUnavailableError):
+    """Every pooled connection to an upstream stayed busy for its `pool_timeout_s`: the gateway's
+    own limit, not the upstream's failure. Routing moves on to the next deployment or fallback
+    (whose pools are their own) and blames no deployment for it."""
+
+    default_code = "upstream_connections_busy"
+
+
 class UpstreamError(GatewayError):
     status = 502
     error_type = "upstream_error"

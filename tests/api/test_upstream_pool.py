@@ -85,3 +85,45 @@ async def test_a_full_pool_is_a_clear_503_not_a_hang(gw: Gateway, clean_upstream
     ok = await client.post(gw.v1 + "/chat/completions", json=body, headers=auth)
     await client.aclose()
     assert ok.status_code == 200  # the connections came back when the streams ended
+
+
+async def test_a_full_pool_moves_on_to_the_next_deployment(tmp_path: Path, clean_upstream: OpenAIUpstream) -> None:
+    """A model with two deployments: the first's pool is held by an idle stream, so the next
+    request goes to the second (its own pool) instead of the client getting the 503."""
+    spare = OpenAIUpstream().start()
+    deployment = {"provider": "openai", "api_key": "k", "max_connections": 1, "pool_timeout_s": 0.3}
+    entry = {
+        "name": "pair",
+        "routing": "ordered",
+        "deployments": [
+            {**deployment, "name": "first", "base_url": clean_upstream.base_url},
+            {**deployment, "name": "second", "base_url": spare.base_url},
+        ],
+    }
+    gateway = start_gateway(tmp_path, {"models": [entry]})
+    idle = Reply(chunks=[chunk(role="assistant", content=""), chunk("still here")], hang_after=True)
+    clean_upstream.enqueue(idle)
+    release, opened = asyncio.Event(), asyncio.Event()
+    client = httpx.AsyncClient(timeout=30)
+    body = {"model": "pair", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    headers = {"Authorization": f"Bearer {gateway.api_key}"}
+
+    async def hold() -> None:
+        async with client.stream("POST", gateway.v1 + "/chat/completions", json=body, headers=headers) as answer:
+            assert answer.headers["x-sluicegate-deployment"] == "first"
+            opened.set()
+            await release.wait()
+
+    holder = asyncio.ensure_future(hold())
+    try:
+        await asyncio.wait_for(opened.wait(), 10)
+        answer = await client.post(gateway.v1 + "/chat/completions", json={**body, "stream": False}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-sluicegate-deployment"] == "second"
+        assert len(spare.requests) == 1
+    finally:
+        release.set()
+        await asyncio.gather(holder, return_exceptions=True)
+        await client.aclose()
+        gateway.stop()
+        spare.stop()

@@ -20,6 +20,7 @@ from yarl import URL
 
 from sluicegate.core.request import WireFormat
 from sluicegate.errors import (
+    ConnectionsBusyError,
     GatewayError,
     InvalidRequestError,
     UpstreamConfigError,
@@ -33,14 +34,6 @@ log = logging.getLogger("sluicegate.providers")
 
 # (status, body, response headers) -> the error the client gets
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], GatewayError]
-
-
-class PoolFullError(GatewayError):
-    """Every pooled connection to the upstream stayed busy for `pool_timeout_s`: the gateway's
-    own limit, not the upstream's failure (not retried, counted against no deployment)."""
-
-    status = 503
-    default_code = "upstream_connections_busy"
 
 
 class _PoolWait:
@@ -213,7 +206,7 @@ class HTTPTransport:
             raise error
         return response
 
-    def _pool_full(self) -> PoolFullError:
+    def _pool_full(self) -> ConnectionsBusyError:
         limit = self.config.max_connections
         log.warning(
             "upstream of %s: all %d connections busy for %g s (raise max_connections)",
@@ -221,7 +214,7 @@ class HTTPTransport:
             limit,
             self.config.pool_timeout_s,
         )
-        return PoolFullError(
+        return ConnectionsBusyError(
             f"All {limit} upstream connections of `{self.name}` are busy; retry shortly.", retry_after=1
         )
 

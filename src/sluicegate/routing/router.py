@@ -25,6 +25,7 @@ from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
 from sluicegate.core.events import Batch, Started
 from sluicegate.core.request import ChatRequest, WireFormat, native_body_for
 from sluicegate.errors import (
+    ConnectionsBusyError,
     GatewayError,
     InvalidRequestError,
     RateLimitError,
@@ -55,6 +56,8 @@ class Verdict(enum.Enum):
 def verdict(error: GatewayError) -> Verdict:
     if isinstance(error, UpstreamConfigError):
         return Verdict.NEXT  # this deployment's key, URL or model is wrong: the next may be right
+    if isinstance(error, ConnectionsBusyError):
+        return Verdict.NEXT  # the gateway's own pool for this deployment is full: the next has its own
     if isinstance(error, UpstreamError | RateLimitError | ServiceUnavailableError):
         return Verdict.RETRY  # network, timeouts, 429, 5xx
     return Verdict.FINAL  # the client's request is at fault: the same everywhere
@@ -353,8 +356,12 @@ class Router:
                     breaker.release()
                 error.deployment, error.attempts = deployment.name, run.tried
                 raise error
-            self._failed(deployment, error, run.tried, committed=False)
             run.last = (error, time.monotonic(), deployment)
+            if isinstance(error, ConnectionsBusyError):  # not the upstream's failure: blame nobody
+                if acquired:
+                    breaker.release()
+                break
+            self._failed(deployment, error, run.tried, committed=False)
             wait = self._retry_wait(retry, error) if kind is Verdict.RETRY else None
             if wait is None or retry == retries:
                 break
