@@ -188,4 +188,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # mid-stream fail-over: the deployments that wrote one answer, each with its tokens and
+    # cost (JSON; governance/segments.py)
+    ("ALTER TABLE ledger ADD COLUMN segments TEXT",),
 ]

@@ -163,6 +163,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX ledger_open_instance ON ledger_open (instance_id)",
     ),
+    # mid-stream fail-over: the deployments that wrote one answer, each with its tokens and
+    # cost (JSON; governance/segments.py)
+    ("ALTER TABLE ledger ADD COLUMN segments TEXT",),
 ]
 
 
