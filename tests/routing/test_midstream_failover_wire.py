@@ -183,3 +183,16 @@ def test_the_segments_column_on_both_backends(
         assert server.key(key_id)["reserved_usd"] == 0
     finally:
         server.stop()
+
+
+def test_the_responses_door_names_the_seam_on_the_response(gateway: GovGateway, a: FaultUpstream) -> None:
+    a.enqueue("reset:after=2")  # the Responses door builds the upstream body: the fault is scripted
+    _, secret = gateway.new_key()
+    sdk = OpenAI(base_url=gateway.v1, api_key=secret, max_retries=0, timeout=20)
+    with sdk.responses.stream(model="pair", input="hi") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert final.output_text == FULL
+    assert sum(1 for event in events if event.type == "response.created") == 1
+    (seam,) = (final.model_extra or {})["sluicegate"]["seams"]
+    assert (seam["from"]["deployment"], seam["to"]["deployment"], seam["offset"]) == ("a", "b", 6)
