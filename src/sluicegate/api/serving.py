@@ -304,7 +304,7 @@ async def _recorded(events: AsyncGenerator[Batch, None], cache: ResponseCache, p
     kept: list[Batch] = []
     try:
         async for batch in events:
-            kept.append([_for_replay(event) for event in batch])
+            kept.append([_for_replay(event) for event in batch if type(event) is not Seam])  # a replay has no seam
             yield batch
     finally:
         await events.aclose()
