@@ -12,6 +12,7 @@ from sluicegate.core.request import ChatRequest
 from sluicegate.errors import UpstreamError
 from sluicegate.routing.router import Router
 from tests.routing.conftest import chat, openai, routers
+from tests.support.openai_upstream import OpenAIUpstream, Reply, chunk
 from testsupport.fault_upstream import ARGUMENTS, Fault, FaultUpstream
 
 FULL = Fault().text()  # w0 w1 w2 w3 w4
@@ -45,8 +46,10 @@ async def test_an_answer_cut_after_two_chunks_is_continued_by_the_next_deploymen
     a: FaultUpstream, b: FaultUpstream
 ) -> None:
     a.enqueue("reset:after=2")
+    request = chat("m")
+    request.max_tokens = 50
     async with routers(entry(continuing(a.base_url, name="a"), continuing(b.base_url, name="b"))) as built:
-        seen = await events(built["m"])
+        seen = await events(built["m"], request)
     assert text_of(seen) == FULL  # once each word, nothing doubled at the seam
     assert sum(isinstance(event, Started) for event in seen) == 1
     (seam,) = [event for event in seen if isinstance(event, Seam)]
@@ -56,6 +59,7 @@ async def test_an_answer_cut_after_two_chunks_is_continued_by_the_next_deploymen
     assert asked["messages"][-1] == {"role": "assistant", "content": "w0 w1 "}
     assert asked["continue_final_message"] is True and asked["add_generation_prompt"] is False
     assert "fault" not in asked  # the continuation is built anew, not the client's body
+    assert asked["max_completion_tokens"] == 50 - 2  # less what a wrote
     (usage,) = [event for event in seen if isinstance(event, Usage)]
     assert usage.completion_tokens == 3 + 2  # b's three words, plus a's two
     assert usage.prompt_tokens == 3 + seam.usage.prompt_tokens
@@ -127,3 +131,19 @@ async def test_a_fallback_the_key_may_not_use_does_not_continue(a: FaultUpstream
     (seam,) = [event for event in seen if isinstance(event, Seam)]
     assert (seam.to, seam.to_model) == ("other", "other")
     assert text_of(seen) == FULL
+
+
+async def test_an_upstream_failing_after_its_finish_ends_the_answer_without_a_seam(
+    upstream: OpenAIUpstream, b: FaultUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.reset()
+    whole = [chunk(role="assistant", content=""), chunk("w0 "), chunk(finish="stop")]
+    upstream.enqueue(Reply(chunks=whole, hang_after=True))  # then silence: the idle timeout
+    model = {**entry(continuing(upstream.base_url, name="a"), continuing(b.base_url, name="b")), "timeouts": {"idle": 0.5}}
+    async with routers(model) as built:
+        seen = await events(built["m"])
+    assert text_of(seen) == "w0 "
+    assert [event.reason for event in seen if isinstance(event, Finish)] == ["stop"]
+    assert not any(isinstance(event, Seam) for event in seen)
+    assert b.attempts == []
+    assert "the answer ended before its upstream failed" in caplog.text  # the timeout came, and passed
