@@ -86,6 +86,13 @@ async def test_a_deployment_that_cannot_continue_is_not_a_target(a: FaultUpstrea
         with pytest.raises(UpstreamError):
             await events(built["m"])
     assert b.attempts == []
+    a.enqueue("reset:after=2")
+    model = entry(continuing(a.base_url, name="a"), hosted, continuing(b.base_url, name="vllm"))
+    async with routers(model) as built:
+        seen = await events(built["m"])
+    (seam,) = [event for event in seen if isinstance(event, Seam)]
+    assert seam.to == "vllm" and text_of(seen) == FULL
+    assert len(b.attempts) == 1  # the hosted one was passed over, not asked
 
 
 async def test_the_first_target_failing_to_start_passes_to_the_next(a: FaultUpstream, b: FaultUpstream) -> None:

@@ -157,7 +157,7 @@ class Splice:
             max_tokens = max(1, max_tokens - written)
         return replace(original, messages=messages, continue_final=True, native_body=None, max_tokens=max_tokens)
 
-    def seam(self, error: GatewayError, deployment: Deployment, to: Started) -> Seam:
+    def seam(self, error: GatewayError, to: Started) -> Seam:
         """The join between the deployment that failed and `to`, with what the failed one used."""
         started = self.started
         completion = math.ceil(self.chars / 4)
@@ -171,7 +171,7 @@ class Splice:
         calls = {event.index for event in self.held if type(event) is ToolCallDelta}
         return Seam(
             offset=sum(len(part) for part in self.text),
-            deployment=started.deployment or deployment.name,
+            deployment=started.deployment or "",
             to=to.deployment or "",
             usage=usage,
             model=started.model,
@@ -237,11 +237,11 @@ async def relay(router: Router, request: ChatRequest, deadline: float | None) ->
                         yield rest
                     return
                 if failed is None or not _may_continue(error):
-                    raise
+                    raise  # before any answer began (a plain HTTP error), or the request's own fault
                 splice.tried.add(failed)
                 opened = await _continue(router, splice, deadline, error)
                 if opened is None:
-                    raise
+                    raise error
                 await segment.aclose()
                 segment, first = opened
                 yield first
@@ -292,7 +292,7 @@ async def _continue(
             await stream.aclose()
             raise
         to = next((e for e in batch if type(e) is Started), Started(deployment=deployment.name))
-        seam = splice.seam(error, _failed_deployment(router, failed), to)
+        seam = splice.seam(error, to)
         splice.begin(seam, routed, to)
         splice.tried.add((to.model or owner.name, deployment.name))
         router.stats.continued += 1
@@ -310,14 +310,6 @@ async def _continue(
 
 async def _ready(opened: Opened) -> Opened:
     return opened
-
-
-def _failed_deployment(router: Router, started: Started) -> Deployment:
-    for owner in (router, *router.fallbacks):
-        for deployment in owner.deployments:
-            if deployment.name == started.deployment:
-                return deployment
-    return router.deployments[0]
 
 
 def _targets(router: Router, splice: Splice) -> Iterator[tuple[Router, Deployment]]:

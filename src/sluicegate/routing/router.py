@@ -36,6 +36,7 @@ from sluicegate.errors import (
     UpstreamTimeoutError,
 )
 from sluicegate.model_config.policies import CooldownPolicy, FailoverPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.routing.failover import relay
 from sluicegate.routing.health import Breaker, DeploymentStats, ModelStats
 
 if TYPE_CHECKING:
@@ -188,8 +189,6 @@ class Router:
         self.stats.requests += 1
         deadline = self._deadline()
         if self.failover.mid_stream and request.n == 1 and request.prompts is None:
-            from sluicegate.routing.failover import relay
-
             return relay(self, request, deadline)
         return self.follow(lambda: self._attempts(request, deadline, _open_stream, True), deadline)
 
