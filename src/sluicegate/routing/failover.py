@@ -13,7 +13,8 @@ metadata are dropped (no second role chunk), whitespace doubled at the seam is d
 usage is summed with what the failed ones used, and a `Seam` event tells the door and the
 ledger where the join is. Tool calls are held back until their answer ends (its `Finish`):
 a call cut mid-way was never seen by the client, so the continuation restarts it and the
-client's stream accumulator gets each call once, whole. Nothing else is delayed.
+client's stream accumulator gets each call once, whole (what follows a call in the answer waits
+with it, to keep its order). Text before the first call is never delayed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from sluicegate.core.events import (
     Finish,
     LastBatch,
     Metadata,
+    Passthrough,
+    ReasoningDelta,
+    RefusalDelta,
     Seam,
     Started,
     TextDelta,
@@ -46,6 +50,8 @@ if TYPE_CHECKING:
     from sluicegate.routing.router import Deployment, Opened, Router, Stream
 
 log = logging.getLogger("sluicegate.routing")
+# what follows a tool call in the answer waits with it for the Finish (the order a door's blocks keep)
+_HELD = frozenset({TextDelta, ToolCallDelta, ReasoningDelta, RefusalDelta, BlockEnd, Passthrough})
 
 
 class Splice:
@@ -78,12 +84,13 @@ class Splice:
                     continue  # the client's answer has begun already
             elif kind is Metadata and self.seams:
                 continue  # the first deployment's fingerprint stays the answer's
+            elif self.held and kind in _HELD:
+                self.chars += len(getattr(event, "text", "") or getattr(event, "arguments", ""))
+                self.held.append(event)  # after a call: kept in order behind it
+                continue
             elif kind is TextDelta:
                 text: TextDelta = event  # type: ignore[assignment]
                 self.chars += len(text.text)
-                if self.held:
-                    self.held.append(text)
-                    continue
                 if self.joining and text.text:
                     text = self._joined(text)
                     if not text.text:
@@ -102,9 +109,6 @@ class Splice:
                 self.reported = event  # type: ignore[assignment]
                 if self.seams:
                     event = self._summed(event)  # type: ignore[arg-type]
-            elif kind is BlockEnd and self.held:
-                self.held.append(event)
-                continue
             out.append(event)
         return LastBatch(out) if type(batch) is LastBatch else out
 
