@@ -17,6 +17,12 @@ queue, or from the server's `default`. Written as text: `kind[:key=value,...]`, 
     no_done       a complete answer (finish reason and usage) that ends without [DONE]
     no_finish     sends `after` content chunks, then ends the body: no finish reason, no [DONE]
 
+A request with `tools` is answered with a call instead: one text chunk (`w0 `), then a call of
+its first tool whose arguments come in `chunks` pieces, finish `tool_calls` (a mid-stream
+fault's `after` counts its text chunk, the call's opening and its pieces). A request whose last
+message is the assistant's (a continuation, as vLLM's `continue_final_message` and llama.cpp's
+server take it) is answered with the rest of that answer: what follows the assistant's text.
+
 `refuse()` stops listening and drops open connections, answers under way included (they are
 marked `killed`): connections are refused until `accept()`.
 Every attempt is recorded (`attempts`): the fault, when it began and ended, and when the client
@@ -94,6 +100,7 @@ class Attempt:
     headers: dict[str, str] = field(default_factory=dict)
     tag: str | None = None  # the request body's `tag`, to match attempts to requests
     killed: bool = False  # cut by `refuse()` while under way
+    body: dict[str, Any] = field(default_factory=dict)  # the request as it came
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -105,6 +112,44 @@ def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+ARGUMENTS = '{"city": "Paris", "unit": "celsius"}'
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    size = max(1, -(-len(text) // max(1, count)))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _deltas(body: dict[str, Any], fault: Fault) -> tuple[list[dict[str, Any]], str]:
+    """The answer's content deltas (after the role chunk) and its finish reason; a continuation
+    gets what follows the assistant's text."""
+    messages = body.get("messages") or [{}]
+    last = messages[-1]
+    prefill = str(last.get("content") or "") if last.get("role") == "assistant" else ""
+    tools = body.get("tools")
+    text = word(0) if tools else "".join(word(i) for i in range(fault.chunks))
+    rest = text[len(prefill) :] if text.startswith(prefill) else text
+    deltas: list[dict[str, Any]] = [{"content": piece} for piece in _split_words(rest)]
+    if not tools:
+        return deltas, "stop"
+    name = tools[0]["function"]["name"]
+    call_id = f"call_{len(prefill)}_{id(body) % 10_000}"
+    head = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    deltas.append({"tool_calls": [head]})
+    deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in _pieces(ARGUMENTS, fault.chunks)]
+    return deltas, "tool_calls"
+
+
+def _split_words(text: str) -> list[str]:
+    """`w2 w3 ` -> `w2 `, `w3 `; a leading space or a part of a word is its own piece."""
+    pieces: list[str] = []
+    for part in text.split(" ")[:-1] if text.endswith(" ") else text.split(" "):
+        pieces.append(part + " ")
+    if not text.endswith(" ") and pieces:
+        pieces[-1] = pieces[-1][:-1]
+    return [piece for piece in pieces if piece]
 
 
 def _usage(completion: int) -> bytes:
@@ -242,13 +287,13 @@ class FaultUpstream:
         fault = self._fault_for(body)
         stream = bool(body.get("stream"))
         attempt = Attempt(
-            fault, stream, str(body.get("model")), time.monotonic(), headers=dict(request.headers)
+            fault, stream, str(body.get("model")), time.monotonic(), headers=dict(request.headers), body=body
         )
         tag = body.get("tag")
         attempt.tag = None if tag is None else str(tag)
         self.attempts.append(attempt)
         try:
-            return await self._answer(request, fault, stream, attempt)
+            return await self._answer(request, fault, stream, attempt, body)
         except asyncio.CancelledError:
             attempt.cancelled_at = time.monotonic()
             raise
@@ -259,7 +304,7 @@ class FaultUpstream:
             attempt.ended_at = time.monotonic()
 
     async def _answer(
-        self, request: web.Request, fault: Fault, stream: bool, attempt: Attempt
+        self, request: web.Request, fault: Fault, stream: bool, attempt: Attempt, body: dict[str, Any]
     ) -> web.StreamResponse:
         if fault.kind == "status":
             error = {"error": {"message": f"injected {fault.code}", "type": "server_error", "code": None}}
@@ -273,13 +318,14 @@ class FaultUpstream:
         await response.prepare(request)
         await response.write(_chunk({"role": "assistant", "content": ""}))
         whole = fault.kind in ("ok", "delay", "no_done")
-        for i in range(fault.chunks if whole else fault.after):
+        deltas, finish = _deltas(body, fault)
+        for delta in deltas if whole else deltas[: fault.after]:
             if fault.gap_s:
                 await asyncio.sleep(fault.gap_s)
-            await response.write(_chunk({"content": word(i)}))
+            await response.write(_chunk(delta))
             attempt.chunks_sent += 1
         if whole:
-            await response.write(_chunk({}, "stop") + _usage(fault.chunks))
+            await response.write(_chunk({}, finish) + _usage(len(deltas)))
             if fault.kind != "no_done":
                 await response.write(DONE)
         elif fault.kind == "stall":

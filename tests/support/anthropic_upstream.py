@@ -131,10 +131,16 @@ class AnthropicUpstream(WireServer[dict[str, Any]]):
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> Reply:
-        content = body["messages"][-1]["content"]
-        if isinstance(content, list):
-            content = "".join(block.get("text", "") for block in content if isinstance(block, dict))
-        words = str(content).split(" ")
+        """The last user text, word by word; after a trailing assistant message (prefill), the
+        rest of that echo: what follows the assistant's text."""
+        messages = body["messages"]
+        prefill = ""
+        if messages[-1]["role"] == "assistant":
+            prefill, messages = _text(messages[-1]["content"]), messages[:-1]
+        content = _text(messages[-1]["content"])
+        if prefill and content.startswith(prefill):
+            content = content[len(prefill) :]
+        words = content.split(" ")
         message = {
             "id": "msg_echo",
             "type": "message",
@@ -153,6 +159,7 @@ class AnthropicUpstream(WireServer[dict[str, Any]]):
         payloads += [
             {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
             for piece in [words[0], *(" " + word for word in words[1:])]
+            if piece
         ]
         payloads += [
             {"type": "content_block_stop", "index": 0},
@@ -166,3 +173,9 @@ class AnthropicUpstream(WireServer[dict[str, Any]]):
         if not body.get("stream"):
             return Reply(body=orjson.dumps(whole_message(payloads)))
         return Reply(chunks=[event(payload) for payload in payloads])
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+    return str(content)

@@ -29,6 +29,7 @@ from sluicegate.core.events import (
     PromptProgress,
     ReasoningDelta,
     RefusalDelta,
+    Seam,
     Started,
     TextDelta,
     ToolCallDelta,
@@ -303,7 +304,7 @@ async def _recorded(events: AsyncGenerator[Batch, None], cache: ResponseCache, p
     kept: list[Batch] = []
     try:
         async for batch in events:
-            kept.append([_for_replay(event) for event in batch])
+            kept.append([_for_replay(event) for event in batch if type(event) is not Seam])  # a replay has no seam
             yield batch
     finally:
         await events.aclose()
@@ -412,6 +413,8 @@ def observe(exchange: Exchange, batch: Batch) -> None:
             _note_origin(exchange, event)  # type: ignore[arg-type]
         elif kind is PromptProgress:
             exchange.prompt_progress = (event.done, event.total)  # type: ignore[union-attr]
+        elif kind is Seam:
+            _note_seam(exchange, event)  # type: ignore[arg-type]
 
 
 def _note_origin(exchange: Exchange, started: Started) -> None:
@@ -425,6 +428,17 @@ def _note_origin(exchange: Exchange, started: Started) -> None:
     exchange.attempts = started.attempts
     if started.prompt_tokens is not None:
         exchange.prompt_tokens_hint = started.prompt_tokens
+
+
+def _note_seam(exchange: Exchange, seam: Seam) -> None:
+    """Another deployment continues the answer (mid-stream fail-over): the record names it,
+    and keeps the seam for billing each side at its own price."""
+    exchange.seams.append(seam)
+    exchange.deployment = seam.to
+    if seam.to_model:
+        exchange.served_by = seam.to_model
+    if seam.to_upstream_model:
+        exchange.upstream_model = seam.to_upstream_model
 
 
 async def _noted(events: AsyncGenerator[Batch, None], exchange: Exchange) -> AsyncIterator[Batch]:

@@ -155,6 +155,43 @@ class Started:
 
 
 @dataclass(slots=True)
+class Seam:
+    """Mid-stream fail-over (routing/failover.py) joined two deployments' answers here: the
+    first `offset` characters of the answer's text came from `deployment`, which failed, and
+    `to` continued the same answer. `usage` is what the failed one read and wrote (estimated
+    unless it reported it before dying); `restarted_calls` counts tool calls it had begun,
+    which the client never saw and `to` was asked for again. Doors carry the seams in an
+    extension field (`sluicegate`) of their last event; governance bills each side at its
+    own deployment's price."""
+
+    offset: int
+    deployment: str
+    to: str
+    usage: Usage
+    model: str | None = None  # the model entry of `deployment`
+    to_model: str | None = None
+    upstream_model: str | None = None
+    to_upstream_model: str | None = None
+    restarted_calls: int = 0
+    reason: str = ""  # why the first one stopped
+
+    def to_json(self) -> dict[str, Any]:
+        """What a door's extension field shows of it."""
+        return {
+            "offset": self.offset,
+            "from": {"deployment": self.deployment, "model": self.model, "upstream_model": self.upstream_model},
+            "to": {"deployment": self.to, "model": self.to_model, "upstream_model": self.to_upstream_model},
+            "restarted_tool_calls": self.restarted_calls,
+            "reason": self.reason,
+        }
+
+
+def seams_field(seams: list[Seam]) -> dict[str, Any]:
+    """The `sluicegate` extension object doors add to their last event after a fail-over."""
+    return {"seams": [seam.to_json() for seam in seams]}
+
+
+@dataclass(slots=True)
 class PromptProgress:
     """How much of a long prompt the model has read (the embedded model reads ~200 tokens/s on
     a small CPU): no door's wire has a field for it, so the gateway writes it in the SSE
@@ -176,6 +213,7 @@ Event = (
     | Finish
     | Usage
     | PromptProgress
+    | Seam
 )
 
 # Providers yield events in batches: those that arrived together (one network read, or the

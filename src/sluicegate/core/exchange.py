@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sluicegate.core.events import Usage
+from sluicegate.core.events import Seam, Usage
 
 if TYPE_CHECKING:
     from sluicegate.core.request import ChatRequest
@@ -45,6 +45,9 @@ class Exchange:
     error_message: str | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
+    # mid-stream fail-overs: where the answer passed from one deployment to the next, and
+    # what each failed one used (governance bills each at its own price)
+    seams: list[Seam] = field(default_factory=list)
     prompt_tokens_hint: int | None = None  # known before generation (local tokenizer)
     prompt_progress: tuple[int, int] | None = None  # (read, total) while a long prompt is read
     output_parts: list[str] = field(default_factory=list)  # text sent, to estimate usage when none came

@@ -77,10 +77,13 @@ class ChatRequest:
     # set by governance for a key with a model list: whether the key may use a model entry
     # (routing asks it before trying a fallback model)
     may_use: Callable[[str], bool] | None = None
+    # the last message is the assistant's answer so far, to be continued, not answered
+    # (mid-stream fail-over, routing/failover.py): sent only to providers that can continue
+    continue_final: bool = False
 
 
 def native_body_for(request: ChatRequest, formats: frozenset[WireFormat]) -> NativeBody | None:
     """The client's body, if `formats` (a provider's native formats) holds its wire format."""
-    if request.wire_format not in formats:
-        return None
+    if request.wire_format not in formats or request.continue_final:
+        return None  # a continuation is built from the typed fields (the client's body lacks it)
     return NativeBody(request.wire_format, request.raw, request.forward_headers)

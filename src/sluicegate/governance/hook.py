@@ -38,6 +38,7 @@ from sluicegate.governance.limits import Decision, LimitAsk, Limiter, MemoryLimi
 from sluicegate.governance.price_book import PriceBook
 from sluicegate.governance.pricing import cost_nanos, estimate_nanos
 from sluicegate.governance.prompt_estimate import prompt_estimate
+from sluicegate.governance.segments import split_bill
 from sluicegate.governance.tokens import TokenCounter
 from sluicegate.model_config.entry import DEFAULT_MAX_OUTPUT_TOKENS
 from sluicegate.store.base import Store
@@ -392,7 +393,11 @@ class Governance:
     async def settle(self, exchange: Exchange) -> None:
         admission = exchange.state.get(STATE)
         usage, source = await self.counter.usage_for(exchange, self._answered_by(exchange))
-        record_cost = cost_nanos(self.prices.price(exchange.served_by, exchange.deployment), usage)
+        segments = None
+        if exchange.seams:  # several deployments wrote the answer: each part at its own price
+            record_cost, segments = split_bill(exchange, usage, source, self.prices)
+        else:
+            record_cost = cost_nanos(self.prices.price(exchange.served_by, exchange.deployment), usage)
         if exchange.cache_hit:  # the tokens the answer had, at no cost unless the entry bills hits
             cache = getattr(self.models.get(exchange.served_by), "cache", None)
             source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
@@ -402,6 +407,7 @@ class Governance:
         record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         record.cached_tokens, record.cache_creation_tokens = usage.cached_tokens, usage.cache_creation_tokens
         record.reasoning_tokens, record.client_gone = usage.reasoning_tokens, exchange.client_gone
+        record.segments = segments
         record.ttft_ms = exchange.ttft_s * 1000 if exchange.ttft_s is not None else None
         record.total_ms = exchange.total_s * 1000 if exchange.total_s is not None else None
         if admission is not None:

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sluicegate.core.cache import CacheConfig
-from sluicegate.model_config.policies import CooldownPolicy, RetryPolicy, Timeouts
+from sluicegate.model_config.policies import CooldownPolicy, FailoverPolicy, RetryPolicy, Timeouts
 
 # the most one answer may write, when a model entry does not say (`max_output_tokens`)
 DEFAULT_MAX_OUTPUT_TOKENS = 32_768
@@ -52,6 +52,8 @@ class ModelEntry(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)  # other models, tried when every deployment failed
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    # after the first token: continue the answer on the next deployment (`mid_stream: true`)
+    failover: FailoverPolicy = Field(default_factory=FailoverPolicy)
 
     @property
     def is_wildcard(self) -> bool:

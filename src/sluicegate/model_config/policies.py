@@ -60,6 +60,24 @@ class CooldownPolicy(BaseModel):
         return value
 
 
+class FailoverPolicy(BaseModel):
+    """What happens when an upstream fails after its answer began. `mid_stream: true`: the
+    next deployment that can continue an answer (routing/failover.py) is asked to continue
+    this one, and its text joins the same response; off (the default), the client gets the
+    text so far and an error event. `failover: true` is `failover: {mid_stream: true}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mid_stream: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return {"mid_stream": value}
+        return value
+
+
 class Timeouts(BaseModel):
     """Per model, in seconds. `connect` and `idle` (the longest silence between chunks) bound
     the HTTP transport; `first_byte` the wait until the upstream commits (its status, or the

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 MODEL_FIELDS = (
     ("failovers", "sluicegate_failovers", "Moves to another deployment of the model after a failure."),
+    ("continued", "sluicegate_midstream_failovers", "Answers continued by another deployment mid-stream."),
     ("fallbacks", "sluicegate_fallbacks", "Moves to a fallback model after every deployment failed."),
     ("exhausted", "sluicegate_exhausted", "Requests that failed on every deployment and fallback."),
 )

@@ -43,6 +43,7 @@ class ModelStats:
     requests: int = 0  # requests routed to this entry (not counting those it got as a fallback)
     failovers: int = 0  # moves to another deployment of the model after a failure
     fallbacks: int = 0  # moves to a fallback model after every deployment failed
+    continued: int = 0  # answers another deployment continued after theirs failed mid-stream
     exhausted: int = 0  # requests that failed on every deployment and fallback
 
 

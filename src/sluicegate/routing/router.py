@@ -5,8 +5,10 @@ Until an upstream commits (its first batch, which begins with `Started`), nothin
 the client, so a failure may still be retried (same deployment, exponential backoff with
 jitter, or the upstream's Retry-After up to a cap), passed to the model's next deployment in
 the order of its strategy, and then to its fallback models. Once one commits, its stream is
-passed on as it is; a failure after that is the client's error event, as for any provider.
-The `Started` the door sees names the deployment that answered and the attempts it took.
+passed on as it is; a failure after that is the client's error event, as for any provider,
+unless the entry has mid-stream fail-over (routing/failover.py: the next deployment that can
+continue an answer takes it over). The `Started` the door sees names the deployment that
+answered and the attempts it took.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from sluicegate.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from sluicegate.model_config.policies import CooldownPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.model_config.policies import CooldownPolicy, FailoverPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.routing.failover import relay
 from sluicegate.routing.health import Breaker, DeploymentStats, ModelStats
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluicegate.routing")
 T = TypeVar("T")
 Stream = AsyncGenerator[Batch, None]
+Opened = tuple[tuple[Stream, Batch], "Deployment", int]  # (stream, its first batch), who, attempts
 
 class Verdict(enum.Enum):
     """What a failure before the upstream committed allows."""
@@ -130,6 +134,7 @@ class Router:
         cooldown: CooldownPolicy | None = None,
         timeouts: Timeouts | None = None,
         owned_by: str | None = None,
+        failover: FailoverPolicy | None = None,
     ) -> None:
         if not deployments:
             raise ValueError(f"model {name!r} has no deployments")
@@ -141,11 +146,13 @@ class Router:
         self.retries = retries or RetryPolicy()
         self.cooldown = cooldown or CooldownPolicy()
         self.timeouts = timeouts or Timeouts()
+        self.failover = failover or FailoverPolicy()
         self.stats = ModelStats()
         kinds = {deployment.provider.kind for deployment in self.deployments}
         self.kind = kinds.pop() if len(kinds) == 1 else "mixed"
         # none of its own: each attempt gets the client's body as its deployment declares
         self.native_formats: frozenset[WireFormat] = frozenset()
+        self.continues_final = False  # its deployments may; routing/failover.py asks them
         self.owned_by = owned_by or self.deployments[0].provider.owned_by
         self.upstream_model = str(getattr(self.deployments[0].provider, "upstream_model", "") or "")
         self.fallbacks: list[Router] = []
@@ -181,10 +188,18 @@ class Router:
         provider = self.deployments[0].provider
         return await provider.count_tokens(for_provider(provider, request))
 
-    async def stream(self, request: ChatRequest) -> Stream:
+    def stream(self, request: ChatRequest) -> Stream:
         self.stats.requests += 1
         deadline = self._deadline()
-        (inner, first), deployment, attempts = await self._attempts(request, deadline, _open_stream, True)
+        if self.failover.mid_stream and request.n == 1 and request.prompts is None:
+            return relay(self, request, deadline)
+        return self.follow(lambda: self._attempts(request, deadline, _open_stream, True), deadline)
+
+    async def follow(self, opening: Callable[[], Awaitable[Opened]], deadline: float | None) -> Stream:
+        """The stream `opening` commits to, within the total timeout: its first batch begins
+        with the `Started` naming what answered; a failure is counted on its deployment and
+        raised (a GatewayError)."""
+        (inner, first), deployment, attempts = await opening()
         owner = deployment.router or self  # a fallback model's deployment answers to its own router
         try:
             if first and type(first[0]) is Started:

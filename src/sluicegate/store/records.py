@@ -132,6 +132,9 @@ class LedgerRecord:
     ttft_ms: float | None = None
     total_ms: float | None = None
     client_gone: bool = False
+    # an answer several deployments wrote (mid-stream fail-over): each one's part, tokens and
+    # cost, as JSON (governance/segments.py); None for the rest
+    segments: str | None = None
     # settlement, not stored in the ledger row: the reservation this request held, and the
     # database copy of its open record (governance/durable.py), removed with this record
     reservation_id: str | None = None
@@ -169,6 +172,7 @@ class LedgerRecord:
             self.ttft_ms,
             self.total_ms,
             self.client_gone,
+            self.segments,
         )
 
 
@@ -176,7 +180,7 @@ LEDGER_COLUMNS = (
     "request_id, created_at, day, key_id, door, model, provider, served_by, upstream_model, deployment,"
     " stream, status, error_type, error_code, finish_reason, prompt_tokens, completion_tokens,"
     " cached_tokens, cache_creation_tokens, reasoning_tokens, usage_source, cost_nanos, ttft_ms,"
-    " total_ms, client_gone"
+    " total_ms, client_gone, segments"
 )
 LEDGER_FIELDS = [name.strip() for name in LEDGER_COLUMNS.split(",")]
 
@@ -313,6 +317,7 @@ def ledger_json(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["stream"] = bool(out["stream"])
     out["client_gone"] = bool(out["client_gone"])
+    out["segments"] = orjson.loads(out["segments"]) if out.get("segments") else None
     out["cost_usd"] = nanos_to_usd(int(out.pop("cost_nanos") or 0))
     out["estimated"] = out["usage_source"] == "estimate"
     out["total_tokens"] = int(out["prompt_tokens"]) + int(out["completion_tokens"])

@@ -165,6 +165,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     # the in-flight journal's reapers skip requests the ledger already holds (governance/journal.py)
     ("CREATE INDEX ledger_request ON ledger (request_id)",),
+    # mid-stream fail-over: the deployments that wrote one answer, each with its tokens and
+    # cost (JSON; governance/segments.py)
+    ("ALTER TABLE ledger ADD COLUMN segments TEXT",),
 ]
 
 

@@ -31,6 +31,7 @@ def build_router(config: Any) -> Router:
         cooldown=config.cooldown,
         timeouts=config.timeouts,
         owned_by=config.owned_by,
+        failover=config.failover,
     )
 
 

@@ -35,6 +35,7 @@ MODEL_LEVEL = (
     "fallbacks",
     "cooldown",
     "timeouts",
+    "failover",
     "default_max_tokens",
     "max_output_tokens",
 )
@@ -87,7 +88,18 @@ class DeploymentsEntry(ModelEntry):
                 deployment = deployment.model_copy(update={"upstream_model": self.name})
             deployments.append(deployment)
         self.deployments = deployments
+        if self.failover.mid_stream and not self.fallbacks and not any(map(_continues, deployments)):
+            raise ValueError(
+                "`failover.mid_stream` needs a deployment that can continue an answer: set"
+                " `continue_final_message: true` on an OpenAI-compatible one served by vLLM or"
+                " llama.cpp, or add an `anthropic` or `local` deployment"
+            )
         return self
+
+
+def _continues(deployment: Any) -> bool:
+    """Whether a deployment's provider can continue an answer (its `continues_final`)."""
+    return bool(getattr(deployment, "continue_final_message", deployment.provider in ("anthropic", "local")))
 
 
 def _entry_kind(value: Any) -> str | None:

@@ -19,10 +19,12 @@ from sluicegate.core.events import (
     Passthrough,
     ReasoningDelta,
     RefusalDelta,
+    Seam,
     Started,
     TextDelta,
     ToolCallDelta,
     Usage,
+    seams_field,
 )
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import DONE, encode_data
@@ -32,7 +34,7 @@ _TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}'
 
 
 class ChunkEncoder:
-    __slots__ = ("_head", "_prefix", "_role_pending", "_started", "_suffix", "include_usage", "usage")
+    __slots__ = ("_head", "_prefix", "_role_pending", "_seams", "_started", "_suffix", "include_usage", "usage")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         self._head: dict[str, Any] = {
@@ -46,6 +48,7 @@ class ChunkEncoder:
         self._suffix = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
         self._started: set[int] = set()
         self._role_pending = False
+        self._seams: list[Seam] = []  # mid-stream fail-overs: named in the finish chunk
         self.include_usage = include_usage
         self.usage: Usage | None = None
 
@@ -106,7 +109,10 @@ class ChunkEncoder:
             return self._chunk(choice, delta)
         opening = self.start(choice)
         if kind is Finish:
-            return opening + self._chunk(choice, {}, event.reason)  # type: ignore[union-attr]
+            finish = self._chunk(choice, {}, event.reason)  # type: ignore[union-attr]
+            if self._seams and choice == 0:
+                finish = self._with_seams(finish)
+            return opening + finish
         if kind is ReasoningDelta:
             if not event.text:  # type: ignore[union-attr]
                 return opening  # a thinking signature: nothing OpenAI's chunks can carry
@@ -118,7 +124,15 @@ class ChunkEncoder:
         if kind is Passthrough:
             passthrough: Passthrough = event  # type: ignore[assignment]
             return opening + self._chunk(choice, dict(passthrough.delta), None, None, passthrough.choice_fields)
+        if kind is Seam:
+            self._seams.append(event)  # type: ignore[arg-type]
         return opening  # BlockEnd: OpenAI chunks have no blocks
+
+    def _with_seams(self, chunk: bytes) -> bytes:
+        """The chunk with the `sluicegate` extension object naming where the answer passed from
+        one deployment to the next (SDKs keep unknown top-level fields of a chunk)."""
+        extra = b',"sluicegate":' + orjson.dumps(seams_field(self._seams)) + b"}\n\n"
+        return chunk[: -len(b"}\n\n")] + extra
 
     def _metadata(self, meta: Metadata) -> bytes:
         if meta.system_fingerprint is not None:

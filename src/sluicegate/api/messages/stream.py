@@ -27,10 +27,12 @@ from sluicegate.core.events import (
     Finish,
     ReasoningDelta,
     RefusalDelta,
+    Seam,
     Started,
     TextDelta,
     ToolCallDelta,
     Usage,
+    seams_field,
 )
 from sluicegate.errors import GatewayError
 
@@ -55,6 +57,7 @@ class MessageStreamEncoder:
         "_model",
         "_open",
         "_prompt_tokens",
+        "_seams",
         "_signed",
         "_stop_reason",
         "_stop_sequence",
@@ -77,6 +80,7 @@ class MessageStreamEncoder:
         self._stop_sequence: str | None = None
         self._usage: Usage | None = None
         self._prompt_tokens: int | None = None
+        self._seams: list[Seam] = []  # mid-stream fail-overs: named in `message_delta`
 
     def open(self, started: Started) -> bytes:
         """`message_start` and a `ping`, sent when the provider commits, before any token."""
@@ -122,6 +126,8 @@ class MessageStreamEncoder:
             self._stop_sequence = finish.stop_sequence if self._stop_reason == "stop_sequence" else None
         elif kind is Usage:
             self._usage = event  # type: ignore[assignment]
+        elif kind is Seam:
+            self._seams.append(event)  # type: ignore[arg-type]
         return b""  # Started, Metadata, Passthrough: nothing Anthropic's stream carries
 
     def _text(self, text: str) -> bytes:
@@ -201,11 +207,13 @@ class MessageStreamEncoder:
             usage = {"output_tokens": estimate_tokens(self._chars)}
             if self._prompt_tokens is not None:
                 usage["input_tokens"] = self._prompt_tokens
-        delta = {
+        delta: dict[str, Any] = {
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": self._stop_sequence},
             "usage": usage,
         }
+        if self._seams:  # an extension field the SDK keeps: where the answer changed deployment
+            delta["sluicegate"] = seams_field(self._seams)
         return (
             self._close_block()
             + b"event: message_delta\ndata: "

@@ -29,6 +29,7 @@ from sluicegate.core.events import (
     Metadata,
     ReasoningDelta,
     RefusalDelta,
+    Seam,
     Started,
     TextDelta,
     ToolCallDelta,
@@ -152,6 +153,9 @@ class ResponseEncoder:
             return self._close_open("completed")
         elif kind is Metadata and event.service_tier is not None:  # type: ignore[union-attr]
             self.resource["service_tier"] = event.service_tier  # type: ignore[union-attr]
+        elif kind is Seam:  # mid-stream fail-over: an extension field of the response
+            seams = self.resource.setdefault("sluicegate", {"seams": []})["seams"]
+            seams.append(event.to_json())  # type: ignore[union-attr]
         return b""  # Started, Passthrough (chat-only fields)
 
     def close(self) -> bytes:

@@ -27,6 +27,7 @@ from sluicegate.providers.http import UpstreamProvider, loads_event
 class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
     kind = "anthropic"
     native_formats: frozenset[WireFormat] = frozenset({"anthropic_messages"})
+    continues_final = True  # a trailing assistant message is prefill, natively
 
     def __init__(self, config: AnthropicConfig) -> None:
         super().__init__(

@@ -47,9 +47,30 @@ def messages_body(
             body["max_tokens"] = request.max_tokens or default_max_tokens or DEFAULT_MAX_TOKENS
     else:
         body = translate(request, default_max_tokens)
+        if request.continue_final:
+            _prefill(body["messages"])
     body["model"] = upstream_model
     body["stream"] = stream
     return body
+
+
+def _prefill(messages: list[dict[str, Any]]) -> None:
+    """A trailing assistant turn to continue: Anthropic refuses one ending in whitespace, so
+    its last text loses it (routing joins the continuation without doubling it), and an
+    empty one goes."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    blocks = messages[-1]["content"]
+    if isinstance(blocks, str):
+        blocks = [{"type": "text", "text": blocks}]
+    if blocks and blocks[-1].get("type") == "text":
+        blocks[-1] = {**blocks[-1], "text": str(blocks[-1].get("text") or "").rstrip()}
+        if not blocks[-1]["text"]:
+            blocks = blocks[:-1]
+    if blocks:
+        messages[-1] = {**messages[-1], "content": blocks}
+    else:
+        messages.pop()
 
 
 def count_tokens_body(request: ChatRequest, upstream_model: str) -> dict[str, Any]:

@@ -138,7 +138,13 @@ class LocalModel:
         self.n_ctx = self.engine.n_ctx  # 0 asked for the trained length: what llama.cpp gave
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
+        if messages and messages[-1].get("prefill"):
+            # an answer to continue (mid-stream fail-over): the turn opened as for a new
+            # answer, then the text so far, and no end of turn
+            head = self.formatter(messages=messages[:-1]).prompt  # type: ignore[arg-type]
+            prompt = head + messages[-1]["content"]
+        else:
+            prompt = self.formatter(messages=messages).prompt  # type: ignore[arg-type]
         return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
     def text_tokens(self, text: str) -> list[int]:

@@ -58,6 +58,7 @@ class ServiceTimes:
 class LocalProvider:
     kind = "local"
     native_formats: frozenset[WireFormat] = frozenset({"openai_chat", "openai_completions"})  # checked as sent
+    continues_final = True  # the chat template rendered without closing the assistant's turn
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
@@ -156,6 +157,8 @@ class LocalProvider:
         plan = plan_tools(request)
         response_gbnf(request.response_format)  # a grammar that cannot be built: the 400 comes now
         messages = with_tools(flatten_messages(request.messages, self.name), plan)
+        if request.continue_final and messages and messages[-1]["role"] == "assistant":
+            messages[-1]["prefill"] = "true"  # model.prompt_tokens leaves its turn open
         loop = asyncio.get_running_loop()
         if request.prompts is None:  # a prompt over the context is refused at once, not in its turn
             prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)

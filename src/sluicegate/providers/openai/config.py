@@ -9,3 +9,7 @@ from sluicegate.model_config.entry import HTTPModelEntry
 
 class OpenAIConfig(HTTPModelEntry):
     provider: Literal["openai"]
+    # the server continues a trailing assistant message (vLLM's `continue_final_message`,
+    # llama.cpp server's prefill): it may then take over an answer another deployment began
+    # (mid-stream fail-over). A hosted OpenAI endpoint cannot: leave it off there.
+    continue_final_message: bool = False

@@ -39,6 +39,7 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             ("Authorization", "Bearer "),
             {"Content-Type": "application/json"},
         )
+        self.continues_final = config.continue_final_message
         self.url = f"{config.base_url}/chat/completions"
         self.legacy_url = f"{config.base_url}/completions"
 

@@ -47,6 +47,10 @@ def openai_body(request: ChatRequest, upstream_model: str, stream: bool) -> dict
             body["n"] = request.n
         if request.logprobs:
             body["logprobs"] = True
+    if request.continue_final:
+        # vLLM's names (llama.cpp's server continues a trailing assistant message by itself)
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
     body["model"] = upstream_model
     body["stream"] = stream
     if stream:
