@@ -19,7 +19,8 @@ from sluicegate.core.completion import Completion, collect
 from sluicegate.core.events import Batch, Finish, Started, TextDelta, Usage
 from sluicegate.core.request import ChatRequest
 from sluicegate.model_config.policies import CooldownPolicy, Timeouts
-from sluicegate.routing.router import Deployment, Router
+from sluicegate.routing.attempt import Deployment
+from sluicegate.routing.router import Router
 
 BATCHES = 20
 

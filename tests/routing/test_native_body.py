@@ -11,7 +11,8 @@ from sluicegate.core.events import Batch, Started, TextDelta
 from sluicegate.core.request import ChatRequest, NativeBody, WireFormat
 from sluicegate.errors import ServiceUnavailableError
 from sluicegate.model_config.policies import CooldownPolicy
-from sluicegate.routing.router import Deployment, Router
+from sluicegate.routing.attempt import Deployment
+from sluicegate.routing.router import Router
 
 
 class Recording:

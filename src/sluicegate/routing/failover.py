@@ -45,9 +45,10 @@ from sluicegate.core.events import (
 )
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import GatewayError
+from sluicegate.routing.attempt import Deployment, Opened, Run, Stream, Verdict, open_stream, verdict
 
 if TYPE_CHECKING:
-    from sluicegate.routing.router import Deployment, Opened, Router, Stream
+    from sluicegate.routing.router import Router
 
 log = logging.getLogger("sluicegate.routing")
 # what follows a tool call in the answer waits with it for the Finish (the order a door's blocks keep)
@@ -216,10 +217,9 @@ def prompt_estimate(messages: list[dict[str, Any]]) -> int:
 
 async def relay(router: Router, request: ChatRequest, deadline: float | None) -> Stream:
     """The entry's stream, continued on another deployment whenever one fails mid-answer."""
-    from sluicegate.routing.router import _open_stream
 
     splice = Splice(request)
-    segment = router.follow(lambda: router._attempts(request, deadline, _open_stream, True), deadline)
+    segment = router.follow(lambda: router._attempts(request, deadline, open_stream, True), deadline)
     try:
         while True:
             try:
@@ -261,7 +261,6 @@ def _current(router: Router, splice: Splice) -> tuple[str, str] | None:
 
 
 def _may_continue(error: GatewayError) -> bool:
-    from sluicegate.routing.router import Verdict, verdict
 
     return verdict(error) is not Verdict.FINAL  # the client's own fault is the same everywhere
 
@@ -271,13 +270,12 @@ async def _continue(
 ) -> tuple[Stream, Batch] | None:
     """The next deployment that continues the answer, committed: its stream and the first
     batch the client gets of it (the seam, then its first events); None when none would."""
-    from sluicegate.routing.router import _open_stream, _Run
 
     request = splice.continuation()
     failed = splice.started
     for owner, deployment in _targets(router, splice):
         routed = request if owner is router else replace(request, upstream_model=None)
-        run: _Run[tuple[Stream, Batch]] = _Run(_open_stream, deadline, True)
+        run: Run[tuple[Stream, Batch]] = Run(open_stream, deadline, True)
         if owner._breaking and not deployment.breaker.acquire(time.monotonic()):
             continue
         try:

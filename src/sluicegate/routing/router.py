@@ -14,31 +14,42 @@ answered and the attempts it took.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
-from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest, WireFormat, native_body_for
+from sluicegate.core.events import Started
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import (
     ConnectionsBusyError,
     GatewayError,
-    InvalidRequestError,
-    RateLimitError,
     ServiceUnavailableError,
     UpstreamConfigError,
     UpstreamError,
     UpstreamTimeoutError,
 )
 from sluicegate.model_config.policies import CooldownPolicy, FailoverPolicy, RetryPolicy, Strategy, Timeouts
+from sluicegate.routing.attempt import (
+    Deadline,
+    Deployment,
+    Opened,
+    Run,
+    Stream,
+    Verdict,
+    complete_on,
+    embed_on,
+    for_provider,
+    name_origin,
+    open_stream,
+    verdict,
+)
 from sluicegate.routing.failover import relay
-from sluicegate.routing.health import Breaker, DeploymentStats, ModelStats
+from sluicegate.routing.health import ModelStats
 
 if TYPE_CHECKING:
     from sluicegate.providers.base import Provider
@@ -46,79 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sluicegate.routing")
 T = TypeVar("T")
-Stream = AsyncGenerator[Batch, None]
-Opened = tuple[tuple[Stream, Batch], "Deployment", int]  # (stream, its first batch), who, attempts
-
-class Verdict(enum.Enum):
-    """What a failure before the upstream committed allows."""
-
-    FINAL = "final"  # raise it
-    NEXT = "next"  # try the next deployment
-    RETRY = "retry"  # may retry this one
-
-
-def verdict(error: GatewayError) -> Verdict:
-    if isinstance(error, UpstreamConfigError):
-        return Verdict.NEXT  # this deployment's key, URL or model is wrong: the next may be right
-    if isinstance(error, ConnectionsBusyError):
-        return Verdict.NEXT  # the gateway's own pool for this deployment is full: the next has its own
-    if isinstance(error, UpstreamError | RateLimitError | ServiceUnavailableError):
-        return Verdict.RETRY  # network, timeouts, 429, 5xx
-    return Verdict.FINAL  # the client's request is at fault: the same everywhere
-
-
-class Deployment:
-    """One upstream of a model: its provider, its share of traffic, its health and counters."""
-
-    __slots__ = ("breaker", "name", "provider", "router", "stats", "weight")
-
-    def __init__(self, name: str, provider: Provider, weight: float, cooldown: CooldownPolicy) -> None:
-        self.name = name
-        self.provider = provider
-        self.weight = weight
-        self.stats = DeploymentStats()
-        self.breaker = Breaker(cooldown, self.stats)
-        self.router: Router | None = None  # the model it serves (set by the Router)
-
-
-def for_provider(provider: Provider, request: ChatRequest) -> ChatRequest:
-    """The request as `provider` gets it: carrying the client's body when the provider takes
-    its wire format as it is (native pass-through), else translated from the typed fields."""
-    native = native_body_for(request, provider.native_formats)
-    if native is None and request.native_body is None:
-        return request
-    return replace(request, native_body=native)
-
-
-async def _open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream, Batch]:
-    """Start a stream and wait for its first batch: the upstream has committed."""
-    inner = provider.stream(for_provider(provider, request))
-    try:
-        first = await inner.__anext__()
-    except StopAsyncIteration:
-        return inner, []
-    except BaseException:
-        await inner.aclose()
-        raise
-    return inner, first
-
-
-async def _complete(provider: Provider, request: ChatRequest) -> Completion:
-    return await provider.complete(for_provider(provider, request))
-
-
-async def _embed(provider: Provider, request: EmbeddingRequest) -> Embeddings:
-    embed = getattr(provider, "embed", None)
-    if embed is None:
-        raise InvalidRequestError(
-            f"The `{provider.kind}` provider has no embeddings API: `{request.model}` cannot answer"
-            " /v1/embeddings.",
-            code="embeddings_not_supported",
-            param="model",
-        )
-    result: Embeddings = await embed(request)
-    return result
-
 
 class Router:
     """Serves one model entry; implements the Provider protocol. Counters: `stats` (ModelStats)
@@ -193,7 +131,7 @@ class Router:
         deadline = self._deadline()
         if self.failover.mid_stream and request.n == 1 and request.prompts is None:
             return relay(self, request, deadline)
-        return self.follow(lambda: self._attempts(request, deadline, _open_stream, True), deadline)
+        return self.follow(lambda: self._attempts(request, deadline, open_stream, True), deadline)
 
     async def follow(self, opening: Callable[[], Awaitable[Opened]], deadline: float | None) -> Stream:
         """The stream `opening` commits to, within the total timeout: its first batch begins
@@ -207,14 +145,14 @@ class Router:
             else:
                 started = Started()
                 first.insert(0, started)
-            _name_origin(started, deployment, attempts)
+            name_origin(started, deployment, attempts)
             yield first
             if deadline is None:
                 async for batch in inner:
                     yield batch
             else:
                 # one timer for the whole answer, not one per chunk
-                clock = _Deadline(deadline)
+                clock = Deadline(deadline)
                 try:
                     while True:
                         if clock.fired:
@@ -252,16 +190,16 @@ class Router:
 
     async def complete(self, request: ChatRequest) -> Completion:
         self.stats.requests += 1
-        completion, deployment, attempts = await self._attempts(request, self._deadline(), _complete, False)
+        completion, deployment, attempts = await self._attempts(request, self._deadline(), complete_on, False)
         deployment.stats.in_flight -= 1
         deployment.breaker.completed()
-        completion.origin = _name_origin(completion.origin or Started(), deployment, attempts)
+        completion.origin = name_origin(completion.origin or Started(), deployment, attempts)
         return completion
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         """Embeddings, with the same retries, fail-over and fallbacks as a whole answer."""
         self.stats.requests += 1
-        result, deployment, attempts = await self._attempts(request, self._deadline(), _embed, False)
+        result, deployment, attempts = await self._attempts(request, self._deadline(), embed_on, False)
         deployment.stats.in_flight -= 1
         deployment.breaker.completed()
         origin = result.origin or Started()
@@ -295,7 +233,7 @@ class Router:
     ) -> tuple[T, Deployment, int]:
         """Try deployments, then fallback models, until one commits. The winner's `in_flight`
         stays counted; the caller ends it."""
-        run = _Run(attempt, deadline, first_byte)
+        run = Run(attempt, deadline, first_byte)
         for router in (self, *self.fallbacks):
             routed = request
             if router is not self:
@@ -330,7 +268,7 @@ class Router:
         raise self._exhausted(run)
 
     async def _try(
-        self, deployment: Deployment, request: Any, run: _Run[T], retries: int, acquired: bool
+        self, deployment: Deployment, request: Any, run: Run[T], retries: int, acquired: bool
     ) -> tuple[T] | None:
         """One deployment, retried up to `retries` times; None when it gave up on it."""
         loop = asyncio.get_running_loop()
@@ -387,7 +325,7 @@ class Router:
                 break  # taken out meanwhile (by its own failures or another replica)
         return None
 
-    async def _bounded(self, work: Awaitable[T], run: _Run[T], deployment: Deployment) -> T:
+    async def _bounded(self, work: Awaitable[T], run: Run[T], deployment: Deployment) -> T:
         """The attempt, within the first-byte and total timeouts where they are set."""
         deadline = run.deadline
         wait = self.timeouts.first_byte if run.first_byte else None
@@ -458,7 +396,7 @@ class Router:
             f"The upstream of `{deployment.name}` sent an answer the gateway could not read."
         )
 
-    def _exhausted(self, run: _Run[T]) -> GatewayError:
+    def _exhausted(self, run: Run[T]) -> GatewayError:
         """The error that ends the request: the last failure, with an honest Retry-After."""
         self.stats.exhausted += 1
         if run.out_of_time:
@@ -486,45 +424,3 @@ class Router:
             error.message = f"All {run.tried} attempts failed; the last: {error.message}"
         error.deployment, error.attempts = deployment.name, run.tried
         return error
-
-
-def _name_origin(started: Started, deployment: Deployment, attempts: int) -> Started:
-    """What answered: the deployment, its model entry (a fallback's, when one did), attempts."""
-    started.deployment = deployment.name
-    started.attempts = attempts
-    owner = deployment.router
-    if owner is not None:
-        started.model = owner.name
-        if not started.upstream_model and owner.upstream_model:
-            started.upstream_model = owner.upstream_model
-    return started
-
-
-class _Deadline:
-    """The total timeout of a streamed answer: when it fires it cancels the task that waits on
-    the upstream at that moment (if any; otherwise the next wait sees `fired`)."""
-
-    __slots__ = ("fired", "handle", "waiting")
-
-    def __init__(self, when: float) -> None:
-        self.fired = False
-        self.waiting: asyncio.Task[Any] | None = None
-        self.handle = asyncio.get_running_loop().call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self.fired = True
-        if self.waiting is not None:
-            self.waiting.cancel()
-
-
-@dataclass(slots=True)
-class _Run(Generic[T]):
-    """One request's way through the deployments."""
-
-    attempt: Callable[[Provider, Any], Awaitable[T]]
-    deadline: float | None
-    first_byte: bool
-    tried: int = 0
-    out_of_time: bool = False
-    last: tuple[GatewayError, float, Deployment] | None = None
-    skipped: list[tuple[Router, Deployment, Any]] = field(default_factory=list)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sluicegate.providers.catalog import build_provider
-from sluicegate.routing.router import Deployment, Router
+from sluicegate.routing.attempt import Deployment
+from sluicegate.routing.router import Router
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.wiring.entry import DeploymentsEntry, apply_timeouts
 
