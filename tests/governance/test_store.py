@@ -10,7 +10,8 @@ from pathlib import Path
 from sluicegate.governance.keys import KeyStore, hash_key, new_key
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, usd_to_nanos
-from sluicegate.store.sqlite import MIGRATIONS, SQLiteStore
+from sluicegate.store.sqlite import SQLiteStore
+from sluicegate.store.sqlite_schema import MIGRATIONS
 from tests.governance.conftest import Backend
 
 
