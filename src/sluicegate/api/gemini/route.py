@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sluicegate.api.chat_completions.schemas import decode_json
+from sluicegate.api.embeddings.serving import record, routed
 from sluicegate.api.gemini.errors import gemini_secret, render_gemini_error
 from sluicegate.api.gemini.response import GeminiStreamEncoder, new_response_id, whole_body
 from sluicegate.api.gemini.translate import parse_generate_request
@@ -26,8 +27,8 @@ from sluicegate.api.limits import parse_off_loop
 from sluicegate.api.messages.count import estimate_input_tokens
 from sluicegate.api.serving import Door, door_endpoint, serve_chat, serve_whole
 from sluicegate.core.completion import Completion
-from sluicegate.core.embeddings import EmbeddingRequest, Embeddings, input_tokens_estimate
-from sluicegate.core.events import Started, Usage
+from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
+from sluicegate.core.events import Started
 from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
 from sluicegate.errors import GatewayError, InvalidRequestError, ModelNotFoundError, NotFoundError
@@ -169,31 +170,14 @@ async def _embed(request: Request, exchange: Exchange, gateway: Gateway, model: 
     if dimensions is not None:
         openai_body["dimensions"] = dimensions
     embedding = EmbeddingRequest(model=model, inputs=texts, raw=openai_body, dimensions=dimensions)
-    route = gateway.models.resolve(model)
-    embedding.upstream_model = route.upstream_model
-    exchange.model = model
-    admitted = ChatRequest(
-        model=model, messages=[], raw={}, max_tokens=0, upstream_model=route.upstream_model
-    )
-    exchange.request = admitted
-    embedding.may_use = lambda name: admitted.may_use is None or admitted.may_use(name)
-    exchange.prompt_tokens_hint = input_tokens_estimate(embedding)
-    exchange.provider = route.provider.kind
-    exchange.served_by = route.provider.name
-    exchange.upstream_model = embedding.upstream_model or str(getattr(route.provider, "upstream_model", ""))
-    embed = route.provider.embed  # type: ignore[attr-defined]  # every model entry's Router has it
+    call = routed(exchange, gateway, embedding)
 
     def answer(result: Embeddings) -> Response:
-        if result.origin is not None:
-            exchange.deployment = result.origin.deployment or exchange.deployment
-            exchange.attempts = result.origin.attempts
-            exchange.upstream_model = result.origin.upstream_model or exchange.upstream_model
-        exchange.usage = Usage(result.prompt_tokens, 0, estimated=result.estimated)
-        exchange.finish_reason = "stop"
+        record(exchange, result)
         vectors = [{"values": vector} for vector in _vectors(result)]
         return json_response({"embeddings": vectors} if batch else {"embedding": vectors[0]})
 
-    return await serve_whole(request, exchange, gateway, embed(embedding), answer)
+    return await serve_whole(request, exchange, gateway, call, answer)
 
 
 def _vectors(result: Embeddings) -> list[list[float]]:
