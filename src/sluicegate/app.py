@@ -26,6 +26,7 @@ from sluicegate.api.messages.errors import render_anthropic_error
 from sluicegate.api.messages.route import count_tokens, messages
 from sluicegate.api.models import health, list_models, ready, retrieve_model
 from sluicegate.api.responses.route import (
+    cancel_response,
     create_response,
     delete_response,
     list_input_items,
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+        Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
