@@ -139,6 +139,7 @@ class Gateway:
     # work owned by the process, not by a request (background responses), by id; each has a
     # `cancel()` and is awaitable
     detached: dict[str, Any] = field(default_factory=dict)
+    resumable_models: bool = False  # some model entry makes every stream resumable
     _own_id: str = field(default_factory=lambda: "proc_" + secrets.token_hex(8))
     _purger: asyncio.Task[None] | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
@@ -164,6 +165,7 @@ class Gateway:
             events=event_log(settings),
         )
         gateway.dependencies = dependencies_of(settings, store)
+        gateway.resumable_models = any(getattr(model, "resumable", False) for model in settings.models)
         if settings.server.cache_max_bytes:
             gateway.cache = (
                 SharedResponseCache(

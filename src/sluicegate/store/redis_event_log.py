@@ -46,6 +46,7 @@ class RedisEventLog:
         for seq, data in entries:
             pipe.xadd(key, {"s": seq, "d": data}, maxlen=self.max_events, approximate=True)
         pipe.pexpire(key, self.ttl_ms)
+        pipe.pexpire(key + ":meta", self.ttl_ms)
         self.operations += 1
         await pipe.execute()
 
@@ -98,6 +99,15 @@ class RedisEventLog:
                 seq = int(fields[b"s"])
                 if seq > after:
                     yield seq, fields[b"d"]
+
+    async def set_meta(self, log_id: str, meta: bytes) -> None:
+        self.operations += 1
+        await self._client.set(self.key(log_id) + ":meta", meta, px=self.ttl_ms)
+
+    async def get_meta(self, log_id: str) -> bytes | None:
+        self.operations += 1
+        value: bytes | None = await self._client.get(self.key(log_id) + ":meta")
+        return value
 
     async def request_cancel(self, log_id: str) -> None:
         self.operations += 1
