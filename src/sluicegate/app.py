@@ -17,7 +17,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.api.admin.routes import admin_routes
-from sluicegate.api.chat_completions.route import chat_completions, render_openai_error, resume_chat_completion
+from sluicegate.api.chat_completions.route import (
+    chat_completions,
+    render_openai_error,
+    resume_chat_completion,
+)
 from sluicegate.api.completions.route import completions
 from sluicegate.api.embeddings.route import embeddings
 from sluicegate.api.gemini.errors import render_gemini_error
