@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.processes import Managed, free_port, spawn, stop, tree_cpu_s, wait_http_ok
+from bench.processes import Managed, free_port, spawn, stop, wait_http_ok
 from testsupport.fault_upstream import Fault, FaultUpstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +80,13 @@ def create_key_with(cmd: list[str], data_dir: Path, env: dict[str, str]) -> str:
     return [line.strip() for line in created.stdout.splitlines() if line.strip()][-1]
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), from /proc: the gateway runs
+    as one process here (one worker)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def redis_calls() -> int:
     import redis
 
@@ -95,17 +102,18 @@ def run_streams(base_url: str, key: str, count: int, resumable: bool) -> None:
         for _ in range(count):
             with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 data = response.read()
-            assert response.status_code == 200 and data.endswith(b"data: [DONE]\n\n"), data[-200:]
+            assert response.status_code == 200 and data.endswith(b"data: [DONE]\n\n"), (response.status_code, data[-300:])
 
 
 def measure(variant: dict[str, Any], streams: int) -> dict[str, float]:
+    print(f"{variant['name']}: {streams} streams", flush=True)
     run_streams(variant["url"], variant["key"], 20, variant["resumable"])  # warm-up
     calls = redis_calls() if variant["redis"] else 0
-    cpu = tree_cpu_s(variant["managed"].pid)
+    cpu = process_cpu_s(variant["managed"].pid)
     wall = time.perf_counter()
     run_streams(variant["url"], variant["key"], streams, variant["resumable"])
     wall = time.perf_counter() - wall
-    cpu = tree_cpu_s(variant["managed"].pid) - cpu
+    cpu = process_cpu_s(variant["managed"].pid) - cpu
     out = {"cpu_ms": cpu / streams * 1000, "wall_ms": wall / streams * 1000}
     if variant["redis"]:
         out["redis_calls"] = (redis_calls() - calls) / streams

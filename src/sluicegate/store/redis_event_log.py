@@ -81,7 +81,10 @@ class RedisEventLog:
             if len(page) < PAGE:
                 break
         if last_id == "-":
-            return  # no such log (never written, or expired)
+            self.operations += 1
+            if not await self._client.exists(key, key + ":meta"):
+                return  # no such log (never written, or expired)
+            last_id = "0-0"  # announced (its metadata is there), its first events not yet
         while True:  # then what comes
             self.operations += 1
             got = await self._blocking.xread({key: last_id}, count=PAGE, block=max(1, int(poll_s * 1000)))
@@ -89,7 +92,7 @@ class RedisEventLog:
                 if alive is not None and not await alive():
                     return
                 self.operations += 1
-                if not await self._client.exists(key):
+                if not await self._client.exists(key, key + ":meta"):
                     return  # expired while nothing came
                 continue
             for entry_id, fields in got[0][1]:
