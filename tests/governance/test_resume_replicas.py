@@ -159,3 +159,26 @@ def test_a_chat_stream_dropped_on_one_replica_resumes_exactly_on_the_other(
         if line.startswith(b"data: {")
     )
     assert text == "".join(WORDS)
+
+
+def test_a_cancel_sent_to_the_other_replica_stops_the_generation_and_bills_what_was_made(
+    replicas: list[GovGateway], upstream: OpenAIUpstream
+) -> None:
+    key_id, secret = replicas[0].new_key()
+    one, two = sdks(replicas, secret)
+    release = threading.Event()
+    upstream.enqueue(text_reply(release, release_at=3))
+    stream = one.responses.create(model=FREE, input="Tell me.", background=True, stream=True)
+    seen = []
+    for event in stream:
+        seen.append(event)
+        if event.type == "response.output_text.delta":
+            break
+    response_id = seen[0].response.id
+    cancelled = two.responses.cancel(response_id)  # reaches replica one through Redis
+    assert cancelled.status == "cancelled"
+    assert upstream.wait_for_disconnects(1)
+    release.set()
+    assert one.responses.retrieve(response_id).output_text == "Rivers find "
+    rows = replicas[0].rows(key_id, 1)
+    assert len(rows) == 1 and rows[0]["status"] == 499 and rows[0]["completion_tokens"] > 0
