@@ -4,9 +4,11 @@ with the embedded model and every kind of upstream (OpenAI-compatible, Anthropic
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -217,3 +219,33 @@ def test_a_raw_resume_is_server_sent_events_with_sequence_numbers(gateway: Gatew
         body = response.read().decode()
     assert body.startswith("event: response.") and '"sequence_number":3,' in body
     assert "event: response.completed\n" in body
+
+
+def test_at_the_shutdown_deadline_a_background_response_ends_failed(
+    tmp_path: Path, clean_upstream: OpenAIUpstream
+) -> None:
+    config = {
+        "server": {"shutdown_timeout_s": 0.5},
+        "models": [{"name": "up-openai", "provider": "openai", "base_url": clean_upstream.base_url, "api_key": "k"}],
+    }
+    server = start_gateway(tmp_path, config)
+    never = threading.Event()
+    clean_upstream.enqueue(text_reply(never, release_at=3))
+    try:
+        sdk = OpenAI(base_url=server.v1, api_key=server.api_key, max_retries=0)
+        created = sdk.responses.create(model="up-openai", input="Tell me.", background=True)
+        while sdk.responses.retrieve(created.id).status == "queued":
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0
+    finally:
+        never.set()
+        server.stop()
+    again = start_gateway(tmp_path, config)  # the same data dir: the record was settled before the exit
+    try:
+        sdk = OpenAI(base_url=again.v1, api_key=server.api_key, max_retries=0)
+        ended = sdk.responses.retrieve(created.id)
+        assert ended.status == "failed" and ended.error is not None
+        assert ended.output_text == "The river "
+    finally:
+        again.stop()
