@@ -182,3 +182,23 @@ def test_a_cancel_sent_to_the_other_replica_stops_the_generation_and_bills_what_
     assert one.responses.retrieve(response_id).output_text == "Rivers find "
     rows = replicas[0].rows(key_id, 1)
     assert len(rows) == 1 and rows[0]["status"] == 499 and rows[0]["completion_tokens"] > 0
+
+
+def test_a_chat_stream_whose_replica_died_ends_with_an_error_event(
+    replicas: list[GovGateway], upstream: OpenAIUpstream
+) -> None:
+    _, secret = replicas[0].new_key()
+    never = threading.Event()
+    upstream.enqueue(text_reply(never, release_at=3))
+    body = {"model": FREE, "messages": [{"role": "user", "content": "hi"}], "stream": True, "store": True}
+    first = _post_and_drop(replicas[0].gateway.base_url, secret, body, keep_events=2)
+    completion_id = orjson.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])["id"]
+    replicas[0].gateway.process.kill()
+    replicas[0].gateway.process.wait(10)
+    url = f"{replicas[1].gateway.base_url}/v1/chat/completions/{completion_id}/stream"
+    rest = httpx.get(url, headers={"authorization": f"Bearer {secret}", "last-event-id": "1"}, timeout=60).content
+    never.set()
+    events = [part for part in rest.split(b"\n\n") if part]
+    assert events[-1].endswith(b"data: [DONE]") and b'"error"' in events[-2]
+    ids = [int(event.split(b"\n", 1)[0][4:]) for event in events]
+    assert ids == list(range(2, 2 + len(ids)))

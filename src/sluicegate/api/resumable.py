@@ -211,15 +211,31 @@ def follow_response(
         else None
     )
     raw = [(name.encode(), value.encode()) for name, value in headers.items()]
-    return EventStreamResponse(_follow(gateway, stream_id, after, owner), raw, None, keepalive, gateway.shutdown)
+    body = _follow(gateway, stream_id, after, owner, encoder)
+    return EventStreamResponse(body, raw, None, keepalive, gateway.shutdown)
 
 
-async def _follow(gateway: Gateway, stream_id: str, after: int, owner: str | None) -> AsyncIterator[bytes]:
+_ENDINGS = (b"data: [DONE]\n\n", b"\nevent: message_stop\n", b"\nevent: error\n")
+OWNER_GONE = "The gateway process generating this stream stopped before it was done."
+
+
+async def _follow(
+    gateway: Gateway, stream_id: str, after: int, owner: str | None, encoder: Any
+) -> AsyncIterator[bytes]:
+    """The log's events; a stream whose writer died ends with the door's error event (its
+    `id:` the next position), as a stream that fails after its first byte does."""
+
     async def alive() -> bool:
         return await gateway.instance_alive(owner)
 
-    async for _, data in gateway.events.read(stream_id, after, alive, poll_s=gateway.settings.streams.poll_s):
+    last, ended = after, False
+    async for seq, data in gateway.events.read(stream_id, after, alive, poll_s=gateway.settings.streams.poll_s):
+        last, ended = seq, data.endswith(_ENDINGS[0]) or any(mark in data for mark in _ENDINGS[1:])
         yield data
+    if not ended and last >= 0 and not await alive():
+        framer = Framer()
+        framer.next_id = last + 1
+        yield b"".join(data for _, data in framer.entries(encoder.fail(GatewayError(OWNER_GONE))))
 
 
 async def resume(request: Request, exchange: Exchange, gateway: Gateway, encoder: Any) -> EventStreamResponse:
