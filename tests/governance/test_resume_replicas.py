@@ -89,7 +89,7 @@ def test_a_response_whose_replica_died_ends_failed(replicas: list[GovGateway], u
     while two.responses.retrieve(created.id).status == "queued" and time.monotonic() < deadline:
         time.sleep(0.05)
     replicas[0].gateway.process.kill()  # no shutdown: it dies as a crash does
-    replicas[0].gateway.process.wait(10)
+    replicas[0].gateway.process.wait(60)
     events = list(two.responses.retrieve(created.id, stream=True))
     assert events[-1].type == "response.failed"
     failed = two.responses.retrieve(created.id)
@@ -194,7 +194,7 @@ def test_a_chat_stream_whose_replica_died_ends_with_an_error_event(
     first = _post_and_drop(replicas[0].gateway.base_url, secret, body, keep_events=2)
     completion_id = orjson.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])["id"]
     replicas[0].gateway.process.kill()
-    replicas[0].gateway.process.wait(10)
+    replicas[0].gateway.process.wait(60)
     url = f"{replicas[1].gateway.base_url}/v1/chat/completions/{completion_id}/stream"
     rest = httpx.get(url, headers={"authorization": f"Bearer {secret}", "last-event-id": "1"}, timeout=60).content
     never.set()

@@ -155,7 +155,7 @@ class Generation:
 
 
 def in_flight(gateway: Gateway, key_id: str) -> int:
-    return sum(1 for work in gateway.detached.values() if getattr(work, "key_id", None) == key_id)
+    return sum(1 for work in gateway.detached.values() if isinstance(work, Generation) and work.key_id == key_id)
 
 
 def check_room(gateway: Gateway, key_id: str) -> None:
