@@ -2,9 +2,9 @@
 
 `<prefix>events:<id>` holds one stream entry per event (`s`: its position, `d`: its bytes) and
 a last entry `e` when the log ends. Each write is one round trip (the XADDs, capped with
-`MAXLEN ~ max_events`, and an EXPIRE of `ttl_s`, pipelined), so a log lives `ttl_s` after its
-last write. A reader pages through what is kept (XRANGE), then blocks for more (XREAD BLOCK)
-on a connection of its own; each `poll_s` of silence it asks whether the writer is alive.
+`MAXLEN ~ max_events`, pipelined with an EXPIRE of `ttl_s` on the first write, then once every
+quarter of `ttl_s`, and on the last), so a log lives about `ttl_s` after its last write. A reader
+pages through what is kept (XRANGE), then blocks for more (XREAD BLOCK) on a connection of its own; each `poll_s` of silence it asks whether the writer is alive.
 
 A cancel asked on one replica is published on `<prefix>cancels`; the replica writing the log
 hears it and stops the work.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ class RedisEventLog:
         self._on_cancel: Callable[[str], None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self.operations = 0  # Redis round trips made (the benchmark reports them)
+        self._expiry_set: dict[str, float] = {}  # log id -> when its TTL was last set (monotonic)
 
     def key(self, log_id: str) -> str:
         return f"{self.prefix}events:{log_id}"
@@ -45,16 +47,22 @@ class RedisEventLog:
         pipe = self._client.pipeline(transaction=False)
         for seq, data in entries:
             pipe.xadd(key, {"s": seq, "d": data}, maxlen=self.max_events, approximate=True)
-        pipe.pexpire(key, self.ttl_ms)
-        pipe.pexpire(key + ":meta", self.ttl_ms)
+        now, last = time.monotonic(), self._expiry_set.get(log_id)
+        if last is None or now - last >= self.ttl_ms / 4000:
+            # the TTL is set with the first write, then renewed every quarter of it (not per write)
+            self._expiry_set[log_id] = now
+            pipe.pexpire(key, self.ttl_ms)
+            pipe.pexpire(key + ":meta", self.ttl_ms)
         self.operations += 1
         await pipe.execute()
 
     async def end(self, log_id: str) -> None:
         key = self.key(log_id)
+        self._expiry_set.pop(log_id, None)
         pipe = self._client.pipeline(transaction=False)
         pipe.xadd(key, {"e": 1}, maxlen=self.max_events, approximate=True)
         pipe.pexpire(key, self.ttl_ms)
+        pipe.pexpire(key + ":meta", self.ttl_ms)
         self.operations += 1
         await pipe.execute()
 
