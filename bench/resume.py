@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     options = parser.parse_args()
     load = Path("/proc/loadavg").read_text().strip()
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True)
+    options.commit = head.stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="bench-resume-"))
     upstream = FaultUpstream().start()
     upstream.reset(Fault(chunks=options.chunks))
@@ -170,7 +172,7 @@ def report(options: argparse.Namespace, load: str, base: str, results: dict[str,
         f"Command: `flock /work/bench.lock python -m bench.resume --streams {options.streams}"
         f" --chunks {options.chunks} --rounds {options.rounds}`  ",
         f"Load average at the start: `{load}`  ",
-        f"Baseline (`before`): the merge base `{base}`. One gateway process (one worker), streams one after"
+        f"Measured: `{options.commit}` (and its working tree); baseline (`before`): the merge base `{base}`. One gateway process (one worker), streams one after"
         f" another, {options.chunks} content chunks each; medians over {options.rounds} interleaved rounds.",
         "",
         "| variant | gateway CPU per stream (ms) | wall per stream (ms) | Redis commands per stream |",
