@@ -1,10 +1,12 @@
 """The event log in Redis, shared by every replica: a Redis Stream per log.
 
-`<prefix>events:<id>` holds one stream entry per event (`s`: its position, `d`: its bytes) and
-a last entry `e` when the log ends. Each write is one round trip (the XADDs, capped with
-`MAXLEN ~ max_events`, pipelined with an EXPIRE of `ttl_s` on the first write, then once every
-quarter of `ttl_s`, and on the last), so a log lives about `ttl_s` after its last write. A reader
-pages through what is kept (XRANGE), then blocks for more (XREAD BLOCK) on a connection of its own; each `poll_s` of silence it asks whether the writer is alive.
+`<prefix>events:<id>` holds one stream entry per write (`s`: its events' positions, `l`: their
+lengths, `d`: their bytes, one after the other) and a last entry `e` when the log ends: an
+answer is a few entries, not one per event. Each write is one round trip (the XADD, capped with
+`MAXLEN ~ max_events` entries, pipelined with an EXPIRE of `ttl_s` on the first write, then once
+every quarter of `ttl_s`, and on the last), so a log lives about `ttl_s` after its last write. A
+reader pages through what is kept (XRANGE), then blocks for more (XREAD BLOCK) on a connection of
+its own; each `poll_s` of silence it asks whether the writer is alive.
 
 A cancel asked on one replica is published on `<prefix>cancels`; the replica writing the log
 hears it and stops the work.
@@ -45,8 +47,13 @@ class RedisEventLog:
     async def append(self, log_id: str, entries: list[Entry]) -> None:
         key = self.key(log_id)
         pipe = self._client.pipeline(transaction=False)
-        for seq, data in entries:
-            pipe.xadd(key, {"s": seq, "d": data}, maxlen=self.max_events, approximate=True)
+        if entries:  # one stream entry per write: its events' positions, lengths and bytes
+            fields = {
+                "s": ",".join(str(seq) for seq, _ in entries),
+                "l": ",".join(str(len(data)) for _, data in entries),
+                "d": b"".join(data for _, data in entries),
+            }
+            pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
         now, last = time.monotonic(), self._expiry_set.get(log_id)
         if last is None or now - last >= self.ttl_ms / 4000:
             # the TTL is set with the first write, then renewed every quarter of it (not per write)
@@ -83,9 +90,8 @@ class RedisEventLog:
                 last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 if b"e" in fields:
                     return
-                seq = int(fields[b"s"])
-                if seq > after:
-                    yield seq, fields[b"d"]
+                for entry in _unpack(fields, after):
+                    yield entry
             if len(page) < PAGE:
                 break
         if last_id == "-":
@@ -107,9 +113,8 @@ class RedisEventLog:
                 last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 if b"e" in fields:
                     return
-                seq = int(fields[b"s"])
-                if seq > after:
-                    yield seq, fields[b"d"]
+                for entry in _unpack(fields, after):
+                    yield entry
 
     async def set_meta(self, log_id: str, meta: bytes) -> None:
         self.operations += 1
@@ -159,3 +164,16 @@ class RedisEventLog:
             await asyncio.gather(self._listener, return_exceptions=True)
         await self._client.aclose()
         await self._blocking.aclose()
+
+
+def _unpack(fields: dict[bytes, bytes], after: int) -> list[Entry]:
+    """One stream entry's events after position `after`."""
+    data = fields[b"d"]
+    out: list[Entry] = []
+    start = 0
+    for seq, length in zip(fields[b"s"].split(b","), fields[b"l"].split(b","), strict=True):
+        end = start + int(length)
+        if int(seq) > after:
+            out.append((int(seq), data[start:end]))
+        start = end
+    return out
