@@ -17,15 +17,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluicegate.api.admin.routes import admin_routes
-from sluicegate.api.chat_completions.route import chat_completions, render_openai_error
+from sluicegate.api.chat_completions.route import (
+    chat_completions,
+    render_openai_error,
+    resume_chat_completion,
+)
 from sluicegate.api.completions.route import completions
 from sluicegate.api.embeddings.route import embeddings
 from sluicegate.api.gemini.errors import render_gemini_error
 from sluicegate.api.gemini.route import gemini, get_gemini_model, list_gemini_models
 from sluicegate.api.messages.errors import render_anthropic_error
-from sluicegate.api.messages.route import count_tokens, messages
+from sluicegate.api.messages.route import count_tokens, messages, resume_message
 from sluicegate.api.models import health, list_models, ready, retrieve_model
 from sluicegate.api.responses.route import (
+    cancel_response,
     create_response,
     delete_response,
     list_input_items,
@@ -187,8 +192,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+        Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/messages/{stream_id}/stream", resume_message, methods=["GET"]),
+        Route("/v1/chat/completions/{stream_id}/stream", resume_chat_completion, methods=["GET"]),
         Route("/v1beta/models/{target:path}", gemini, methods=["POST"]),
         Route("/v1/models/{target:path}", gemini, methods=["POST"]),  # google-genai with api_version="v1"
         Route("/v1beta/models", list_gemini_models, methods=["GET"]),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from sluicegate.observability.tracing import tracing_from_settings
 from sluicegate.routing.shared import SharedCooldowns
 from sluicegate.settings import Settings
 from sluicegate.store.base import Store
+from sluicegate.store.event_log import EventLog, MemoryEventLog
 from sluicegate.store.open import open_store
 from sluicegate.store.responses import ResponseStore
 from sluicegate.store.sqlite import SQLiteStore
@@ -46,6 +49,17 @@ def response_store(store: Store) -> ResponseStore:
 
     assert isinstance(store, PostgresStore)
     return PostgresResponseStore(store)
+
+
+def event_log(settings: Settings) -> EventLog:
+    """Where resumable streams keep their events: Redis when configured (any replica resumes
+    them), else this process's memory."""
+    streams = settings.streams
+    if settings.redis.url:
+        from sluicegate.store.redis_event_log import RedisEventLog
+
+        return RedisEventLog(settings.redis.url, settings.redis.prefix, streams.ttl_s, streams.max_events)
+    return MemoryEventLog(streams.ttl_s, streams.max_events, streams.max_streams)
 
 
 def dependencies_of(settings: Settings, store: Store) -> Dependencies:
@@ -121,6 +135,13 @@ class Gateway:
     governance: Governance | None = None
     dependencies: Dependencies = field(default_factory=lambda: Dependencies([]))
     cache: ResponseCache | None = None  # the exact response cache (core/cache.py)
+    events: EventLog = field(default_factory=MemoryEventLog)  # resumable streams' events
+    # work owned by the process, not by a request (background responses), by id; each has a
+    # `cancel()` and is awaitable
+    detached: dict[str, Any] = field(default_factory=dict)
+    resumable_models: bool = False  # some model entry makes every stream resumable
+    _own_id: str = field(default_factory=lambda: "proc_" + secrets.token_hex(8))
+    _purger: asyncio.Task[None] | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
     _to_settle: list[Exchange] = field(default_factory=list)
     _background: set[asyncio.Task[None]] = field(default_factory=set)  # work left by gone clients
@@ -141,8 +162,10 @@ class Gateway:
             keys=keys,
             models=ModelRegistry.from_configs(settings.models, shared_cooldowns(settings)),
             responses=response_store(store),
+            events=event_log(settings),
         )
         gateway.dependencies = dependencies_of(settings, store)
+        gateway.resumable_models = any(getattr(model, "resumable", False) for model in settings.models)
         if settings.server.cache_max_bytes:
             gateway.cache = (
                 SharedResponseCache(
@@ -195,15 +218,58 @@ class Gateway:
             await self.governance.start()
         for provider in self.models.providers():
             await provider.start()
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
+        self.events.on_cancel(self._cancel_detached)
+
+    def _cancel_detached(self, work_id: str) -> None:
+        work = self.detached.get(work_id)
+        if work is not None:
+            work.cancel()
+
+    @property
+    def instance_id(self) -> str:
+        """This process, as the store knows it (its heartbeat row) when admission is durable."""
+        durable = self.governance.durable if self.governance is not None else None
+        return durable.id if durable is not None and durable.id else self._own_id
+
+    async def instance_alive(self, instance_id: str | None) -> bool:
+        """Whether a gateway process may still be working: this one is; another is dead when
+        its heartbeat row is gone or stale (governance/durable.py). Without heartbeats in the
+        store nothing can be known of the others: they are taken for alive."""
+        if instance_id is None or instance_id == self.instance_id:
+            return True
+        durable = self.governance.durable if self.governance is not None else None
+        if durable is None:
+            return True
+        rows = await self.store.instances()
+        row = next((row for row in rows if row.id == instance_id), None)
+        return row is not None and not durable.dead([row])
+
+    async def _purge_loop(self) -> None:
+        """Stored responses whose retention is over are removed now and then (a read skips
+        them meanwhile)."""
+        while True:
+            try:
+                removed = await self.responses.purge_expired()
+                if removed:
+                    log.info("removed %d stored responses past their retention", removed)
+            except Exception as exc:
+                log.warning("removing expired stored responses failed: %r", exc)
+            await asyncio.sleep(self.settings.responses.purge_interval_s)
 
     async def close(self) -> None:
         """A clean stop: every finished request settled, and (the governance hook's close) its
         ledger record written, before the stores close."""
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(BaseException):
+                await self._purger
         await self.finish_background()
         await self.wait_settled()
         for provider in self.models.providers():
             await provider.close()
         await self.responses.close()
+        await self.events.close()
         if self.cache is not None:
             await self.cache.close()
         for hook in (*self.observers, *self.hooks):
@@ -219,6 +285,21 @@ class Gateway:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def run_detached(self, work_id: str, handle: Any, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Work the process owns, not a request (a background response): found by its id in
+        `detached` while it runs, waited for at shutdown like the rest of the background work."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        self.detached[work_id] = handle
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._background.discard(finished)
+            if self.detached.get(work_id) is handle:
+                del self.detached[work_id]
+
+        task.add_done_callback(done)
+        return task
 
     async def finish_background(self) -> None:
         """Background work may finish within the shutdown timeout; then it is ended (it watches

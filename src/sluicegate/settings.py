@@ -66,6 +66,32 @@ class RedisConfig(BaseModel):
     prefix: str = Field(default_factory=lambda: env_or_none("SLUICEGATE_REDIS_PREFIX") or "sluicegate:")
 
 
+class ResponsesConfig(BaseModel):
+    """The Responses door's kept responses and background mode (api/responses/background.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a stored response is forgotten this long after it was made (OpenAI keeps them 30 days);
+    # null: kept until deleted
+    store_ttl_days: float | None = Field(default=30.0, gt=0)
+    # background responses in flight per API key (in each gateway process); 0: background mode off
+    background_per_key: int = Field(default=16, ge=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)  # how often expired responses are removed
+
+
+class StreamsConfig(BaseModel):
+    """The events kept for resuming a stream (background responses, resumable streams): in
+    Redis when `redis.url` is set (shared by replicas), else in this process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: float = Field(default=600.0, gt=0)  # a stream's events are dropped this long after its last one
+    max_events: int = Field(default=50_000, ge=1)  # per stream; the oldest go first
+    max_streams: int = Field(default=10_000, ge=1)  # kept in memory (not in Redis); the oldest go first
+    # a reader of a stream silent this long asks whether the process writing it is alive
+    poll_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,6 +101,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    streams: StreamsConfig = Field(default_factory=StreamsConfig)
 
     @field_validator("models")
     @classmethod

@@ -367,7 +367,11 @@ BAD: dict[str, tuple[dict[str, Any], str | None, str | None]] = {
         "invalid_value",
     ),
     "metadata value": ({"model": "m", "input": "x", "metadata": {"a": 1}}, "metadata.a", "invalid_value"),
-    "background": ({"model": "m", "input": "x", "background": True}, "background", "unsupported_parameter"),
+    "background without store": (
+        {"model": "m", "input": "x", "background": True, "store": False},
+        "background",
+        "invalid_value",
+    ),
     "conversation": (
         {"model": "m", "input": "x", "conversation": "conv_1"},
         "conversation",

@@ -4,6 +4,7 @@ migrated forward."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from sluicegate.store.responses import StoredResponse
@@ -67,3 +68,20 @@ async def test_a_data_dir_from_before_the_responses_table_is_migrated(tmp_path: 
     assert (await store.get("resp_1", "key_a")) is not None
     assert sqlite.execute("SELECT name FROM api_keys") == [("old",)]
     await sqlite.close()
+
+
+async def test_a_response_past_its_retention_is_absent_and_purged(tmp_path: Path) -> None:
+    store = SQLiteResponseStore(SQLiteStore(tmp_path / "db.sqlite"))
+    expired = record("resp_old")
+    expired.expires_at = time.time() - 1
+    kept = record("resp_new", previous="resp_old")
+    kept.expires_at = time.time() + 3600
+    forever = record("resp_forever")
+    for item in (expired, kept, forever):
+        await store.put(item)
+    assert await store.get("resp_old", "key_a") is None  # as good as absent before it is purged
+    assert [r.id for r in await store.chain("resp_new", "key_a")] == ["resp_new"]
+    assert (await store.get("resp_new", "key_a")) == kept
+    assert await store.purge_expired() == 1
+    assert await store.purge_expired() == 0
+    assert await store.get("resp_forever", "key_a") is not None

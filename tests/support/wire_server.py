@@ -29,6 +29,7 @@ class Reply:
     hang_after: bool = False  # keep the connection open after the chunks, sending nothing
     # the chunks wait for this (the status and headers are already out): a test decides when
     release: threading.Event | None = None
+    release_at: int = 0  # the chunk `release` is waited for before (0: before the first)
 
 
 class WireServer(Generic[Recorded]):
@@ -115,9 +116,9 @@ class WireServer(Generic[Recorded]):
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", **reply.headers})
         try:
             await response.prepare(request)
-            if reply.release is not None:
-                await asyncio.get_running_loop().run_in_executor(None, reply.release.wait, 60)
-            for data in reply.chunks:
+            for index, data in enumerate(reply.chunks):
+                if reply.release is not None and index == reply.release_at:
+                    await asyncio.get_running_loop().run_in_executor(None, reply.release.wait, 60)
                 if reply.delay_s:
                     await asyncio.sleep(reply.delay_s)
                 await response.write(data)

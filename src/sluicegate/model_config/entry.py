@@ -52,6 +52,8 @@ class ModelEntry(BaseModel):
     fallbacks: list[str] = Field(default_factory=list)  # other models, tried when every deployment failed
     cooldown: CooldownPolicy = Field(default_factory=CooldownPolicy)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    # every stream of this model is resumable (api/resumable.py), as if each request opted in
+    resumable: bool = False
     # after the first token: continue the answer on the next deployment (`mid_stream: true`)
     failover: FailoverPolicy = Field(default_factory=FailoverPolicy)
 

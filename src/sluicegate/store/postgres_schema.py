@@ -193,4 +193,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
     # mid-stream fail-over: the deployments that wrote one answer, each with its tokens and
     # cost (JSON; governance/segments.py)
     ("ALTER TABLE ledger ADD COLUMN segments TEXT",),
+    # background responses (api/responses/background.py): the gateway process generating one,
+    # and every kept response's end of retention (`store_ttl_days`)
+    (
+        "ALTER TABLE responses ADD COLUMN owner TEXT",
+        "ALTER TABLE responses ADD COLUMN expires_at DOUBLE PRECISION",
+        "CREATE INDEX responses_expires ON responses (expires_at)",
+    ),
 ]

@@ -7,6 +7,7 @@ stays free. A continuation's whole chain is one recursive query, however long it
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -14,7 +15,8 @@ import orjson
 from sluicegate.store.responses import StoredResponse
 from sluicegate.store.sqlite import SQLiteStore
 
-_COLUMNS = "id, key_id, created_at, previous_response_id, input_items, response"
+_COLUMNS = "id, key_id, created_at, previous_response_id, input_items, response, owner, expires_at"
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
 class SQLiteResponseStore:
@@ -29,18 +31,20 @@ class SQLiteResponseStore:
             record.previous_response_id,
             orjson.dumps(record.input_items),
             orjson.dumps(record.response),
+            record.owner,
+            record.expires_at,
         )
         await asyncio.to_thread(
             self._store.execute,
-            f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             params,
         )
 
     async def get(self, response_id: str, key_id: str) -> StoredResponse | None:
         rows = await asyncio.to_thread(
             self._store.execute,
-            f"SELECT {_COLUMNS} FROM responses WHERE id = ? AND key_id = ?",
-            (response_id, key_id),
+            f"SELECT {_COLUMNS} FROM responses WHERE id = ? AND key_id = ? AND {_LIVE}",
+            (response_id, key_id, time.time()),
         )
         return _record(rows[0]) if rows else None
 
@@ -49,16 +53,16 @@ class SQLiteResponseStore:
             self._store.execute,
             f"""
             WITH RECURSIVE chain({_COLUMNS}, depth) AS (
-                SELECT {_COLUMNS}, 0 FROM responses WHERE id = ? AND key_id = ?
+                SELECT {_COLUMNS}, 0 FROM responses WHERE id = ? AND key_id = ? AND {_LIVE}
                 UNION ALL
                 SELECT r.id, r.key_id, r.created_at, r.previous_response_id, r.input_items, r.response,
-                       chain.depth + 1
+                       r.owner, r.expires_at, chain.depth + 1
                 FROM responses AS r JOIN chain ON r.id = chain.previous_response_id
-                WHERE r.key_id = ? AND chain.depth < ?
+                WHERE r.key_id = ? AND chain.depth < ? AND (r.expires_at IS NULL OR r.expires_at > ?)
             )
             SELECT {_COLUMNS} FROM chain ORDER BY depth DESC
             """,
-            (response_id, key_id, key_id, limit - 1),
+            (response_id, key_id, time.time(), key_id, limit - 1, time.time()),
         )
         return [_record(row) for row in rows]
 
@@ -70,12 +74,20 @@ class SQLiteResponseStore:
         )
         return bool(rows)
 
+    async def purge_expired(self) -> int:
+        rows = await asyncio.to_thread(
+            self._store.execute,
+            "DELETE FROM responses WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING id",
+            (time.time(),),
+        )
+        return len(rows)
+
     async def close(self) -> None:
         return None  # the connection belongs to the SQLiteStore, which the gateway closes
 
 
 def _record(row: tuple[object, ...]) -> StoredResponse:
-    response_id, key_id, created_at, previous, input_items, response = row
+    response_id, key_id, created_at, previous, input_items, response, owner, expires_at = row
     items: Any = orjson.loads(input_items)  # type: ignore[arg-type]
     body: Any = orjson.loads(response)  # type: ignore[arg-type]
     return StoredResponse(
@@ -85,4 +97,6 @@ def _record(row: tuple[object, ...]) -> StoredResponse:
         previous_response_id=str(previous) if previous is not None else None,
         input_items=items,
         response=body,
+        owner=str(owner) if owner is not None else None,
+        expires_at=float(expires_at) if expires_at is not None else None,  # type: ignore[arg-type]
     )

@@ -13,6 +13,7 @@ from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
 from sluicegate.api.limits import parse_off_loop
+from sluicegate.api.resumable import prepare, resume, serve_resumable, wants_resumable
 from sluicegate.api.serving import Door, bearer_secret, door_endpoint, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
@@ -48,7 +49,15 @@ async def _chat_completions(
     def whole(completion: Completion, model: str) -> Response:
         return json_response(completion_body(completion, completion_id, created, model))
 
+    if chat.stream and wants_resumable(request, chat, gateway):
+        route, chat = prepare(gateway, exchange, chat)
+        return await serve_resumable(gateway, exchange, route, chat, completion_id, stream_encoder)
     return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
 
 
+async def _resume(request: Request, exchange: Exchange, gateway: Gateway) -> EventStreamResponse:
+    return await resume(request, exchange, gateway, ChunkEncoder("", 0, "", False))
+
+
 chat_completions = door_endpoint(OPENAI_DOOR, _chat_completions)
+resume_chat_completion = door_endpoint(OPENAI_DOOR, _resume)

@@ -20,6 +20,7 @@ from sluicegate.api.messages.response import message_body, new_id
 from sluicegate.api.messages.schemas import decode_json
 from sluicegate.api.messages.stream import MessageStreamEncoder
 from sluicegate.api.messages.translate import parse_count_request, parse_messages_request
+from sluicegate.api.resumable import prepare, resume, serve_resumable, wants_resumable
 from sluicegate.api.serving import Door, door_endpoint, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
@@ -48,6 +49,9 @@ async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> R
     def whole(completion: Completion, model: str) -> Response:
         return json_response(message_body(completion, message_id, model))
 
+    if chat.stream and wants_resumable(request, chat, gateway):
+        route, chat = prepare(gateway, exchange, chat)
+        return await serve_resumable(gateway, exchange, route, chat, message_id, stream_encoder)
     return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
 
 
@@ -69,5 +73,10 @@ def _count_request(raw: bytes) -> tuple[Any, ChatRequest]:
     return body, parse_count_request(body)
 
 
+async def _resume(request: Request, exchange: Exchange, gateway: Gateway) -> EventStreamResponse:
+    return await resume(request, exchange, gateway, MessageStreamEncoder("", ""))
+
+
 messages = door_endpoint(ANTHROPIC_DOOR, _messages)
+resume_message = door_endpoint(ANTHROPIC_DOOR, _resume)
 count_tokens = door_endpoint(ANTHROPIC_DOOR, _count_tokens)

@@ -123,6 +123,32 @@ class ResponseEncoder:
             "response.in_progress", {"response": self.resource}
         )
 
+    def open_queued(self) -> bytes:
+        """A background response's first events: created and queued, before any work."""
+        self.resource["status"] = "queued"
+        return self._event("response.created", {"response": self.resource}) + self._event(
+            "response.queued", {"response": self.resource}
+        )
+
+    def start(self) -> bytes:
+        """A background response taken up: `response.in_progress`."""
+        self.resource["status"] = "in_progress"
+        return self._event("response.in_progress", {"response": self.resource})
+
+    def cancel(self) -> None:
+        """A cancelled background response: its items end where they stopped. OpenAI's stream
+        has no event for it; the stream just ends."""
+        if self._open is not None:
+            self._finish_item(self._open, "incomplete")
+            self._open = None
+        self.resource["status"] = "cancelled"
+        self._settle()
+
+    @property
+    def sequence(self) -> int:
+        """The next event's sequence number."""
+        return self._seq
+
     def encode_batch(self, batch: Batch) -> bytes:
         if len(batch) == 1:
             return self.encode(batch[0])

@@ -36,7 +36,6 @@ LOGPROBS_INCLUDE = "message.output_text.logprobs"
 
 # Fields that change what OpenAI would do in ways sluicegate cannot imitate: refused, not ignored.
 _REFUSED = {
-    "background": "Background mode is not supported: sluicegate answers while the request is open.",
     "conversation": "Conversations are not supported; continue a response with 'previous_response_id'.",
     "prompt": "Stored prompt templates are not supported; send 'instructions' and 'input'.",
     "moderation": "Moderation policies are not supported: sluicegate runs no moderation model.",
@@ -64,6 +63,7 @@ class ResponsesRequest:
     instructions: str | None = None
     stream: bool = False
     store: bool = True
+    background: bool = False  # generated detached from the connection (api/responses/background.py)
     previous_response_id: str | None = None
     max_output_tokens: int | None = None
     temperature: float | None = None
@@ -130,6 +130,7 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
         instructions=optional_str(body, "instructions"),
         stream=bool(optional_bool(body, "stream")),
         store=optional_bool(body, "store") is not False,
+        background=bool(optional_bool(body, "background")),
         previous_response_id=optional_str(body, "previous_response_id"),
         max_output_tokens=optional_int(body, "max_output_tokens", 1, MAX_TOKENS_VALUE),
         temperature=optional_number(body, "temperature", 0, 2),
@@ -142,6 +143,12 @@ def parse_responses_request(body: Any) -> ResponsesRequest:
     )
     if "input" not in body and request.previous_response_id is None:
         raise missing("input")
+    if request.background and not request.store:
+        raise InvalidRequestError(
+            "Background mode requires 'store' to be true: a background response is read back later.",
+            param="background",
+            code="invalid_value",
+        )
     include = optional_list(body, "include") or []
     if not all(isinstance(entry, str) for entry in include):
         raise invalid_type("include", "an array of strings", include)
