@@ -296,6 +296,7 @@ class UpstreamProvider(Generic[ConfigT]):
 
     kind = ""
     native_formats: frozenset[WireFormat] = frozenset()
+    relay_formats: frozenset[WireFormat] = frozenset()
     continues_final = False  # see providers/base.py
 
     def __init__(

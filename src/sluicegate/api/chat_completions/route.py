@@ -48,7 +48,7 @@ async def _chat_completions(
     def whole(completion: Completion, model: str) -> Response:
         return json_response(completion_body(completion, completion_id, created, model))
 
-    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="openai_chat")
 
 
 chat_completions = door_endpoint(OPENAI_DOOR, _chat_completions)
