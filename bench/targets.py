@@ -1,4 +1,5 @@
-"""The targets under test: the mock upstream itself (direct), sluicegate, LiteLLM proxy and Portkey.
+"""The targets under test: the mock upstream itself (direct), the bare byte-forwarding proxy (the
+floor of a Python hop, bench/bare_proxy.py), sluicegate, LiteLLM proxy and Portkey.
 
 Each starter returns a ``Target``; a target that cannot be started carries the reason in ``error``
 so the report can show it as failed instead of the whole benchmark crashing.
@@ -19,8 +20,8 @@ import yaml
 from bench import litellm_env, portkey_env
 from bench.processes import Managed, create_key, free_port, spawn, stop, wait_http_ok
 
-DIRECT, SLUICEGATE, LITELLM, PORTKEY = "direct", "sluicegate", "litellm", "portkey"
-ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM, PORTKEY)
+DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY = "direct", "bare", "sluicegate", "litellm", "portkey"
+ALL_TARGETS = (DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY)
 
 
 @dataclass
@@ -60,6 +61,22 @@ def start_mock(workdir: Path, port: int | None = None) -> Target:
     target = Target(DIRECT, base_url=f"http://127.0.0.1:{port}/v1", procs=[managed])
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=20)
+    except RuntimeError as exc:
+        target.error = str(exc)
+    return target
+
+
+def start_bare(workdir: Path, mock_base_url: str, models: Sequence[str] = (), workers: int = 1) -> Target:
+    """bench/bare_proxy.py in front of the mock: one process (uvicorn + uvloop + httptools, pooled
+    aiohttp, no parsing, no auth); `models` and `workers` are not used (it forwards any request)."""
+    del models, workers
+    port = free_port()
+    upstream = mock_base_url.removesuffix("/v1")
+    cmd = [sys.executable, "-m", "bench.bare_proxy", "--upstream", upstream, "--port", str(port)]
+    managed = spawn(BARE, cmd, workdir / "bare.log")
+    target = Target(BARE, base_url=f"http://127.0.0.1:{port}/v1", procs=[managed])
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=30)
     except RuntimeError as exc:
         target.error = str(exc)
     return target
