@@ -15,10 +15,13 @@ import orjson
 import pytest
 
 from tests.governance.support import GovGateway, start
+from tests.support.anthropic_upstream import AnthropicUpstream
 from tests.support.openai_upstream import OpenAIUpstream, Reply
 
 RELAYED = "relayed"  # passthrough on (the default)
 TRANSLATED = "translated"  # the same upstream, passthrough: false
+RETRIED = "retried"  # relayed, retried once, then falling back to CLAUDE
+CLAUDE = "claude-fallback"
 UPSTREAM_NAME = "gpt-4o-mini"
 ANSWERED_AS = "gpt-4o-mini-2024-07-18"  # what the upstream names itself in its chunks
 HI = [{"role": "user", "content": "hi"}]
@@ -26,13 +29,17 @@ PRICE = {"input": 1_000_000.0, "output": 2_000_000.0}  # $1 per prompt token, $2
 
 
 @pytest.fixture(scope="module")
-def gov(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GovGateway]:
+def gov(
+    tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> Iterator[GovGateway]:
     entry = {"provider": "openai", "base_url": upstream.base_url, "api_key": "x", "upstream_model": UPSTREAM_NAME}
     config = {
         "server": {"keepalive_first_s": 0.2, "keepalive_interval_s": 0.2},
         "models": [
             {"name": RELAYED, **entry, "price": PRICE},
             {"name": TRANSLATED, **entry, "price": PRICE, "passthrough": False},
+            {"name": RETRIED, **entry, "retries": {"count": 1, "backoff_base_s": 0}, "fallbacks": [CLAUDE]},
+            {"name": CLAUDE, "provider": "anthropic", "base_url": anthropic_upstream.base_url, "api_key": "a"},
         ]
     }
     server = start(tmp_path_factory.mktemp("relay"), config)
@@ -200,3 +207,29 @@ def test_keep_alives_while_the_upstream_is_silent(
     chunks = chunks_of(raw.replace(b": keep-alive\n\n", b""))
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == TEXT
     assert chunks[-1]["usage"]["total_tokens"] == 15
+
+
+def test_retries_and_fallbacks_before_the_first_byte(
+    gov: GovGateway, clean_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    """A relayed entry's upstream fails with a 503: retried, the retry is relayed; failing twice,
+    the Anthropic fallback answers, translated, in the same door's chunks."""
+    _, secret = gov.new_key()
+    busy = Reply(status=503, body=b'{"error":{"message":"busy","type":"server_error"}}')
+    clean_upstream.enqueue(busy, Reply(chunks=ANSWER))
+    with httpx.stream(
+        "POST", gov.v1 + "/chat/completions", json={"model": RETRIED, "messages": HI, "stream": True},
+        headers={"Authorization": f"Bearer {secret}"}, timeout=30,
+    ) as response:
+        assert response.headers["x-sluicegate-attempts"] == "2"
+        chunks = chunks_of(response.read())
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == TEXT
+    assert {c["model"] for c in chunks} == {RETRIED}
+
+    anthropic_upstream.reset()
+    clean_upstream.enqueue(busy, busy)
+    sdk = openai.OpenAI(base_url=gov.v1, api_key=secret, max_retries=0)
+    answer = list(sdk.chat.completions.create(model=RETRIED, messages=[{"role": "user", "content": "fall back"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in answer if c.choices) == "fall back"
+    assert {c.model for c in answer} == {RETRIED}
+    assert len(anthropic_upstream.requests) == 1
