@@ -504,10 +504,12 @@ async def _stream_body(
             first = [event for event in first if type(event) is not Metadata]
         opening = encoder.open(started) + encoder.encode_batch(first)
         opened = True
+        first = pending = None  # not kept while the stream lasts (memory per held stream)
         if last:
             held = opening
         elif opening:
             yield opening
+        del opening
         async for batch in events:
             observe(exchange, batch)
             data = encoder.encode_batch(batch)
@@ -517,6 +519,7 @@ async def _stream_body(
                 held = data
             elif data:
                 yield data
+            del batch, data  # written: not kept while the stream waits for more
         closing = encoder.close()
         if before_close is not None:
             await before_close()

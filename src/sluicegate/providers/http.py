@@ -247,6 +247,7 @@ class HTTPTransport:
                 yield response.content.read_nowait()
             async for data in response.content.iter_any():
                 yield data
+                del data  # passed on: not kept while the stream waits for more
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.failure(exc, "stream") from exc
         finally:

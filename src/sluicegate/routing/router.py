@@ -149,9 +149,11 @@ class Router:
                 first.insert(0, started)
             name_origin(started, deployment, attempts)
             yield first
+            del first  # passed on: not kept while the stream lasts
             if deadline is None:
                 async for batch in inner:
                     yield batch
+                    del batch
             else:
                 # one timer for the whole answer, not one per chunk
                 clock = Deadline(deadline)
@@ -171,6 +173,7 @@ class Router:
                         finally:
                             clock.waiting = None
                         yield more
+                        del more
                 finally:
                     clock.handle.cancel()
             deployment.breaker.completed()

@@ -114,6 +114,7 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
                     yield batch
                 if error is not None:
                     raise error
+                del data, batch  # passed on: not kept while the stream waits for more
             last = started + last + relay.close()
             if last:
                 yield LastBatch(last)
