@@ -4,7 +4,8 @@ Short streams (20 chunks, no delay, as in scenario 3) at a fixed concurrency (cl
 50 in flight). For every target the CPU seconds (user + system) of its own process tree are divided
 by the streams completed in the same window, and compared with the mock's per-stream CPU when it is
 called directly. Targets: ``direct`` (the mock alone), ``bare`` (bench/bare_proxy.py, a byte
-forwarder: the floor of a Python hop), ``sluicegate`` (one worker) and, on request, ``portkey``.
+forwarder: the floor of a Python hop), ``sluicegate`` (one worker; its streams take the byte relay),
+``sluicegate-translated`` (the same with ``passthrough: false``) and, on request, ``portkey``.
 Rounds are interleaved and the median is reported. Results: ``bench/results/hop.md`` and ``hop.json``.
 """
 
@@ -41,7 +42,8 @@ from bench.targets import (
 )
 
 BASELINE = "sluicegate-base"  # another source tree of sluicegate (--baseline-src), run side by side
-HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, PORTKEY)
+TRANSLATED = "sluicegate-translated"  # the same build with `passthrough: false`: no byte relay
+HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, TRANSLATED, PORTKEY)
 MODEL = "mock-c20-t0"
 
 
@@ -239,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             DIRECT: lambda: mock,
             BARE: lambda: start_bare(workdir, mock.base_url),
             SLUICEGATE: lambda: start_sluicegate(workdir, mock.base_url, [MODEL], 1),
+            TRANSLATED: lambda: start_sluicegate(
+                workdir, mock.base_url, [MODEL], 1, name=TRANSLATED, entry={"passthrough": False}
+            ),
             PORTKEY: lambda: start_portkey(workdir, mock.base_url, [MODEL], 1),
             BASELINE: lambda: start_sluicegate(
                 workdir, mock.base_url, [MODEL], 1, name=BASELINE,

@@ -86,7 +86,9 @@ def _mock_models(models: Sequence[str]) -> list[str]:
     return sorted(set(models))
 
 
-def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, object]:
+def sluicegate_config(
+    mock_base_url: str, models: Sequence[str], entry: dict[str, object] | None = None
+) -> dict[str, object]:
     return {
         "models": [
             {
@@ -95,6 +97,7 @@ def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, ob
                 "base_url": mock_base_url,
                 "api_key": "dummy",
                 "upstream_model": m,
+                **(entry or {}),
             }
             for m in _mock_models(models)
         ]
@@ -108,9 +111,11 @@ def start_sluicegate(
     workers: int,
     name: str = SLUICEGATE,
     env: dict[str, str] | None = None,
+    entry: dict[str, object] | None = None,
 ) -> Target:
     """Start sluicegate as deployed: auth on, a real data dir, a key created through its own CLI.
-    `env` (e.g. a PYTHONPATH naming another source tree) lets two builds run side by side."""
+    `env` (e.g. a PYTHONPATH naming another source tree) lets two builds run side by side;
+    `entry` adds fields to every model entry (`passthrough: false`)."""
     target = Target(name)
     exe = shutil.which("sluicegate")
     if exe is None:
@@ -119,7 +124,7 @@ def start_sluicegate(
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models), sort_keys=False))
+    config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models, entry), sort_keys=False))
     try:
         key = create_key(exe, data_dir, timeout_s=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, RuntimeError) as exc:
