@@ -95,7 +95,7 @@ def test_text_chunks_are_passed_on_undecoded() -> None:
     _, batch, relay = relayed([stream], True)
     (raw,) = [e for e in batch if type(e) is RawText]
     assert raw.pieces == [b"a", b"b", b"c"]
-    assert relay.transcript() == []  # the upstream's usage came: no estimate needed
+    assert relay.transcript() == ["abc"]  # decoded once, at the end
 
 
 @pytest.mark.parametrize(
@@ -140,9 +140,11 @@ def test_an_error_event_ends_the_stream_after_what_came_before_it() -> None:
     assert isinstance(error, GatewayError) and "error mid-stream" in error.message
 
 
-def test_what_was_passed_on_undecoded_is_kept_for_an_estimate_until_usage_arrives() -> None:
+def test_the_transcript_is_the_answer_in_the_order_it_went_out() -> None:
     relay = ChatRelay("entry")
-    relay.feed(event([delta(role="assistant", content="")]) + event([delta(content="caf\u00e9 ")]) + event([delta(content="\\\"ok\\\"")]))
-    relay.feed(event([delta(content=" more")]))
+    relay.feed(event([delta(role="assistant", content="")]) + event([delta(content="caf\u00e9 ")]))
+    relay.feed(event([delta(content='"ok"')]) + event([delta(content=" more")]))  # a quote: read whole
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    relay.feed(event([delta(tool_calls=[call])]))
     assert relay.texted
-    assert "".join(relay.transcript()) == "caf\u00e9  more"  # the quoted piece was read whole, as a TextDelta
+    assert relay.transcript() == ['caf\u00e9 "ok" moref{}']

@@ -406,11 +406,13 @@ def observe(exchange: Exchange, batch: Batch) -> None:
         if kind is TextDelta or kind is ReasoningDelta or kind is RefusalDelta:
             if exchange.ttft_s is None:
                 exchange.ttft_s = exchange.elapsed()
-            exchange.output_parts.append(event.text)  # type: ignore[union-attr]
+            if exchange.transcript is None:  # else the byte relay keeps the text (`Started.transcript`)
+                exchange.output_parts.append(event.text)  # type: ignore[union-attr]
         elif kind is ToolCallDelta:
             if exchange.ttft_s is None:
                 exchange.ttft_s = exchange.elapsed()
-            exchange.output_parts.append((event.name or "") + event.arguments)  # type: ignore[union-attr]
+            if exchange.transcript is None:
+                exchange.output_parts.append((event.name or "") + event.arguments)  # type: ignore[union-attr]
         elif kind is Finish:
             if event.choice == 0:  # type: ignore[union-attr]
                 exchange.finish_reason = event.reason  # type: ignore[union-attr]
@@ -554,8 +556,8 @@ async def _stream_body(
         if pending is not None:
             await cancel(pending)
         await events.aclose()
-        if exchange.transcript is not None and exchange.usage is None:
-            exchange.output_parts = exchange.transcript()  # a relayed answer's text, to estimate usage
+        if exchange.transcript is not None:
+            exchange.output_parts = exchange.transcript()  # the byte relay's text, decoded once
         gateway.settle(exchange)
 
 

@@ -153,8 +153,8 @@ class Started:
     # not arrived at the commit: a door whose opening bytes carry it waits for the first events
     metadata_pending: bool = False
     calls_first: bool = False  # the answer is known to open with tool calls (a forced call)
-    # with the byte relay (`RawText`): the text sent that way, decoded when it is needed (to
-    # estimate usage when the upstream reported none: the client left, the upstream failed)
+    # with the byte relay (`RawText`): the answer's text as it went out, decoded once at the
+    # end (the access log; an estimate of usage when the upstream reported none)
     transcript: Callable[[], list[str]] | None = None
 
 

@@ -23,7 +23,15 @@ import re
 
 import orjson
 
-from sluicegate.core.events import Batch, Event, RawText
+from sluicegate.core.events import (
+    Batch,
+    Event,
+    RawText,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCallDelta,
+)
 from sluicegate.errors import GatewayError
 from sluicegate.http.sse import SSEDecoder
 from sluicegate.providers.openai.chunks import ChunkParser
@@ -46,7 +54,7 @@ class ChatRelay:
         self._decoder = SSEDecoder()
         self._prefix = b""  # `data: `, the last whole chunk's fields before `choices`, the text's start
         self._tail = b""  # the start of an event the next read completes
-        self._text = bytearray()  # the text passed on (JSON-escaped), until the usage arrives
+        self._text = bytearray()  # the answer's text as it went out, JSON-escaped (`transcript`)
         self.done = False  # `[DONE]` arrived
         self.texted = False  # some text went out as RawText
 
@@ -94,9 +102,10 @@ class ChatRelay:
         return self.parser.close(self.done)
 
     def transcript(self) -> list[str]:
-        """The text passed on as RawText, decoded: for estimating usage when the upstream
-        reported none (the client left, the stream failed)."""
-        if not self._text or self.parser.usage is not None:
+        """The answer's text in the order it went out (what the translated path notes event by
+        event), decoded once at the end: for the access log, and for estimating usage when the
+        upstream reported none (the client left, the stream failed)."""
+        if not self._text:
             return []
         try:
             return [orjson.loads(b'"' + self._text + b'"')]
@@ -126,8 +135,7 @@ class ChatRelay:
         if pieces:
             self.parser.seen.add(0)
             self.texted = True
-            if self.parser.usage is None:
-                self._text += b"".join(pieces)
+            self._text += b"".join(pieces)
             batch.append(RawText(pieces))
         return at
 
@@ -138,7 +146,14 @@ class ChatRelay:
             if sse.data == "[DONE]":
                 self.done = True
                 return
-            batch += self.parser.parse_text(sse.data)
+            events = self.parser.parse_text(sse.data)
+            for event in events:
+                kind = type(event)
+                if kind is TextDelta or kind is ReasoningDelta or kind is RefusalDelta:
+                    self._text += orjson.dumps(event.text)[1:-1]  # type: ignore[union-attr]
+                elif kind is ToolCallDelta:
+                    self._text += orjson.dumps((event.name or "") + event.arguments)[1:-1]  # type: ignore[union-attr]
+            batch += events
             payload = sse.data.encode()
             choices = payload.find(_CHOICES)
             self._prefix = b"data: " + payload[:choices] + _CHOICES + _TEXT_START if choices > 0 else b""
