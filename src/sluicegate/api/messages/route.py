@@ -48,7 +48,7 @@ async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> R
     def whole(completion: Completion, model: str) -> Response:
         return json_response(message_body(completion, message_id, model))
 
-    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="anthropic_messages")
 
 
 async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway) -> Response:
