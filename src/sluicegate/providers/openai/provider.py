@@ -104,8 +104,8 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
                 batch, error = relay.feed(data)
                 if first:  # the first read, given at once: the start goes with what arrived
                     first = False
-                    if not data:  # nothing came with the status: its metadata is to come
-                        started[0].metadata_pending = True  # type: ignore[union-attr]
+                    if b"\n\n" not in data and b"\r" not in data:  # no whole event came with the status:
+                        started[0].metadata_pending = True  # type: ignore[union-attr]  # its metadata is to come
                     batch, started = started + batch, []
                 if relay.done:
                     last = batch  # goes with what the end owes, as the last batch
