@@ -90,7 +90,7 @@ def test_an_escaped_text_keeps_its_escapes_and_a_quote_is_read_whole() -> None:
         b'"usage":{"output_tokens":4}}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n'
     )
     raw = start + delta(b"caf\\u00e9") + delta(b'say \\"hi\\"') + delta(b" \\n") + end
-    out, batch = relayed([raw])
+    out, _ = relayed([raw])
     assert b'"text":"caf\\u00e9"' in out  # as the upstream escaped it
     assert out == translated(raw).replace("café".encode(), b"caf\\u00e9")
     relay = MessagesRelay("entry", explain_refusals=False)
