@@ -1,4 +1,4 @@
-"""``python -m bench``: start the mock, sluicegate, LiteLLM and Portkey, drive them with open-loop load, report.
+"""``python -m bench``: start the mock, the bare proxy, sluicegate, LiteLLM and Portkey, drive them with open-loop load, report.
 
 Run from the repository root. ``--quick`` is the few-minute smoke benchmark; the default full set
 takes about 20 minutes. Results go to ``bench/results/`` (results.md, results.json, latency.png).
@@ -26,11 +26,13 @@ from bench.report import Report, render_markdown, write_all
 from bench.scenarios import REPO_ROOT, Runner, build_scenarios, request_body, select
 from bench.targets import (
     ALL_TARGETS,
+    BARE,
     DIRECT,
     LITELLM,
     PORTKEY,
     SLUICEGATE,
     Target,
+    start_bare,
     start_litellm,
     start_mock,
     start_portkey,
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if DIRECT in wanted:
             targets.append(mock)
-        starters = {SLUICEGATE: start_sluicegate, LITELLM: start_litellm, PORTKEY: start_portkey}
+        starters = {BARE: start_bare, SLUICEGATE: start_sluicegate, LITELLM: start_litellm, PORTKEY: start_portkey}
         with ThreadPoolExecutor(max_workers=len(starters)) as pool:
             futures = [
                 pool.submit(start, workdir, mock.base_url, models, args.workers)

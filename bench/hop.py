@@ -4,7 +4,8 @@ Short streams (20 chunks, no delay, as in scenario 3) at a fixed concurrency (cl
 50 in flight). For every target the CPU seconds (user + system) of its own process tree are divided
 by the streams completed in the same window, and compared with the mock's per-stream CPU when it is
 called directly. Targets: ``direct`` (the mock alone), ``bare`` (bench/bare_proxy.py, a byte
-forwarder: the floor of a Python hop), ``sluicegate`` (one worker) and, on request, ``portkey``.
+forwarder: the floor of a Python hop), ``sluicegate`` (one worker; its streams take the byte relay),
+``sluicegate-translated`` (the same with ``passthrough: false``) and, on request, ``portkey``.
 Rounds are interleaved and the median is reported. Results: ``bench/results/hop.md`` and ``hop.json``.
 """
 
@@ -26,13 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from bench.closedloop import ClosedResult, ClosedSpec, run_wrk
-from bench.processes import spawn, tree_cpu_s, wait_http_ok
+from bench.processes import tree_cpu_s
 from bench.scenarios import REPO_ROOT, request_body
-from bench.targets import DIRECT, PORTKEY, SLUICEGATE, Target, start_mock, start_portkey, start_sluicegate
+from bench.targets import (
+    BARE,
+    DIRECT,
+    PORTKEY,
+    SLUICEGATE,
+    Target,
+    start_bare,
+    start_mock,
+    start_portkey,
+    start_sluicegate,
+)
 
-BARE = "bare"
 BASELINE = "sluicegate-base"  # another source tree of sluicegate (--baseline-src), run side by side
-HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, PORTKEY)
+TRANSLATED = "sluicegate-translated"  # the same build with `passthrough: false`: no byte relay
+HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, TRANSLATED, PORTKEY)
 MODEL = "mock-c20-t0"
 
 
@@ -138,21 +149,6 @@ def _ratio_text(ratio: float) -> str:
     return "-" if math.isnan(ratio) else f"{ratio:.2f}"
 
 
-def _start_bare(workdir: Path, mock: Target) -> Target:
-    from bench.processes import free_port
-
-    port = free_port()
-    upstream = mock.base_url.removesuffix("/v1")
-    cmd = [sys.executable, "-m", "bench.bare_proxy", "--upstream", upstream, "--port", str(port)]
-    managed = spawn(BARE, cmd, workdir / "bare.log")
-    target = Target(BARE, base_url=f"http://127.0.0.1:{port}/v1", procs=[managed])
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=30)
-    except RuntimeError as exc:
-        target.error = str(exc)
-    return target
-
-
 def _python_client(spec: ClosedSpec) -> ClosedResult:
     bound = spec.duration_s + spec.timeout_s + 30
     done = subprocess.run(
@@ -243,8 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         starters = {
             DIRECT: lambda: mock,
-            BARE: lambda: _start_bare(workdir, mock),
+            BARE: lambda: start_bare(workdir, mock.base_url),
             SLUICEGATE: lambda: start_sluicegate(workdir, mock.base_url, [MODEL], 1),
+            TRANSLATED: lambda: start_sluicegate(
+                workdir, mock.base_url, [MODEL], 1, name=TRANSLATED, entry={"passthrough": False}
+            ),
             PORTKEY: lambda: start_portkey(workdir, mock.base_url, [MODEL], 1),
             BASELINE: lambda: start_sluicegate(
                 workdir, mock.base_url, [MODEL], 1, name=BASELINE,

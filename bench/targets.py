@@ -1,4 +1,5 @@
-"""The targets under test: the mock upstream itself (direct), sluicegate, LiteLLM proxy and Portkey.
+"""The targets under test: the mock upstream itself (direct), the bare byte-forwarding proxy (the
+floor of a Python hop, bench/bare_proxy.py), sluicegate, LiteLLM proxy and Portkey.
 
 Each starter returns a ``Target``; a target that cannot be started carries the reason in ``error``
 so the report can show it as failed instead of the whole benchmark crashing.
@@ -19,8 +20,8 @@ import yaml
 from bench import litellm_env, portkey_env
 from bench.processes import Managed, create_key, free_port, spawn, stop, wait_http_ok
 
-DIRECT, SLUICEGATE, LITELLM, PORTKEY = "direct", "sluicegate", "litellm", "portkey"
-ALL_TARGETS = (DIRECT, SLUICEGATE, LITELLM, PORTKEY)
+DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY = "direct", "bare", "sluicegate", "litellm", "portkey"
+ALL_TARGETS = (DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY)
 
 
 @dataclass
@@ -65,11 +66,29 @@ def start_mock(workdir: Path, port: int | None = None) -> Target:
     return target
 
 
+def start_bare(workdir: Path, mock_base_url: str, models: Sequence[str] = (), workers: int = 1) -> Target:
+    """bench/bare_proxy.py in front of the mock: one process (uvicorn + uvloop + httptools, pooled
+    aiohttp, no parsing, no auth); `models` and `workers` are not used (it forwards any request)."""
+    del models, workers
+    port = free_port()
+    upstream = mock_base_url.removesuffix("/v1")
+    cmd = [sys.executable, "-m", "bench.bare_proxy", "--upstream", upstream, "--port", str(port)]
+    managed = spawn(BARE, cmd, workdir / "bare.log")
+    target = Target(BARE, base_url=f"http://127.0.0.1:{port}/v1", procs=[managed])
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/health", managed, timeout_s=30)
+    except RuntimeError as exc:
+        target.error = str(exc)
+    return target
+
+
 def _mock_models(models: Sequence[str]) -> list[str]:
     return sorted(set(models))
 
 
-def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, object]:
+def sluicegate_config(
+    mock_base_url: str, models: Sequence[str], entry: dict[str, object] | None = None
+) -> dict[str, object]:
     return {
         "models": [
             {
@@ -78,6 +97,7 @@ def sluicegate_config(mock_base_url: str, models: Sequence[str]) -> dict[str, ob
                 "base_url": mock_base_url,
                 "api_key": "dummy",
                 "upstream_model": m,
+                **(entry or {}),
             }
             for m in _mock_models(models)
         ]
@@ -91,9 +111,11 @@ def start_sluicegate(
     workers: int,
     name: str = SLUICEGATE,
     env: dict[str, str] | None = None,
+    entry: dict[str, object] | None = None,
 ) -> Target:
     """Start sluicegate as deployed: auth on, a real data dir, a key created through its own CLI.
-    `env` (e.g. a PYTHONPATH naming another source tree) lets two builds run side by side."""
+    `env` (e.g. a PYTHONPATH naming another source tree) lets two builds run side by side;
+    `entry` adds fields to every model entry (`passthrough: false`)."""
     target = Target(name)
     exe = shutil.which("sluicegate")
     if exe is None:
@@ -102,7 +124,7 @@ def start_sluicegate(
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models), sort_keys=False))
+    config.write_text(yaml.safe_dump(sluicegate_config(mock_base_url, models, entry), sort_keys=False))
     try:
         key = create_key(exe, data_dir, timeout_s=60)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, RuntimeError) as exc:

@@ -27,6 +27,7 @@ from sluicegate.core.events import (
     LastBatch,
     Metadata,
     PromptProgress,
+    RawText,
     ReasoningDelta,
     RefusalDelta,
     Seam,
@@ -36,7 +37,7 @@ from sluicegate.core.events import (
     Usage,
 )
 from sluicegate.core.exchange import Exchange
-from sluicegate.core.request import ChatRequest
+from sluicegate.core.request import ChatRequest, WireFormat
 from sluicegate.errors import AuthenticationError, GatewayError
 from sluicegate.gateway import Gateway
 from sluicegate.http.event_stream import Closing, EventStreamResponse, KeepAlive, watch_disconnect
@@ -158,9 +159,13 @@ async def serve_chat(
     stream_encoder: Callable[[str, Started], StreamEncoder],
     whole: Callable[[Completion, str], Response],
     before_close: Callable[[], Awaitable[None]] | None = None,
+    relay: WireFormat | None = None,
 ) -> Response | EventStreamResponse:
     """Route the request, admit it, and answer it whole or as a stream through the door's
     encoder. `stream_encoder` and `whole` receive the model name the answer carries.
+    `relay`: the door's own wire format, when its encoder writes text pieces as an upstream of
+    that format wrote them (`RawText`): a stream not kept by the response cache then asks for
+    the byte relay, which a provider speaking that format upstream gives (the others translate).
     `before_close` is awaited once a stream's answer is whole (or has failed), just before
     its closing bytes: a door that keeps its answers stores them there, so a client that
     has read the end can rely on finding them. It must not raise."""
@@ -211,6 +216,8 @@ async def serve_chat(
         gateway.settle(exchange)
         return response
 
+    if relay is not None and plan is None:
+        chat.byte_relay = relay
     if kept is not None:
         events = replay(kept)
     elif plan is not None and gateway.cache is not None:
@@ -399,16 +406,21 @@ def observe(exchange: Exchange, batch: Batch) -> None:
         if kind is TextDelta or kind is ReasoningDelta or kind is RefusalDelta:
             if exchange.ttft_s is None:
                 exchange.ttft_s = exchange.elapsed()
-            exchange.output_parts.append(event.text)  # type: ignore[union-attr]
+            if exchange.transcript is None:  # else the byte relay keeps the text (`Started.transcript`)
+                exchange.output_parts.append(event.text)  # type: ignore[union-attr]
         elif kind is ToolCallDelta:
             if exchange.ttft_s is None:
                 exchange.ttft_s = exchange.elapsed()
-            exchange.output_parts.append((event.name or "") + event.arguments)  # type: ignore[union-attr]
+            if exchange.transcript is None:
+                exchange.output_parts.append((event.name or "") + event.arguments)  # type: ignore[union-attr]
         elif kind is Finish:
             if event.choice == 0:  # type: ignore[union-attr]
                 exchange.finish_reason = event.reason  # type: ignore[union-attr]
         elif kind is Usage:
             exchange.usage = event  # type: ignore[assignment]
+        elif kind is RawText:
+            if exchange.ttft_s is None:
+                exchange.ttft_s = exchange.elapsed()
         elif kind is Started:
             _note_origin(exchange, event)  # type: ignore[arg-type]
         elif kind is PromptProgress:
@@ -428,6 +440,8 @@ def _note_origin(exchange: Exchange, started: Started) -> None:
     exchange.attempts = started.attempts
     if started.prompt_tokens is not None:
         exchange.prompt_tokens_hint = started.prompt_tokens
+    if started.transcript is not None:
+        exchange.transcript = started.transcript
 
 
 def _note_seam(exchange: Exchange, seam: Seam) -> None:
@@ -492,10 +506,12 @@ async def _stream_body(
             first = [event for event in first if type(event) is not Metadata]
         opening = encoder.open(started) + encoder.encode_batch(first)
         opened = True
+        first = pending = None  # not kept while the stream lasts (memory per held stream)
         if last:
             held = opening
         elif opening:
             yield opening
+        del opening
         async for batch in events:
             observe(exchange, batch)
             data = encoder.encode_batch(batch)
@@ -505,6 +521,7 @@ async def _stream_body(
                 held = data
             elif data:
                 yield data
+            del batch, data  # written: not kept while the stream waits for more
         closing = encoder.close()
         if before_close is not None:
             await before_close()
@@ -539,6 +556,8 @@ async def _stream_body(
         if pending is not None:
             await cancel(pending)
         await events.aclose()
+        if exchange.transcript is not None:
+            exchange.output_parts = exchange.transcript()  # the byte relay's text, decoded once
         gateway.settle(exchange)
 
 

@@ -12,6 +12,7 @@ optional fields, so a door that speaks the same format as the upstream loses not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,9 @@ class Started:
     # not arrived at the commit: a door whose opening bytes carry it waits for the first events
     metadata_pending: bool = False
     calls_first: bool = False  # the answer is known to open with tool calls (a forced call)
+    # with the byte relay (`RawText`): the answer's text as it went out, decoded once at the
+    # end (the access log; an estimate of usage when the upstream reported none)
+    transcript: Callable[[], list[str]] | None = None
 
 
 @dataclass(slots=True)
@@ -192,6 +196,16 @@ def seams_field(seams: list[Seam]) -> dict[str, Any]:
 
 
 @dataclass(slots=True)
+class RawText:
+    """Pieces of choice 0's text as the upstream wrote them in its chunks: JSON string bodies,
+    still escaped, never decoded (the byte relay, `ChatRequest.byte_relay`). Only a door whose
+    wire format the upstream speaks asks for them, and writes them into its own chunks as they
+    are; the text is decoded only if the gateway needs it (`Started.transcript`)."""
+
+    pieces: list[bytes]
+
+
+@dataclass(slots=True)
 class PromptProgress:
     """How much of a long prompt the model has read (the embedded model reads ~200 tokens/s on
     a small CPU): no door's wire has a field for it, so the gateway writes it in the SSE
@@ -214,6 +228,7 @@ Event = (
     | Usage
     | PromptProgress
     | Seam
+    | RawText
 )
 
 # Providers yield events in batches: those that arrived together (one network read, or the

@@ -9,6 +9,7 @@ A request counts the same whichever door it came in by, because the doors share 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,6 +52,8 @@ class Exchange:
     prompt_tokens_hint: int | None = None  # known before generation (local tokenizer)
     prompt_progress: tuple[int, int] | None = None  # (read, total) while a long prompt is read
     output_parts: list[str] = field(default_factory=list)  # text sent, to estimate usage when none came
+    # a relayed answer's text, read back from its bytes when it is needed (`Started.transcript`)
+    transcript: Callable[[], list[str]] | None = None
     client_gone: bool = False
     cache_hit: bool = False  # answered from the response cache: no provider was called
     admitted: bool = False  # reached the hooks' admit; then it is settled exactly once

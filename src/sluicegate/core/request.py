@@ -80,6 +80,10 @@ class ChatRequest:
     # the last message is the assistant's answer so far, to be continued, not answered
     # (mid-stream fail-over, routing/failover.py): sent only to providers that can continue
     continue_final: bool = False
+    # the door's own wire format, when it takes pieces of a streamed answer as the upstream
+    # wrote them (`RawText`) where the upstream speaks it: set by serving, kept by routing only
+    # for providers that declare it among their `relay_formats` (the byte relay)
+    byte_relay: WireFormat | None = None
 
 
 def native_body_for(request: ChatRequest, formats: frozenset[WireFormat]) -> NativeBody | None:
@@ -87,3 +91,11 @@ def native_body_for(request: ChatRequest, formats: frozenset[WireFormat]) -> Nat
     if request.wire_format not in formats or request.continue_final:
         return None  # a continuation is built from the typed fields (the client's body lacks it)
     return NativeBody(request.wire_format, request.raw, request.forward_headers)
+
+
+def relay_for(request: ChatRequest, formats: frozenset[WireFormat]) -> WireFormat | None:
+    """The byte relay the door asked for, if `formats` (a provider's relay formats) holds it."""
+    relay = request.byte_relay
+    if relay is None or relay not in formats or request.continue_final:
+        return None
+    return relay

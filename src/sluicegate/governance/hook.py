@@ -331,7 +331,7 @@ class Governance:
         for open_id, entry in self._in_flight.items():
             exchange, record = entry.exchange, entry.record
             usage = exchange.usage
-            produced = usage.completion_tokens if usage is not None else -(-sum(map(len, exchange.output_parts)) // 4)
+            produced = usage.completion_tokens if usage is not None else -(-_output_chars(exchange) // 4)
             if produced <= entry.recorded:
                 continue
             entry.recorded = record.completion_tokens = produced
@@ -426,3 +426,12 @@ class Governance:
                 await self.limiter.add_tokens(admission.key_id, correction)
             else:  # batched with the other keys' every `ledger_flush_s`
                 self._corrections[admission.key_id] = self._corrections.get(admission.key_id, 0) + correction
+
+
+def _output_chars(exchange: Exchange) -> int:
+    """The characters an answer in flight has sent: its noted text, or a relayed answer's text
+    (kept undecoded until the end: decoded here, at a heartbeat, for the requests past one)."""
+    chars = sum(map(len, exchange.output_parts))
+    if not chars and exchange.transcript is not None:
+        chars = sum(map(len, exchange.transcript()))
+    return chars

@@ -117,6 +117,7 @@ class EventStreamResponse:
 
     async def _produce(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        self.headers = []  # sent: a held stream keeps no copy (memory per idle stream)
         writer = None
         held = b""  # the body's Closing bytes, sent with the end of the body
         try:
@@ -129,6 +130,7 @@ class EventStreamResponse:
                         held = data
                     else:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
+                    del data  # sent: not kept while the stream waits for more
                 await send({"type": "http.response.body", "body": held, "more_body": False})
             else:
                 writer = _KeepAliveWriter(send, self.keepalive)
@@ -142,6 +144,7 @@ class EventStreamResponse:
                         held = data
                     else:
                         await writer.write(data)
+                    del data  # sent: not kept while the stream waits for more
                 await writer.end(held)
         finally:
             if writer is not None:

@@ -22,6 +22,9 @@ class Provider(Protocol):
     # the wire formats whose client bodies it takes as they are (`ChatRequest.native_body`);
     # routing attaches the body only for these, so no provider knows which doors exist
     native_formats: frozenset[WireFormat]
+    # the wire formats whose streamed answers it can pass on as the upstream's bytes
+    # (`ChatRequest.byte_relay`); routing keeps the relay only for these
+    relay_formats: frozenset[WireFormat]
     # it continues a trailing assistant message (`ChatRequest.continue_final`) rather than
     # answering after it: only such a provider may take over a failed answer mid-stream
     continues_final: bool

@@ -247,6 +247,7 @@ class HTTPTransport:
                 yield response.content.read_nowait()
             async for data in response.content.iter_any():
                 yield data
+                del data  # passed on: not kept while the stream waits for more
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.failure(exc, "stream") from exc
         finally:
@@ -296,6 +297,7 @@ class UpstreamProvider(Generic[ConfigT]):
 
     kind = ""
     native_formats: frozenset[WireFormat] = frozenset()
+    relay_formats: frozenset[WireFormat] = frozenset()
     continues_final = False  # see providers/base.py
 
     def __init__(

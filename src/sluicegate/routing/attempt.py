@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sluicegate.core.completion import Completion
 from sluicegate.core.embeddings import EmbeddingRequest, Embeddings
 from sluicegate.core.events import Batch, Started
-from sluicegate.core.request import ChatRequest, native_body_for
+from sluicegate.core.request import ChatRequest, native_body_for, relay_for
 from sluicegate.errors import (
     ConnectionsBusyError,
     GatewayError,
@@ -71,11 +71,13 @@ class Deployment:
 
 def for_provider(provider: Provider, request: ChatRequest) -> ChatRequest:
     """The request as `provider` gets it: carrying the client's body when the provider takes
-    its wire format as it is (native pass-through), else translated from the typed fields."""
+    its wire format as it is (native pass-through), else translated from the typed fields; and
+    the door's byte relay when the provider can pass its upstream's answer on as bytes."""
     native = native_body_for(request, provider.native_formats)
-    if native is None and request.native_body is None:
+    relay = relay_for(request, provider.relay_formats) if request.byte_relay is not None else None
+    if native is None and request.native_body is None and relay is request.byte_relay:
         return request
-    return replace(request, native_body=native)
+    return replace(request, native_body=native, byte_relay=relay)
 
 
 async def open_stream(provider: Provider, request: ChatRequest) -> tuple[Stream, Batch]:

@@ -90,6 +90,7 @@ class Router:
         self.kind = kinds.pop() if len(kinds) == 1 else "mixed"
         # none of its own: each attempt gets the client's body as its deployment declares
         self.native_formats: frozenset[WireFormat] = frozenset()
+        self.relay_formats: frozenset[WireFormat] = frozenset()
         self.continues_final = False  # its deployments may; routing/failover.py asks them
         self.owned_by = owned_by or self.deployments[0].provider.owned_by
         self.upstream_model = str(getattr(self.deployments[0].provider, "upstream_model", "") or "")
@@ -130,7 +131,8 @@ class Router:
         self.stats.requests += 1
         deadline = self._deadline()
         if self.failover.mid_stream and request.n == 1 and request.prompts is None:
-            return relay(self, request, deadline)
+            # a continuation is joined from canonical events: no answer of this entry is relayed as bytes
+            return relay(self, replace(request, byte_relay=None) if request.byte_relay else request, deadline)
         return self.follow(lambda: self._attempts(request, deadline, open_stream, True), deadline)
 
     async def follow(self, opening: Callable[[], Awaitable[Opened]], deadline: float | None) -> Stream:
@@ -147,9 +149,11 @@ class Router:
                 first.insert(0, started)
             name_origin(started, deployment, attempts)
             yield first
+            del first  # passed on: not kept while the stream lasts
             if deadline is None:
                 async for batch in inner:
                     yield batch
+                    del batch
             else:
                 # one timer for the whole answer, not one per chunk
                 clock = Deadline(deadline)
@@ -169,6 +173,7 @@ class Router:
                         finally:
                             clock.waiting = None
                         yield more
+                        del more
                 finally:
                     clock.handle.cancel()
             deployment.breaker.completed()

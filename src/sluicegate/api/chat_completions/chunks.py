@@ -17,6 +17,7 @@ from sluicegate.core.events import (
     Finish,
     Metadata,
     Passthrough,
+    RawText,
     ReasoningDelta,
     RefusalDelta,
     Seam,
@@ -31,10 +32,21 @@ from sluicegate.http.sse import DONE, encode_data
 
 _TEXT_OPEN = b'{"index":0,"delta":{"content":'
 _TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}'
+_RAW_OPEN = _TEXT_OPEN + b'"'  # a text piece already escaped (RawText) goes between these
+_RAW_CLOSE = b'"' + _TEXT_CLOSE
 
 
 class ChunkEncoder:
-    __slots__ = ("_head", "_prefix", "_role_pending", "_seams", "_started", "_suffix", "include_usage", "usage")
+    __slots__ = (
+        "_head",
+        "_prefix",
+        "_role_pending",
+        "_seams",
+        "_started",
+        "_suffix",
+        "include_usage",
+        "usage",
+    )
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         self._head: dict[str, Any] = {
@@ -93,6 +105,10 @@ class ChunkEncoder:
                 return self._prefix + _TEXT_OPEN + orjson.dumps(text.text) + _TEXT_CLOSE + self._suffix
             logprobs = {"content": text.logprobs, "refusal": None} if text.logprobs is not None else None
             return self.start(text.choice) + self._chunk(text.choice, {"content": text.text}, None, logprobs)
+        if kind is RawText:  # text chunks of an upstream that writes OpenAI's: in this stream's chunks
+            opening = self.start(0) if 0 not in self._started else b""
+            head, tail = self._prefix + _RAW_OPEN, _RAW_CLOSE + self._suffix
+            return opening + head + (tail + head).join(event.pieces) + tail  # type: ignore[union-attr]
         if kind is Usage:
             self.usage = event  # type: ignore[assignment]
             return b""

@@ -52,7 +52,7 @@ async def _chat_completions(
     if chat.stream and wants_resumable(request, chat, gateway):
         route, chat = prepare(gateway, exchange, chat)
         return await serve_resumable(gateway, exchange, route, chat, completion_id, stream_encoder)
-    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="openai_chat")
 
 
 async def _resume(request: Request, exchange: Exchange, gateway: Gateway) -> EventStreamResponse:

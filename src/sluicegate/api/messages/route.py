@@ -52,7 +52,7 @@ async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> R
     if chat.stream and wants_resumable(request, chat, gateway):
         route, chat = prepare(gateway, exchange, chat)
         return await serve_resumable(gateway, exchange, route, chat, message_id, stream_encoder)
-    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole)
+    return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="anthropic_messages")
 
 
 async def _count_tokens(request: Request, exchange: Exchange, gateway: Gateway) -> Response:

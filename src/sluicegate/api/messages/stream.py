@@ -25,6 +25,7 @@ from sluicegate.core.events import (
     BlockEnd,
     Event,
     Finish,
+    RawText,
     ReasoningDelta,
     RefusalDelta,
     Seam,
@@ -112,6 +113,8 @@ class MessageStreamEncoder:
         kind = type(event)
         if kind is TextDelta or kind is RefusalDelta:
             return self._text(event.text)  # type: ignore[union-attr]
+        if kind is RawText:
+            return self._raw_text(event.pieces)  # type: ignore[union-attr]
         if kind is ToolCallDelta:
             return self._tool_call(event)  # type: ignore[arg-type]
         if kind is ReasoningDelta:
@@ -136,6 +139,14 @@ class MessageStreamEncoder:
         self._chars += len(text)
         opening = b"" if self._open == TEXT else self._open_block(TEXT, _TEXT_BLOCK)
         return opening + self._delta + b'{"type":"text_delta","text":' + orjson.dumps(text) + _END
+
+    def _raw_text(self, pieces: list[bytes]) -> bytes:
+        """Text pieces as an Anthropic upstream escaped them (the byte relay): `_text`'s events."""
+        self._chars += sum(map(len, pieces))
+        opening = b"" if self._open == TEXT else self._open_block(TEXT, _TEXT_BLOCK)
+        head = self._delta + b'{"type":"text_delta","text":"'
+        tail = b'"' + _END
+        return opening + head + (tail + head).join(pieces) + tail
 
     def _reasoning(self, event: ReasoningDelta) -> bytes:
         if event.redacted is not None:

@@ -18,6 +18,7 @@ from sluicegate.errors import GatewayError, UpstreamError
 from sluicegate.http.sse import SSEEvent
 from sluicegate.providers.anthropic.config import AnthropicConfig
 from sluicegate.providers.anthropic.errors import upstream_error
+from sluicegate.providers.anthropic.relay import MessagesRelay
 from sluicegate.providers.anthropic.request import count_tokens_body, messages_body
 from sluicegate.providers.anthropic.response import parse_message
 from sluicegate.providers.anthropic.stream import MessageStreamParser
@@ -38,6 +39,8 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
             {"content-type": "application/json", "anthropic-version": config.anthropic_version},
         )
         self.url = f"{config.base_url}/v1/messages"
+        if config.passthrough:
+            self.relay_formats = frozenset({"anthropic_messages"})
         self.count_url = f"{config.base_url}/v1/messages/count_tokens"
 
     async def _post(self, request: ChatRequest, stream: bool) -> aiohttp.ClientResponse:
@@ -59,6 +62,10 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
             answer = await self.transport.read_json(response)
             yield completion_events(parse_message(answer, self.name, request.native_body is None))
             return
+        if request.byte_relay is not None:
+            async for batch in self._relayed(response, started, request.native_body is None):
+                yield batch
+            return
         parser = MessageStreamParser(self.name, explain_refusals=request.native_body is None)
         events = self.transport.events(response, arrived_first=True)
         try:
@@ -77,6 +84,30 @@ class AnthropicProvider(UpstreamProvider[AnthropicConfig]):
                 yield batch
         finally:
             await events.aclose()
+
+    async def _relayed(
+        self, response: aiohttp.ClientResponse, started: Batch, explain_refusals: bool
+    ) -> AsyncGenerator[Batch, None]:
+        """`stream` with the byte relay (providers/anthropic/relay.py): the text events' pieces
+        as the upstream wrote them, the other events translated; batched as `stream` batches."""
+        relay = MessagesRelay(self.name, explain_refusals)
+        started[0].transcript = relay.transcript  # type: ignore[union-attr]
+        reads = self.transport.reads(response, arrived_first=True)
+        try:
+            async for data in reads:  # to the end of the body, as `stream` reads it
+                batch, error = relay.feed(data)
+                if started:  # the first read, given at once: the start goes with what arrived
+                    batch, started = started + batch, []
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+                del data, batch  # passed on: not kept while the stream waits for more
+            batch = started + relay.close()
+            if batch:
+                yield batch
+        finally:
+            await reads.aclose()
 
     async def complete(self, request: ChatRequest) -> Completion:
         response = await self._post(request, stream=False)

@@ -27,6 +27,7 @@ log = logging.getLogger("sluicegate.embedded")
 class EmbeddedProvider:
     kind = "embedded"
     native_formats: frozenset[WireFormat] = frozenset()
+    relay_formats: frozenset[WireFormat] = frozenset()
     continues_final = False
     mode = "embeddings"
 

@@ -58,6 +58,7 @@ class ServiceTimes:
 class LocalProvider:
     kind = "local"
     native_formats: frozenset[WireFormat] = frozenset({"openai_chat", "openai_completions"})  # checked as sent
+    relay_formats: frozenset[WireFormat] = frozenset()
     continues_final = True  # the chat template rendered without closing the assistant's turn
 
     def __init__(self, config: LocalConfig) -> None:

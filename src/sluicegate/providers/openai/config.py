@@ -13,3 +13,7 @@ class OpenAIConfig(HTTPModelEntry):
     # llama.cpp server's prefill): it may then take over an answer another deployment began
     # (mid-stream fail-over). A hosted OpenAI endpoint cannot: leave it off there.
     continue_final_message: bool = False
+    # the byte relay (providers/openai/relay.py): a chat-completions client's stream gets the
+    # text chunks' pieces as this upstream wrote them, undecoded; off: every chunk is decoded
+    # and encoded again (the translated path, which the relay's output equals)
+    passthrough: bool = True

@@ -23,6 +23,7 @@ from sluicegate.providers.openai.chunks import ChunkParser
 from sluicegate.providers.openai.config import OpenAIConfig
 from sluicegate.providers.openai.errors import upstream_error
 from sluicegate.providers.openai.legacy import LegacyChunkParser, parse_text_completion
+from sluicegate.providers.openai.relay import ChatRelay
 from sluicegate.providers.openai.request import openai_body
 from sluicegate.providers.openai.response import parse_completion
 
@@ -40,6 +41,8 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             {"Content-Type": "application/json"},
         )
         self.continues_final = config.continue_final_message
+        if config.passthrough:
+            self.relay_formats = frozenset({"openai_chat"})
         self.url = f"{config.base_url}/chat/completions"
         self.legacy_url = f"{config.base_url}/completions"
 
@@ -57,6 +60,10 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
             # Some servers ignore `stream: true` and answer whole; stream that answer.
             yield started
             yield completion_events(self._whole(request, await self.transport.read_json(response)))
+            return
+        if request.byte_relay is not None and request.prompts is None:
+            async for batch in self._relayed(response, started):
+                yield batch
             return
         parser: ChunkParser | LegacyChunkParser = (
             LegacyChunkParser(self.name) if request.prompts is not None else ChunkParser(self.name)
@@ -83,6 +90,36 @@ class OpenAIProvider(UpstreamProvider[OpenAIConfig]):
                 yield LastBatch(last)
         finally:
             await events.aclose()
+
+    async def _relayed(self, response: aiohttp.ClientResponse, started: Batch) -> AsyncGenerator[Batch, None]:
+        """`stream` with the byte relay (providers/openai/relay.py): the text chunks' pieces
+        as the upstream wrote them, the other chunks translated; batched as `stream` batches."""
+        relay = ChatRelay(self.name)
+        started[0].transcript = relay.transcript  # type: ignore[union-attr]
+        reads = self.transport.reads(response, arrived_first=True)
+        first = True
+        try:
+            last: Batch = []
+            async for data in reads:
+                batch, error = relay.feed(data)
+                if first:  # the first read, given at once: the start goes with what arrived
+                    first = False
+                    if b"\n\n" not in data and b"\r" not in data:  # no whole event came with the status:
+                        started[0].metadata_pending = True  # type: ignore[union-attr]  # its metadata is to come
+                    batch, started = started + batch, []
+                if relay.done:
+                    last = batch  # goes with what the end owes, as the last batch
+                    break
+                if batch:
+                    yield batch
+                if error is not None:
+                    raise error
+                del data, batch  # passed on: not kept while the stream waits for more
+            last = started + last + relay.close()
+            if last:
+                yield LastBatch(last)
+        finally:
+            await reads.aclose()
 
     async def complete(self, request: ChatRequest) -> Completion:
         response = await self._post(request, stream=False)
