@@ -27,8 +27,12 @@ from sluicegate.providers.local.model import SAMPLING_DEFAULTS
 def sluicegate(workdir: Path, args: argparse.Namespace, prefix_cache: bool = True) -> Iterator[Target]:
     entry = {
         "name": MODEL, "provider": "local", "n_ctx": args.n_ctx, "parallel": args.parallel,
-        "n_threads": args.threads, "prefix_cache": prefix_cache, "queue_size": 64,
+        "prefix_cache": prefix_cache, "queue_size": 64,
     }
+    if args.threads is not None:  # else sluicegate's own default, the one under test
+        entry["n_threads"] = args.threads
+    if getattr(args, "threads_batch", None) is not None:
+        entry["n_threads_batch"] = args.threads_batch
     home = Path(tempfile.mkdtemp(prefix="sg-", dir=workdir))
     managed, base_url, key = start_gateway(home, {"models": [entry]})
     try:
@@ -43,8 +47,8 @@ def server(workdir: Path, args: argparse.Namespace) -> Iterator[Target]:
     port = free_port()
     cmd = [
         str(exe), "-m", str(find_gguf()), "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(args.n_ctx), "--parallel", str(args.parallel), "-t", str(args.threads),
-        "-tb", str(args.threads), "--kv-unified", "--no-webui",
+        "-c", str(args.n_ctx), "--parallel", str(args.parallel), "-t", str(server_threads(args)),
+        "-tb", str(getattr(args, "threads_batch", None) or server_threads(args)), "--kv-unified", "--no-webui",
     ]
     managed = spawn("llama-server", cmd, workdir / f"llama-server-{port}.log")
     try:
@@ -54,6 +58,11 @@ def server(workdir: Path, args: argparse.Namespace) -> Iterator[Target]:
         yield Target("llama-server", f"http://127.0.0.1:{port}/v1", {}, MODEL, extra)
     finally:
         stop(managed)
+
+
+def server_threads(args: argparse.Namespace) -> int:
+    """llama-server's threads: those asked for, else every CPU (its own choice on an idle machine)."""
+    return int(args.threads or os.cpu_count() or 1)
 
 
 def commit() -> str:

@@ -159,6 +159,10 @@ class Engine:
             self._stopping = True
             self._lock.notify()
 
+    def threads(self) -> tuple[int, int]:
+        """The threads llama.cpp computes with: (generation, prompts), as its context reports them."""
+        return int(self._ll.llama_n_threads(self._ctx)), int(self._ll.llama_n_threads_batch(self._ctx))
+
     def oldest_running_since(self) -> float | None:
         starts = [s.work.started for s in self._slots if s.work is not None and s.work.started is not None]
         return min(starts) if starts else None
