@@ -141,6 +141,7 @@ class Engine:
         self._queue: FairQueue[Work] = FairQueue()
         self._lock = threading.Condition()
         self._stopping = False
+        self.flush: Callable[[], None] = _nothing  # hands what the jobs emitted to the event loop
 
     # -- called from other threads -------------------------------------------------------
 
@@ -172,6 +173,7 @@ class Engine:
     def run(self) -> None:
         try:
             while True:
+                self.flush()  # the last step's tokens and ends, before any wait
                 with self._lock:
                     while not self._stopping and not self._active() and not len(self._queue):
                         self._lock.wait()
@@ -280,6 +282,7 @@ class Engine:
         if n == 0:
             return
         batch.n_tokens = n
+        self.flush()  # the event loop sends what is ready while llama.cpp computes without the GIL
         status = ll.llama_decode(self._ctx, batch)
         while status == 1 and self._evict_idle():
             status = ll.llama_decode(self._ctx, batch)
@@ -435,8 +438,13 @@ class Engine:
             waiting = self._queue.drain()
         for work in waiting:
             self._end(work, None)
+        self.flush()
         self._ll.llama_batch_free(self._batch)
         self._ll.llama_free(self._ctx)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _common(a: list[int], b: list[int]) -> int:

@@ -129,6 +129,8 @@ class LocalModel:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
         self._vocab = model.vocab
+        self._pieces: dict[int, bytes] = {}
+        self._ends: dict[int, bool] = {}
         self.n_vocab = int(self.llama.n_vocab())
         self.fingerprint = _fingerprint(path)
         threads = n_threads or machine_threads()
@@ -270,12 +272,20 @@ class LocalModel:
         return generated
 
     def ends(self, token: int) -> bool:
-        import llama_cpp
+        ends = self._ends.get(token)
+        if ends is None:
+            import llama_cpp
 
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            ends = self._ends[token] = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return ends
 
     def _piece(self, token: int) -> bytes:
-        return bytes(self.llama.detokenize([token]))
+        """A token's bytes, looked up once: every token of every answer passes here, on the
+        engine thread, between two decodes."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = bytes(self.llama.detokenize([token]))
+        return piece
 
 
 class Calls:
