@@ -80,18 +80,19 @@ class Job:
 
 
 def machine_threads() -> int:
-    """llama.cpp's threads by default: every CPU this process may use but one, left to the event
-    loop (and whatever else runs), at least one.
+    """llama.cpp's threads by default, for generation and prompts alike: every CPU this process
+    may use, as llama-server's own `-t` default on an idle machine.
 
-    llama.cpp's threads spin at a barrier after every operation; when one of them is put off
-    the CPU by other work, all of them wait for it. Measured on this 2-core machine shared with
-    other work (load average ~9, `python -m bench.local_model --scenarios concurrency`): two
-    threads gave 2.1 tokens/s for one stream, one thread 23.3."""
+    The event loop needs little CPU beside them: the engine hands tokens over once per step
+    (`handoff.Outbox`), and the loop does its work while llama.cpp computes without the GIL.
+    Measured on this 2-core machine (`python -m bench.local_threads`, see
+    bench/results/local_concurrency.md): MEASURED_FIGURES. On a machine whose cores are busy
+    with other work at the same priority, llama.cpp's threads wait for each other at every
+    operation's barrier: set `n_threads` lower there."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+        return os.cpu_count() or 1
 
 
 class LocalModel:
