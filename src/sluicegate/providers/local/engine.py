@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sluicegate.providers.local.fairqueue import FairQueue
+from sluicegate.providers.local.sampler import Sampling, build_sampler
 
 log = logging.getLogger("sluicegate.local")
 
@@ -33,25 +34,6 @@ log = logging.getLogger("sluicegate.local")
 # prompt goes in batches of `BATCH_TOKENS`.
 PROMPT_CHUNK = 128
 BATCH_TOKENS = 512
-PENALTY_LAST_N = 64  # llama-cpp-python's `last_n_tokens_size`, as before
-
-
-@dataclass(slots=True)
-class Sampling:
-    """One generation's sampler chain, in llama-cpp-python's order (bias, penalties, grammar, then
-    greedy at temperature 0, else top-k, typical, top-p, min-p, temperature, seeded draw)."""
-
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
-    frequency_penalty: float
-    presence_penalty: float
-    seed: int
-    grammar: Any = None  # a LlamaGrammar (its GBNF text and root), or None
-    logit_bias: dict[int, float] | None = None
-    logprobs: bool = False  # hand the (biased) logits back with each token
 
 
 @dataclass(slots=True)
@@ -141,6 +123,7 @@ class Engine:
         self._queue: FairQueue[Work] = FairQueue()
         self._lock = threading.Condition()
         self._stopping = False
+        self._short_step = False  # the last step was short prompts alone
         self.flush: Callable[[], None] = _nothing  # hands what the jobs emitted to the event loop
 
     # -- called from other threads -------------------------------------------------------
@@ -252,12 +235,20 @@ class Engine:
         for the others, then a sample for each slot whose input is all in."""
         ll, batch = self._ll, self._batch
         generating = any(slot.work is not None and len(slot.feed) == 1 for slot in self._slots)
-        prompt_room = PROMPT_CHUNK if generating else BATCH_TOKENS
+        # A short prompt (one chunk) goes in a step of its own, every other step at most: its
+        # first token then waits for one small decode, not for one beside every answer's token,
+        # and the answers lose one short step.
+        short = {
+            slot.seq for slot in self._slots if slot.work is not None and 1 < len(slot.feed) <= PROMPT_CHUNK
+        }
+        only_short = generating and bool(short) and not self._short_step
+        self._short_step = only_short
+        prompt_room = PROMPT_CHUNK if generating and not only_short else BATCH_TOKENS
         outputs: list[tuple[Slot, int]] = []
         reading: list[tuple[Callable[[int, int], None], int, int]] = []  # long prompts part-read
         n = 0
         for slot in self._slots:
-            if slot.work is None or not slot.feed:
+            if slot.work is None or not slot.feed or (only_short and slot.seq not in short):
                 continue
             take = len(slot.feed) if len(slot.feed) == 1 else min(len(slot.feed), prompt_room)
             take = min(take, BATCH_TOKENS - n)
@@ -384,44 +375,7 @@ class Engine:
         slot.feed[:0] = lost
 
     def _sampler(self, sampling: Sampling) -> Any:
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if sampling.logit_bias:
-            entries = (ll.llama_logit_bias * len(sampling.logit_bias))()
-            for i, (token, bias) in enumerate(sampling.logit_bias.items()):
-                entries[i].token, entries[i].bias = token, bias
-            ll.llama_sampler_chain_add(
-                chain, ll.llama_sampler_init_logit_bias(self.n_vocab, len(entries), entries)
-            )
-        ll.llama_sampler_chain_add(
-            chain,
-            ll.llama_sampler_init_penalties(
-                self.n_vocab,
-                PENALTY_LAST_N,
-                sampling.repeat_penalty,
-                sampling.frequency_penalty,
-                sampling.presence_penalty,
-            ),
-        )
-        grammar = sampling.grammar
-        if grammar is not None:
-            made = ll.llama_sampler_init_grammar(
-                self._vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
-            )
-            if not made:
-                ll.llama_sampler_free(chain)
-                raise ValueError("llama.cpp refused the grammar")
-            ll.llama_sampler_chain_add(chain, made)
-        if sampling.temperature <= 0.0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-        else:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_typical(1.0, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(sampling.temperature))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
-        return chain
+        return build_sampler(self._ll, self._vocab, self.n_vocab, sampling)
 
     def _free_sampler(self, slot: Slot) -> None:
         if slot.sampler is not None:
@@ -454,4 +408,3 @@ def _common(a: list[int], b: list[int]) -> int:
     while i < limit and a[i] == b[i]:
         i += 1
     return i
-

@@ -31,10 +31,11 @@ from sluicegate.core.events import (
 )
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
-from sluicegate.providers.local.engine import Engine, Generate, Sampled, Sampling, Steps
+from sluicegate.providers.local.engine import Engine, Generate, Sampled, Steps
 from sluicegate.providers.local.grammar import calls_grammar, response_grammar
 from sluicegate.providers.local.logprobs import token_logprobs
 from sluicegate.providers.local.params import check_context
+from sluicegate.providers.local.sampler import Sampling
 from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, cut_calls, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
