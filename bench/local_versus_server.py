@@ -101,10 +101,8 @@ def run(args: argparse.Namespace, scenarios: set[str]) -> None:
         llama_server.ensure_built()  # before any measurement: the build takes both cores
     path = args.out / "local_concurrency.json"
     result: dict[str, Any] = {}
-    if path.is_file():  # scenarios run apart (each under ~10 minutes) fill one report of one commit
-        earlier = json.loads(path.read_text())
-        if earlier.get("commit") == commit():
-            result = earlier
+    if path.is_file() and not getattr(args, "fresh", False):  # scenarios run apart fill one report
+        result = json.loads(path.read_text())
     load = os.getloadavg()[0]  # a shared machine's other work blurs every figure
     command = "python -m bench.local_model " + " ".join(sys.argv[1:])
     result.update({
@@ -112,8 +110,9 @@ def run(args: argparse.Namespace, scenarios: set[str]) -> None:
         "server_threads": server_threads(args), "n_ctx": args.n_ctx, "max_tokens": args.max_tokens,
         "temperature": 0.0,
     })
-    result.setdefault("runs", []).append({"scenarios": sorted(scenarios), "load_average_at_start": load,
-                                          "command": command})
+    runs = [run for run in result.get("runs", []) if not set(run["scenarios"]) <= scenarios]  # superseded
+    result["runs"] = [*runs, {"scenarios": sorted(scenarios), "load_average_at_start": load, "command": command,
+                              "commit": commit()}]
     if "concurrency" in scenarios:
         if anchor:
             with server(workdir, args) as target:
@@ -142,14 +141,14 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         "# The embedded model beside llama-server",
         "",
-        f"Commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots on both servers, sluicegate"
+        f"Latest commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots on both servers, sluicegate"
         f" threads: {threads}, llama-server `-t {result['server_threads']}`, context {result['n_ctx']},"
         f" {result['max_tokens']} tokens per answer, temperature 0, the gateway's sampling defaults on both.",
         "",
     ]
     for run in result.get("runs", []):
-        lines.append(f"- `{run['command']}` ({', '.join(run['scenarios'])}): load average"
-                     f" {run['load_average_at_start']:.2f} when it began")
+        lines.append(f"- `{run['command']}` ({', '.join(run['scenarios'])}) at commit `{run.get('commit', '?')}`:"
+                     f" load average {run['load_average_at_start']:.2f} when it began")
     lines.append("")
     if "sluicegate" in result:
         lines += [
