@@ -76,6 +76,7 @@ class Slot:
     sampler: Any = None
     feed: list[int] = field(default_factory=list)  # tokens to decode before the next sample
     used: float = 0.0
+    fresh: bool = False  # its generation has no token yet
 
 
 class Engine:
@@ -221,6 +222,7 @@ class Engine:
         self._ll.llama_memory_seq_rm(self._memory, slot.seq, reuse, -1)
         del slot.cached[reuse:]
         slot.feed = tokens[reuse:]
+        slot.fresh = True
         slot.generate = generate
         self._free_sampler(slot)
         slot.sampler = self._sampler(generate.sampling)
@@ -234,12 +236,16 @@ class Engine:
         """One decode for every active slot: a token each for those generating, prompt chunks
         for the others, then a sample for each slot whose input is all in."""
         ll, batch = self._ll, self._batch
-        generating = any(slot.work is not None and len(slot.feed) == 1 for slot in self._slots)
+        generating = any(
+            slot.work is not None and len(slot.feed) == 1 and not slot.fresh for slot in self._slots
+        )
         # A short prompt (one chunk) goes in a step of its own, every other step at most: its
         # first token then waits for one small decode, not for one beside every answer's token,
         # and the answers lose one short step.
-        short = {
-            slot.seq for slot in self._slots if slot.work is not None and 1 < len(slot.feed) <= PROMPT_CHUNK
+        short = {  # a generation's first input, a wholly cached prompt's last token as well
+            slot.seq
+            for slot in self._slots
+            if slot.work is not None and slot.fresh and 0 < len(slot.feed) <= PROMPT_CHUNK
         }
         only_short = generating and bool(short) and not self._short_step
         self._short_step = only_short
@@ -284,7 +290,7 @@ class Engine:
             report(done, total)
         now = time.monotonic()
         for slot, index in outputs:
-            slot.used = now
+            slot.used, slot.fresh = now, False
             self._sample(slot, index)
 
     def _sample(self, slot: Slot, index: int) -> None:
