@@ -86,10 +86,13 @@ def machine_threads() -> int:
 
     The event loop needs little CPU beside them: the engine hands tokens over once per step
     (`handoff.Outbox`), and the loop does its work while llama.cpp computes without the GIL.
-    Measured on this 2-core machine (`python -m bench.local_threads`, see
-    bench/results/local_concurrency.md): MEASURED_FIGURES. On a machine whose cores are busy
-    with other work at the same priority, llama.cpp's threads wait for each other at every
-    operation's barrier: set `n_threads` lower there."""
+    Measured on this 2-core machine with other work at nice 19 (load average 5.3,
+    `python -m bench.local_threads --settings 2/2,1/1 --server`): two threads 45.1 tokens/s for
+    one stream and 66.4 for eight together, one thread 37.1 and 46.1 (llama-server: 46.3 and
+    52.1 at `-t 2`, 37.7 and 42.7 at `-t 1`); `GET /health` took under 21 ms (p99) while the
+    eight streamed. (Handing over each token by itself, two threads fell to 1.9 tokens/s.) On a
+    machine whose cores are busy with other work at the same priority, llama.cpp's threads wait
+    for each other at every operation's barrier: set `n_threads` lower there."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
