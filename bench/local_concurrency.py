@@ -149,12 +149,13 @@ async def short_under_load(target: Target, long_tokens: int = 400) -> dict[str, 
 async def multi_turn(target: Target, max_tokens: int, **fields: Any) -> dict[str, Any]:
     messages = [{"role": "system", "content": system_prompt()}]
     ttfts: list[float] = []
-    async with httpx.AsyncClient() as client:
-        for question in TURNS:
-            messages.append({"role": "user", "content": question})
+    for question in TURNS:
+        messages.append({"role": "user", "content": question})
+        # a connection per turn: llama-server closes a kept-alive connection after 5 requests
+        async with httpx.AsyncClient() as client:
             result = await stream_once(client, target, messages, max_tokens, **fields)
-            ttfts.append(result.ttft_s * 1000)
-            messages.append({"role": "assistant", "content": result.text})
+        ttfts.append(result.ttft_s * 1000)
+        messages.append({"role": "assistant", "content": result.text})
     return {"ttft_ms_by_turn": ttfts, "turn1_ttft_ms": ttfts[0], "turn10_ttft_ms": ttfts[-1]}
 
 

@@ -174,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--scenarios", default="single,concurrency,multiturn")
     parser.add_argument("--parallel", type=int, default=8, help="slots of both servers (concurrency)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="sluicegate's n_threads and llama-server's -t (default: sluicegate's own default,"
+                             " llama-server every CPU)")
+    parser.add_argument("--threads-batch", type=int, default=None, help="n_threads_batch / -tb")
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--streams", default="1,2,4,8,16")
+    parser.add_argument("--fresh", action="store_true", help="start local_concurrency.json anew")
     parser.add_argument("--without-server", action="store_true", help="sluicegate alone (no llama-server build)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     args = parser.parse_args(argv)

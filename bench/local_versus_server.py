@@ -27,8 +27,12 @@ from sluicegate.providers.local.model import SAMPLING_DEFAULTS
 def sluicegate(workdir: Path, args: argparse.Namespace, prefix_cache: bool = True) -> Iterator[Target]:
     entry = {
         "name": MODEL, "provider": "local", "n_ctx": args.n_ctx, "parallel": args.parallel,
-        "n_threads": args.threads, "prefix_cache": prefix_cache, "queue_size": 64,
+        "prefix_cache": prefix_cache, "queue_size": 64,
     }
+    if args.threads is not None:  # else sluicegate's own default, the one under test
+        entry["n_threads"] = args.threads
+    if getattr(args, "threads_batch", None) is not None:
+        entry["n_threads_batch"] = args.threads_batch
     home = Path(tempfile.mkdtemp(prefix="sg-", dir=workdir))
     managed, base_url, key = start_gateway(home, {"models": [entry]})
     try:
@@ -43,8 +47,8 @@ def server(workdir: Path, args: argparse.Namespace) -> Iterator[Target]:
     port = free_port()
     cmd = [
         str(exe), "-m", str(find_gguf()), "--host", "127.0.0.1", "--port", str(port),
-        "-c", str(args.n_ctx), "--parallel", str(args.parallel), "-t", str(args.threads),
-        "-tb", str(args.threads), "--kv-unified", "--no-webui",
+        "-c", str(args.n_ctx), "--parallel", str(args.parallel), "-t", str(server_threads(args)),
+        "-tb", str(getattr(args, "threads_batch", None) or server_threads(args)), "--kv-unified", "--no-webui",
     ]
     managed = spawn("llama-server", cmd, workdir / f"llama-server-{port}.log")
     try:
@@ -54,6 +58,11 @@ def server(workdir: Path, args: argparse.Namespace) -> Iterator[Target]:
         yield Target("llama-server", f"http://127.0.0.1:{port}/v1", {}, MODEL, extra)
     finally:
         stop(managed)
+
+
+def server_threads(args: argparse.Namespace) -> int:
+    """llama-server's threads: those asked for, else every CPU (its own choice on an idle machine)."""
+    return int(args.threads or os.cpu_count() or 1)
 
 
 def commit() -> str:
@@ -90,11 +99,20 @@ def run(args: argparse.Namespace, scenarios: set[str]) -> None:
     anchor = not args.without_server
     if anchor:
         llama_server.ensure_built()  # before any measurement: the build takes both cores
-    result: dict[str, Any] = {
+    path = args.out / "local_concurrency.json"
+    result: dict[str, Any] = {}
+    if path.is_file() and not getattr(args, "fresh", False):  # scenarios run apart fill one report
+        result = json.loads(path.read_text())
+    load = os.getloadavg()[0]  # a shared machine's other work blurs every figure
+    command = "python -m bench.local_model " + " ".join(sys.argv[1:])
+    result.update({
         "commit": commit(), "gguf": find_gguf().name, "parallel": args.parallel, "threads": args.threads,
-        "n_ctx": args.n_ctx, "max_tokens": args.max_tokens, "temperature": 0.0,
-        "load_average_at_start": os.getloadavg()[0],  # a shared machine's other work blurs every figure
-    }
+        "server_threads": server_threads(args), "n_ctx": args.n_ctx, "max_tokens": args.max_tokens,
+        "temperature": 0.0,
+    })
+    runs = [run for run in result.get("runs", []) if not set(run["scenarios"]) <= scenarios]  # superseded
+    result["runs"] = [*runs, {"scenarios": sorted(scenarios), "load_average_at_start": load, "command": command,
+                              "commit": commit()}]
     if "concurrency" in scenarios:
         if anchor:
             with server(workdir, args) as target:
@@ -113,21 +131,25 @@ def run(args: argparse.Namespace, scenarios: set[str]) -> None:
             turns["sluicegate_uncached"] = measure_turns(target, args)
         result["multiturn"] = turns
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "local_concurrency.json").write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "local_concurrency.md").write_text(render(result))
     print(f"-> {args.out / 'local_concurrency.md'}", file=sys.stderr)
 
 
 def render(result: dict[str, Any]) -> str:
+    threads = result["threads"] if result.get("threads") is not None else "sluicegate's default"
     lines = [
         "# The embedded model beside llama-server",
         "",
-        f"Commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots, {result['threads']} threads,"
-        f" context {result['n_ctx']}, {result['max_tokens']} tokens per answer, temperature 0;"
-        f" load average {result['load_average_at_start']:.1f} when it began."
-        " Command: `python -m bench.local_model --scenarios concurrency,multiturn`.",
+        f"Latest commit `{result['commit']}`, {result['gguf']}, {result['parallel']} slots on both servers, sluicegate"
+        f" threads: {threads}, llama-server `-t {result['server_threads']}`, context {result['n_ctx']},"
+        f" {result['max_tokens']} tokens per answer, temperature 0, the gateway's sampling defaults on both.",
         "",
     ]
+    for run in result.get("runs", []):
+        lines.append(f"- `{run['command']}` ({', '.join(run['scenarios'])}) at commit `{run.get('commit', '?')}`:"
+                     f" load average {run['load_average_at_start']:.2f} when it began")
+    lines.append("")
     if "sluicegate" in result:
         lines += [
             "| streams | server | aggregate tok/s | TTFT p50 / p99 ms | inter-chunk p50 / p99 ms |",
@@ -156,4 +178,33 @@ def render(result: dict[str, Any]) -> str:
         for name, row in result["multiturn"].items():
             lines.append(f"| {name} | {row['turn1_ttft_ms']:.0f} | {row['turn10_ttft_ms']:.0f} |")
         lines.append("")
+    verdicts = targets(result)
+    if verdicts:
+        lines += ["| target (issue #23) | measured | met |", "|---|---|---|"]
+        lines += [f"| {name} | {measured} | {'yes' if met else 'no'} |" for name, measured, met in verdicts]
+        lines.append("")
     return "\n".join(lines)
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """The issue's targets, each with what was measured and whether it holds."""
+    found: list[tuple[str, str, bool]] = []
+    ours = {row["streams"]: row["aggregate_tokens_per_s"] for row in result.get("sluicegate", {}).get("rounds", [])}
+    theirs = {row["streams"]: row["aggregate_tokens_per_s"] for row in result.get("llama_server", {}).get("rounds", [])}
+    if 1 in ours and 1 in theirs:
+        share = ours[1] / theirs[1]
+        found.append(("one stream >= 90% of llama-server's tok/s", f"{100 * share:.0f}%", share >= 0.9))
+    if 8 in ours and 1 in ours:
+        gain = ours[8] / ours[1]
+        found.append(("8 streams >= 1.4x one stream", f"{gain:.2f}x", gain >= 1.4))
+    if 8 in ours and 8 in theirs:
+        share = ours[8] / theirs[8]
+        found.append(("8 streams >= 95% of llama-server's", f"{100 * share:.0f}%", share >= 0.95))
+    if "sluicegate" in result:
+        ratio = result["sluicegate"]["short_under_load"]["ratio"]
+        found.append(("short request beside 7 long: TTFT within 3x of alone", f"{ratio:.2f}x", ratio <= 3.0))
+    cached = result.get("multiturn", {}).get("sluicegate_cached")
+    if cached:
+        first, last = cached["turn1_ttft_ms"], cached["turn10_ttft_ms"]
+        found.append(("turn 10 TTFT no slower than turn 1", f"{last:.0f} ms vs {first:.0f} ms", last <= first))
+    return found

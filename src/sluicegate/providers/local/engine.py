@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sluicegate.providers.local.fairqueue import FairQueue
+from sluicegate.providers.local.sampler import Sampling, build_sampler
 
 log = logging.getLogger("sluicegate.local")
 
@@ -33,25 +34,6 @@ log = logging.getLogger("sluicegate.local")
 # prompt goes in batches of `BATCH_TOKENS`.
 PROMPT_CHUNK = 128
 BATCH_TOKENS = 512
-PENALTY_LAST_N = 64  # llama-cpp-python's `last_n_tokens_size`, as before
-
-
-@dataclass(slots=True)
-class Sampling:
-    """One generation's sampler chain, in llama-cpp-python's order (bias, penalties, grammar, then
-    greedy at temperature 0, else top-k, typical, top-p, min-p, temperature, seeded draw)."""
-
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
-    frequency_penalty: float
-    presence_penalty: float
-    seed: int
-    grammar: Any = None  # a LlamaGrammar (its GBNF text and root), or None
-    logit_bias: dict[int, float] | None = None
-    logprobs: bool = False  # hand the (biased) logits back with each token
 
 
 @dataclass(slots=True)
@@ -94,6 +76,7 @@ class Slot:
     sampler: Any = None
     feed: list[int] = field(default_factory=list)  # tokens to decode before the next sample
     used: float = 0.0
+    fresh: bool = False  # its generation has no token yet
 
 
 class Engine:
@@ -141,6 +124,8 @@ class Engine:
         self._queue: FairQueue[Work] = FairQueue()
         self._lock = threading.Condition()
         self._stopping = False
+        self._short_step = False  # the last step was short prompts alone
+        self.flush: Callable[[], None] = _nothing  # hands what the jobs emitted to the event loop
 
     # -- called from other threads -------------------------------------------------------
 
@@ -159,6 +144,10 @@ class Engine:
             self._stopping = True
             self._lock.notify()
 
+    def threads(self) -> tuple[int, int]:
+        """The threads llama.cpp computes with: (generation, prompts), as its context reports them."""
+        return int(self._ll.llama_n_threads(self._ctx)), int(self._ll.llama_n_threads_batch(self._ctx))
+
     def oldest_running_since(self) -> float | None:
         starts = [s.work.started for s in self._slots if s.work is not None and s.work.started is not None]
         return min(starts) if starts else None
@@ -168,6 +157,7 @@ class Engine:
     def run(self) -> None:
         try:
             while True:
+                self.flush()  # the last step's tokens and ends, before any wait
                 with self._lock:
                     while not self._stopping and not self._active() and not len(self._queue):
                         self._lock.wait()
@@ -232,6 +222,7 @@ class Engine:
         self._ll.llama_memory_seq_rm(self._memory, slot.seq, reuse, -1)
         del slot.cached[reuse:]
         slot.feed = tokens[reuse:]
+        slot.fresh = True
         slot.generate = generate
         self._free_sampler(slot)
         slot.sampler = self._sampler(generate.sampling)
@@ -245,13 +236,25 @@ class Engine:
         """One decode for every active slot: a token each for those generating, prompt chunks
         for the others, then a sample for each slot whose input is all in."""
         ll, batch = self._ll, self._batch
-        generating = any(slot.work is not None and len(slot.feed) == 1 for slot in self._slots)
-        prompt_room = PROMPT_CHUNK if generating else BATCH_TOKENS
+        generating = any(
+            slot.work is not None and len(slot.feed) == 1 and not slot.fresh for slot in self._slots
+        )
+        # A short prompt (one chunk) goes in a step of its own, every other step at most: its
+        # first token then waits for one small decode, not for one beside every answer's token,
+        # and the answers lose one short step.
+        short = {  # a generation's first input, a wholly cached prompt's last token as well
+            slot.seq
+            for slot in self._slots
+            if slot.work is not None and slot.fresh and 0 < len(slot.feed) <= PROMPT_CHUNK
+        }
+        only_short = generating and bool(short) and not self._short_step
+        self._short_step = only_short
+        prompt_room = PROMPT_CHUNK if generating and not only_short else BATCH_TOKENS
         outputs: list[tuple[Slot, int]] = []
         reading: list[tuple[Callable[[int, int], None], int, int]] = []  # long prompts part-read
         n = 0
         for slot in self._slots:
-            if slot.work is None or not slot.feed:
+            if slot.work is None or not slot.feed or (only_short and slot.seq not in short):
                 continue
             take = len(slot.feed) if len(slot.feed) == 1 else min(len(slot.feed), prompt_room)
             take = min(take, BATCH_TOKENS - n)
@@ -276,6 +279,7 @@ class Engine:
         if n == 0:
             return
         batch.n_tokens = n
+        self.flush()  # the event loop sends what is ready while llama.cpp computes without the GIL
         status = ll.llama_decode(self._ctx, batch)
         while status == 1 and self._evict_idle():
             status = ll.llama_decode(self._ctx, batch)
@@ -286,7 +290,7 @@ class Engine:
             report(done, total)
         now = time.monotonic()
         for slot, index in outputs:
-            slot.used = now
+            slot.used, slot.fresh = now, False
             self._sample(slot, index)
 
     def _sample(self, slot: Slot, index: int) -> None:
@@ -377,44 +381,7 @@ class Engine:
         slot.feed[:0] = lost
 
     def _sampler(self, sampling: Sampling) -> Any:
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if sampling.logit_bias:
-            entries = (ll.llama_logit_bias * len(sampling.logit_bias))()
-            for i, (token, bias) in enumerate(sampling.logit_bias.items()):
-                entries[i].token, entries[i].bias = token, bias
-            ll.llama_sampler_chain_add(
-                chain, ll.llama_sampler_init_logit_bias(self.n_vocab, len(entries), entries)
-            )
-        ll.llama_sampler_chain_add(
-            chain,
-            ll.llama_sampler_init_penalties(
-                self.n_vocab,
-                PENALTY_LAST_N,
-                sampling.repeat_penalty,
-                sampling.frequency_penalty,
-                sampling.presence_penalty,
-            ),
-        )
-        grammar = sampling.grammar
-        if grammar is not None:
-            made = ll.llama_sampler_init_grammar(
-                self._vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
-            )
-            if not made:
-                ll.llama_sampler_free(chain)
-                raise ValueError("llama.cpp refused the grammar")
-            ll.llama_sampler_chain_add(chain, made)
-        if sampling.temperature <= 0.0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-        else:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_typical(1.0, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(sampling.temperature))
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
-        return chain
+        return build_sampler(self._ll, self._vocab, self.n_vocab, sampling)
 
     def _free_sampler(self, slot: Slot) -> None:
         if slot.sampler is not None:
@@ -431,8 +398,13 @@ class Engine:
             waiting = self._queue.drain()
         for work in waiting:
             self._end(work, None)
+        self.flush()
         self._ll.llama_batch_free(self._batch)
         self._ll.llama_free(self._ctx)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _common(a: list[int], b: list[int]) -> int:
@@ -442,4 +414,3 @@ def _common(a: list[int], b: list[int]) -> int:
     while i < limit and a[i] == b[i]:
         i += 1
     return i
-

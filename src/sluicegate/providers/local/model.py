@@ -31,10 +31,11 @@ from sluicegate.core.events import (
 )
 from sluicegate.errors import InvalidRequestError, ServiceUnavailableError
 from sluicegate.providers.local.amx import extra_buffers_usable, without_extra_buffers
-from sluicegate.providers.local.engine import Engine, Generate, Sampled, Sampling, Steps
+from sluicegate.providers.local.engine import Engine, Generate, Sampled, Steps
 from sluicegate.providers.local.grammar import calls_grammar, response_grammar
 from sluicegate.providers.local.logprobs import token_logprobs
 from sluicegate.providers.local.params import check_context
+from sluicegate.providers.local.sampler import Sampling
 from sluicegate.providers.local.tools import OPEN, Opening, ToolPlan, cut_calls, new_call_id, parse_calls
 
 # repeat_penalty 1.1 is llama.cpp's own default; at 1.0 this small model loops ("A moon's light,
@@ -80,18 +81,22 @@ class Job:
 
 
 def machine_threads() -> int:
-    """llama.cpp's threads by default: every CPU this process may use but one, left to the event
-    loop (and whatever else runs), at least one.
+    """llama.cpp's threads by default, for generation and prompts alike: every CPU this process
+    may use, as llama-server's own `-t` default on an idle machine.
 
-    llama.cpp's threads spin at a barrier after every operation; when one of them is put off
-    the CPU by other work, all of them wait for it. Measured on this 2-core machine shared with
-    other work (load average ~9, `python -m bench.local_model --scenarios concurrency`): two
-    threads gave 2.1 tokens/s for one stream, one thread 23.3."""
+    The event loop needs little CPU beside them: the engine hands tokens over once per step
+    (`handoff.Outbox`), and the loop does its work while llama.cpp computes without the GIL.
+    Measured on this 2-core machine with other work at nice 19 (load average 5.3,
+    `python -m bench.local_threads --settings 2/2,1/1 --server`): two threads 45.1 tokens/s for
+    one stream and 66.4 for eight together, one thread 37.1 and 46.1 (llama-server: 46.3 and
+    52.1 at `-t 2`, 37.7 and 42.7 at `-t 1`); `GET /health` took under 21 ms (p99) while the
+    eight streamed. (Handing over each token by itself, two threads fell to 1.9 tokens/s.) On a
+    machine whose cores are busy with other work at the same priority, llama.cpp's threads wait
+    for each other at every operation's barrier: set `n_threads` lower there."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+        return os.cpu_count() or 1
 
 
 class LocalModel:
@@ -129,6 +134,8 @@ class LocalModel:
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
         self._vocab = model.vocab
+        self._pieces: dict[int, bytes] = {}
+        self._ends: dict[int, bool] = {}
         self.n_vocab = int(self.llama.n_vocab())
         self.fingerprint = _fingerprint(path)
         threads = n_threads or machine_threads()
@@ -270,12 +277,20 @@ class LocalModel:
         return generated
 
     def ends(self, token: int) -> bool:
-        import llama_cpp
+        ends = self._ends.get(token)
+        if ends is None:
+            import llama_cpp
 
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            ends = self._ends[token] = bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return ends
 
     def _piece(self, token: int) -> bytes:
-        return bytes(self.llama.detokenize([token]))
+        """A token's bytes, looked up once: every token of every answer passes here, on the
+        engine thread, between two decodes."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = bytes(self.llama.detokenize([token]))
+        return piece
 
 
 class Calls:

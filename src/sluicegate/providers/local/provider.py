@@ -5,7 +5,7 @@ never blocks; up to `parallel` jobs generate together, at most `queue_size` more
 in turn per API key), and beyond that a request is turned away with 429 and a Retry-After:
 the time until the longest-running job is likely done, by the measured generation time of
 recent jobs (generation only: time spent queued is not the model's). Tokens cross from the
-thread to the loop through `call_soon_threadsafe`. Closing the event iterator (a client that
+thread to the loop once per engine step (`handoff.Outbox`). Closing the event iterator (a client that
 went away, the shutdown deadline) sets the job's cancel flag, which the engine checks before
 every step; closing the provider cancels every job and waits for the thread without blocking
 the event loop.
@@ -28,6 +28,7 @@ from sluicegate.errors import RateLimitError, ServiceUnavailableError
 from sluicegate.providers.local.config import LocalConfig
 from sluicegate.providers.local.engine import Work
 from sluicegate.providers.local.grammar import response_gbnf
+from sluicegate.providers.local.handoff import Outboxes
 from sluicegate.providers.local.logprobs import parse_logit_bias
 from sluicegate.providers.local.model import Job, LocalModel, bundled_model_path
 from sluicegate.providers.local.params import check_context, check_request
@@ -71,6 +72,7 @@ class LocalProvider:
         self._service = ServiceTimes()
         self._jobs: set[threading.Event] = set()  # cancel flags of admitted jobs
         self._futures: set[asyncio.Future[None]] = set()
+        self._outboxes = Outboxes()
         self.on_queue: Callable[[int], None] | None = None  # metrics: requests waiting
 
     async def start(self) -> None:
@@ -90,6 +92,7 @@ class LocalProvider:
             config.prefix_cache,
             config.llama_options(),
         )
+        model.engine.flush = self._outboxes.flush
         self._model = model
         future = loop.run_in_executor(self._executor, model.engine.run)
         self._futures.add(future)
@@ -165,9 +168,10 @@ class LocalProvider:
             prompt = await loop.run_in_executor(None, model.prompt_tokens, messages)
             check_context(len(prompt), model.n_ctx)
         queue: asyncio.Queue[Event | BaseException | None] = asyncio.Queue()
+        outbox = self._outboxes.of(loop)
 
         def emit(item: Event | BaseException | None) -> None:
-            _call_soon(loop, queue, item)
+            outbox.put(queue, item)
 
         job = Job(
             messages=messages,
@@ -246,10 +250,3 @@ class LocalProvider:
         tokens = await asyncio.get_running_loop().run_in_executor(None, model.text_tokens, text)
         return len(tokens)
 
-
-def _call_soon(
-    loop: asyncio.AbstractEventLoop,
-    queue: asyncio.Queue[Event | BaseException | None],
-    item: Event | BaseException | None,
-) -> None:
-    loop.call_soon_threadsafe(queue.put_nowait, item)
