@@ -191,8 +191,10 @@ _RECORD_FIELDS = frozenset(LedgerRecord.__dataclass_fields__)
 
 def open_blob(record: LedgerRecord) -> bytes:
     """An admitted request's record as its open row keeps it (JSON: a column added to the ledger
-    later needs no change here)."""
-    return orjson.dumps(record)
+    later needs no change here). Copied to its own size: orjson's bytes keep the 16 KiB buffer
+    they were written in, which for a record per stream held through a heartbeat was 16 KiB a
+    stream (bench/results/hop.md)."""
+    return bytes(memoryview(orjson.dumps(record)))
 
 
 def interrupted_records(blobs: Sequence[bytes]) -> dict[str, LedgerRecord]:
