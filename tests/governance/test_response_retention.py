@@ -1,13 +1,17 @@
 """Stored responses' retention (`responses.store_ttl_days`) on both stores: a response past it
 is absent at once (reads skip it) and removed by the purge; and the event log in Redis, as the
-replicas share it: a reader replays, follows, and stops at the end or when the writer is gone."""
+replicas share it: a reader replays, follows, and stops at the end or when the writer is gone;
+and the per-key count of background responses the replicas keep there."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import pytest
+
 from sluicegate.gateway import response_store
+from sluicegate.store import redis_event_log
 from sluicegate.store.base import Store
 from sluicegate.store.redis_event_log import RedisEventLog
 from sluicegate.store.responses import StoredResponse
@@ -67,3 +71,25 @@ async def test_the_redis_event_log_replays_follows_and_ends(pg_backend: Backend)
         assert [entry async for entry in log.read("nothing", -1)] == []
     finally:
         await log.close()
+
+
+async def test_the_redis_claims_are_shared_by_replicas_and_lapse_when_not_renewed(
+    pg_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert pg_backend.redis_url is not None
+    one = RedisEventLog(pg_backend.redis_url, pg_backend.prefix)
+    two = RedisEventLog(pg_backend.redis_url, pg_backend.prefix)
+    try:
+        assert await one.claim("key_a", "r1", 2) and await two.claim("key_a", "r2", 2)
+        assert not await two.claim("key_a", "r3", 2)  # the two replicas count together
+        assert await two.claim("key_a", "r1", 1)  # a renewal, whatever the count
+        await one.unclaim("key_a", "r2")
+        assert await two.claim("key_a", "r3", 2)
+        monkeypatch.setattr(redis_event_log, "CLAIM_LEASE_S", 0.2)
+        assert await one.claim("key_b", "r1", 1)
+        assert not await two.claim("key_b", "r2", 1)
+        await asyncio.sleep(0.4)  # r1's writer died: its claim lapses
+        assert await two.claim("key_b", "r2", 1)
+    finally:
+        await one.close()
+        await two.close()

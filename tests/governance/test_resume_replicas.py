@@ -31,6 +31,7 @@ def replicas(pg_backend: Backend, tmp_path: Path, upstream: OpenAIUpstream) -> I
     upstream.reset()
     config = gateway_config(upstream, pg_backend, heartbeat_s=0.5)
     config["streams"] = {"poll_s": 0.5}
+    config["responses"] = {"background_per_key": 1}  # counted across both replicas (in Redis)
     first = start(tmp_path / "one", config)
     try:
         second = start(tmp_path / "two", config, admin_key=first.admin_key)
@@ -77,6 +78,24 @@ def test_a_background_response_begun_on_one_replica_resumes_on_the_other(
     assert rest[-1].type == "response.completed"
     assert deltas(seen) + deltas(rest) == "".join(WORDS)
     assert two.responses.retrieve(response_id).output_text == "".join(WORDS)
+
+
+def test_the_per_key_limit_on_background_responses_holds_across_replicas(
+    replicas: list[GovGateway], upstream: OpenAIUpstream
+) -> None:
+    _, secret = replicas[0].new_key()
+    one, two = sdks(replicas, secret)
+    release = threading.Event()
+    upstream.enqueue(text_reply(release, release_at=3))
+    first = one.responses.create(model=FREE, input="Tell me.", background=True)
+    with pytest.raises(openai.RateLimitError) as refused:
+        two.responses.create(model=FREE, input="Tell me too.", background=True)
+    assert refused.value.code == "rate_limit_exceeded" and "at most 1" in refused.value.message
+    release.set()
+    list(one.responses.retrieve(first.id, stream=True))  # to its end: the room is free again
+    upstream.enqueue(text_reply())
+    second = two.responses.create(model=FREE, input="Tell me too.", background=True)
+    assert list(two.responses.retrieve(second.id, stream=True))[-1].type == "response.completed"
 
 
 def test_a_response_whose_replica_died_ends_failed(replicas: list[GovGateway], upstream: OpenAIUpstream) -> None:

@@ -43,3 +43,13 @@ async def test_the_log_is_bounded_in_events_streams_and_time() -> None:
     assert not await log.exists("a") and await log.exists("c")  # the least recently written went
     await asyncio.sleep(0.1)
     assert not await log.exists("c")  # expired
+
+
+async def test_an_owner_claims_at_most_its_limit_and_a_renewal_is_not_a_new_claim() -> None:
+    log = MemoryEventLog()
+    assert await log.claim("key_a", "r1", 2) and await log.claim("key_a", "r2", 2)
+    assert not await log.claim("key_a", "r3", 2)  # full
+    assert await log.claim("key_a", "r1", 1)  # a renewal, whatever the count
+    assert await log.claim("key_b", "r1", 2)  # another owner's room is its own
+    await log.unclaim("key_a", "r1")
+    assert await log.claim("key_a", "r3", 2)

@@ -51,6 +51,12 @@ class EventLog(Protocol):
     def on_cancel(self, callback: Callable[[str], None]) -> None:
         """Call `callback(log_id)` when a cancel is asked for (`request_cancel`), from any process."""
 
+    async def claim(self, owner: str, log_id: str, limit: int) -> bool:
+        """Count `log_id` among `owner`'s running logs if fewer than `limit` are (one already
+        counted is renewed, whatever the count), wherever the log is shared: False when full."""
+
+    async def unclaim(self, owner: str, log_id: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -81,6 +87,7 @@ class MemoryEventLog:
         self.max_logs = max_logs
         self._logs: OrderedDict[str, _Log] = OrderedDict()
         self._on_cancel: Callable[[str], None] | None = None
+        self._claims: dict[str, set[str]] = {}  # owner -> its running logs (`claim`)
 
     def _log(self, log_id: str) -> _Log:
         self._expire()
@@ -131,6 +138,20 @@ class MemoryEventLog:
     async def request_cancel(self, log_id: str) -> None:
         if self._on_cancel is not None:
             self._on_cancel(log_id)
+
+    async def claim(self, owner: str, log_id: str, limit: int) -> bool:
+        running = self._claims.setdefault(owner, set())
+        if log_id not in running and len(running) >= limit:
+            return False
+        running.add(log_id)
+        return True
+
+    async def unclaim(self, owner: str, log_id: str) -> None:
+        running = self._claims.get(owner)
+        if running is not None:
+            running.discard(log_id)
+            if not running:
+                del self._claims[owner]
 
     def on_cancel(self, callback: Callable[[str], None]) -> None:
         self._on_cancel = callback

@@ -10,6 +10,10 @@ its own; each `poll_s` of silence it asks whether the writer is alive.
 
 A cancel asked on one replica is published on `<prefix>cancels`; the replica writing the log
 hears it and stops the work.
+
+`<prefix>running:<owner>` counts an owner's running logs for every replica (`claim`): a sorted
+set of log ids scored by when their claim lapses (Redis's own clock), so the claims of a replica
+that died lapse `CLAIM_LEASE_S` after its last renewal instead of holding the owner's room forever.
 """
 
 from __future__ import annotations
@@ -24,6 +28,20 @@ from sluicegate.store.event_log import Alive, Entry
 
 log = logging.getLogger("sluicegate.store")
 PAGE = 1000  # entries per XRANGE while replaying
+CLAIM_LEASE_S = 60  # a claim not renewed this long lapses (its writer renews it more often)
+# KEYS[1] the owner's set; ARGV: log id, limit, lease ms. 1 if claimed (or renewed), else 0.
+CLAIM_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local lease = tonumber(ARGV[3])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lease)
+return 1
+"""
 
 
 class RedisEventLog:
@@ -40,6 +58,7 @@ class RedisEventLog:
         self._listener: asyncio.Task[None] | None = None
         self.operations = 0  # Redis round trips made (the benchmark reports them)
         self._expiry_set: dict[str, float] = {}  # log id -> when its TTL was last set (monotonic)
+        self._claim: Any = self._client.register_script(CLAIM_SCRIPT)
 
     def key(self, log_id: str) -> str:
         return f"{self.prefix}events:{log_id}"
@@ -72,6 +91,15 @@ class RedisEventLog:
         pipe.pexpire(key + ":meta", self.ttl_ms)
         self.operations += 1
         await pipe.execute()
+
+    async def claim(self, owner: str, log_id: str, limit: int) -> bool:
+        self.operations += 1
+        claimed = await self._claim(keys=[f"{self.prefix}running:{owner}"], args=[log_id, limit, max(1, int(CLAIM_LEASE_S * 1000))])
+        return bool(claimed)
+
+    async def unclaim(self, owner: str, log_id: str) -> None:
+        self.operations += 1
+        await self._client.zrem(f"{self.prefix}running:{owner}", log_id)
 
     async def exists(self, log_id: str) -> bool:
         self.operations += 1

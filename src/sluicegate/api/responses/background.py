@@ -16,6 +16,7 @@ At the shutdown deadline the response ends `failed`, its record settled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -31,7 +32,7 @@ from sluicegate.api.serving import observe, with_request_id
 from sluicegate.core.events import Batch
 from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
-from sluicegate.errors import GatewayError, RateLimitError
+from sluicegate.errors import GatewayError, RateLimitError, ServiceUnavailableError
 from sluicegate.gateway import Gateway
 from sluicegate.http.shutdown import shutting_down
 from sluicegate.store.event_log import Entry
@@ -39,6 +40,7 @@ from sluicegate.store.responses import StoredResponse
 
 log = logging.getLogger("sluicegate.responses")
 TERMINAL = frozenset({"completed", "incomplete", "failed", "cancelled"})
+CLAIM_RENEW_S = 15.0  # well inside the event log's claim lease (60 s in Redis)
 
 
 def expiry(gateway: Gateway, created_at: float) -> float | None:
@@ -75,6 +77,7 @@ class Generation:
         self.cancelled = False
         self.finishing = False
         self.task: asyncio.Task[None] | None = None
+        self.claimed = time.monotonic()  # when its claim on the key's room was last renewed
 
     def cancel(self) -> None:
         """Stop the generation (`POST .../cancel`); the response ends `cancelled`."""
@@ -131,10 +134,16 @@ class Generation:
             gateway.shutdown.unwatch(stop)
             await self.events.aclose()
             gateway.settle(exchange)
+            await unclaim_room(gateway, self.key_id, self.record.id)  # if `_finish` did not get to it
 
     async def emit(self, data: bytes) -> None:
         if data:
             await self.gateway.events.append(self.record.id, split_events(data, self.encoder.sequence))
+        now = time.monotonic()
+        if now - self.claimed >= CLAIM_RENEW_S:  # the key's room stays claimed while this runs
+            self.claimed = now
+            with contextlib.suppress(Exception):
+                await self.gateway.events.claim(self.key_id, self.record.id, 1)
 
     async def _save(self) -> None:
         self.record.response = self.encoder.resource
@@ -144,9 +153,11 @@ class Generation:
             log.exception("storing background response %s failed", self.record.id)
 
     async def _finish(self, last: bytes) -> None:
-        """The whole response stored, then its last event logged, then the log closed."""
+        """The whole response stored and the key's room freed, then its last event logged (a
+        client that saw the end may start another at once), then the log closed."""
         self.finishing = True
         await self._save()
+        await unclaim_room(self.gateway, self.key_id, self.record.id)
         try:
             await self.emit(last)
             await self.gateway.events.end(self.record.id)
@@ -154,12 +165,10 @@ class Generation:
             log.exception("logging the end of background response %s failed", self.record.id)
 
 
-def in_flight(gateway: Gateway, key_id: str) -> int:
-    return sum(1 for work in gateway.detached.values() if isinstance(work, Generation) and work.key_id == key_id)
-
-
-def check_room(gateway: Gateway, key_id: str) -> None:
-    """The per-key bound on background responses in flight, before anything is admitted."""
+async def claim_room(gateway: Gateway, key_id: str, response_id: str) -> None:
+    """The per-key bound on background responses in flight, before anything is admitted:
+    counted in the event log, so with Redis it holds across every replica (a dead replica's
+    claims lapse after `CLAIM_LEASE_S`)."""
     limit = gateway.settings.responses.background_per_key
     if limit == 0:
         raise GatewayError(
@@ -168,12 +177,27 @@ def check_room(gateway: Gateway, key_id: str) -> None:
             param="background",
             status=400,
         )
-    if in_flight(gateway, key_id) >= limit:
+    try:
+        claimed = await gateway.events.claim(key_id, response_id, limit)
+    except Exception as exc:
+        raise ServiceUnavailableError(
+            f"The gateway cannot count this key's background responses right now ({type(exc).__name__});"
+            " try again shortly.",
+            retry_after=1,
+        ) from exc
+    if not claimed:
         raise RateLimitError(
             f"Too many background responses in flight for this API key (at most {limit}). Wait for"
             " one to finish, or cancel one, and retry.",
             retry_after=1,
         )
+
+
+async def unclaim_room(gateway: Gateway, key_id: str, response_id: str) -> None:
+    try:
+        await gateway.events.unclaim(key_id, response_id)
+    except Exception as exc:  # the claim lapses on its own
+        log.warning("freeing background response %s's room failed: %r", response_id, exc)
 
 
 async def start_background(
@@ -187,7 +211,23 @@ async def start_background(
     """Admit the request, store the response `queued`, and start its generation; the
     response object as it is now (what a `POST` without `stream` answers)."""
     assert exchange.key_id is not None
-    check_room(gateway, exchange.key_id)
+    await claim_room(gateway, exchange.key_id, response_id)
+    try:
+        return await _start(gateway, exchange, parsed, chat, response_id, created_at)
+    except BaseException:
+        await unclaim_room(gateway, exchange.key_id, response_id)
+        raise
+
+
+async def _start(
+    gateway: Gateway,
+    exchange: Exchange,
+    parsed: ResponsesRequest,
+    chat: ChatRequest,
+    response_id: str,
+    created_at: int,
+) -> tuple[Generation, dict[str, Any]]:
+    assert exchange.key_id is not None
     route = gateway.route(chat)
     chat = replace(route.request(chat), stream=True)  # generated as a stream, whatever the client reads
     exchange.model = chat.model
