@@ -212,7 +212,12 @@ async def test_leases_of_two_processes_never_grant_more_than_the_budget(store: S
     hint = dataclasses.replace(key, budget_nanos=10**12)  # a stale key table: the store decides
     holds = await asyncio.gather(*(processes[i % 2].hold(hint, 100) for i in range(800)))
     admitted = sum(h.ok for h in holds)
-    assert admitted == 640  # the whole budget, and not one request's estimate more
+    # Never more than the budget; and every nano of it is either admitted or still on a lease of
+    # a process whose own requests ran out first (a lease renewed ahead that its process did not
+    # need: it goes back when the lease closes), so under a slow database it is not always 640.
+    unused = sum(lease.available for p in processes for lease in [*p._leases.values(), *p._next.values()])
+    assert admitted <= 640
+    assert admitted * 100 + unused == key.budget_nanos
     assert sum(h.lease is not None for h in holds) >= 320  # most of it on leases
     after = await store.get_key(key.id)
     assert after is not None and after.reserved_nanos == after.budget_nanos
