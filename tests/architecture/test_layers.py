@@ -1,6 +1,6 @@
 """The import graph of `src/sluicegate` between its packages: no cycle, and every arrow down.
 
-A node is a subpackage (`routing`) or a top-level module (`gateway`); `api/serving.py` is its own
+A node is a subpackage (`routing`) or a top-level module (`gateway`); `api/serving/` is its own
 node, the layer every door shares. The process shell (the CLI, its commands, the server and its
 workers, the app factory) is one node, `entry`: its modules start each other lazily, and nothing
 below imports them. Imports under `if TYPE_CHECKING:` are counted apart: they

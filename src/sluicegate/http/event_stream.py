@@ -10,7 +10,7 @@ Keep-alives cost nothing per chunk: the producer only notes the time of each wri
 timer per stream, re-armed rarely, sends the door's keep-alive bytes from its own task while
 the producer waits for data; the producer waits for such a write before its next one, so two
 writes never overlap. At the shutdown deadline the producer is cancelled; the body (see
-`api/serving.py`) turns that cancellation into the door's error event and terminator.
+`api/serving/stream_body.py`) turns that cancellation into the door's error event and terminator.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `generateContent`, `streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array),
 `countTokens`, `embedContent`, `batchEmbedContents`, and `GET /v1beta/models[/{model}]`, with
 the key in `x-goog-api-key` or `?key=`. Auth, routing, the hooks and the stream's first-byte
-boundary are the shared serving path's (`api/serving.py`); this door brings Gemini's wire.
+boundary are the shared serving path's (`api/serving/`); this door brings Gemini's wire.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`POST /v1/messages` and `POST /v1/messages/count_tokens`: the Anthropic front door.
 
 Auth, routing, the hooks, the first-byte boundary and the client leaving are the shared
-serving path's (`api/serving.py`), the same code that serves `/v1/chat/completions`; this door
+serving path's (`api/serving/`), the same code that serves `/v1/chat/completions`; this door
 brings only Anthropic's wire format: `x-api-key`, its error shape, its request, its stream.
 """
 
