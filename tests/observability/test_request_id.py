@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from sluicegate.http.request_id import new_request_id
 from tests.support.inprocess import InProcess, in_process, settings_for
 from tests.support.openai_upstream import OpenAIUpstream
 
@@ -77,3 +79,15 @@ async def test_an_unexpected_error_still_carries_the_id(gw: InProcess) -> None:
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "bug-1"
     assert response.json()["error"]["type"] == "server_error"
+
+
+def test_new_ids_sort_by_time_and_differ_within_a_millisecond() -> None:
+    """The ledger indexes request ids: ids that sort by time are appended to that index, where
+    random ones wrote a random page of it per request."""
+    first = new_request_id()
+    same_moment = {new_request_id() for _ in range(1000)}
+    time.sleep(0.002)
+    later = new_request_id()
+    assert first < later
+    assert len(same_moment) == 1000
+    assert all(len(i) == len(first) == 28 and i.startswith("req_") for i in [*same_moment, later])
