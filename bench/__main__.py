@@ -27,6 +27,7 @@ from bench.scenarios import REPO_ROOT, Runner, build_scenarios, request_body, se
 from bench.targets import (
     ALL_TARGETS,
     BARE,
+    BASELINE,
     DIRECT,
     LITELLM,
     PORTKEY,
@@ -119,6 +120,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results", help="results folder")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gateway worker processes")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None,
+        help=f"a `src` directory of another sluicegate build: adds target {BASELINE} (run with that "
+        "PYTHONPATH) beside the others, so before and after are measured in one run",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -145,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         if DIRECT in wanted:
             targets.append(mock)
         starters = {BARE: start_bare, SLUICEGATE: start_sluicegate, LITELLM: start_litellm, PORTKEY: start_portkey}
+        if args.baseline_src is not None:
+            wanted.append(BASELINE)
+            baseline_env = {"PYTHONPATH": str(args.baseline_src.resolve())}
+            starters[BASELINE] = lambda workdir, base_url, models, workers: start_sluicegate(
+                workdir, base_url, models, workers, name=BASELINE, env=baseline_env
+            )
         with ThreadPoolExecutor(max_workers=len(starters)) as pool:
             futures = [
                 pool.submit(start, workdir, mock.base_url, models, args.workers)

@@ -31,6 +31,7 @@ from bench.processes import tree_cpu_s
 from bench.scenarios import REPO_ROOT, request_body
 from bench.targets import (
     BARE,
+    BASELINE,
     DIRECT,
     PORTKEY,
     SLUICEGATE,
@@ -41,7 +42,6 @@ from bench.targets import (
     start_sluicegate,
 )
 
-BASELINE = "sluicegate-base"  # another source tree of sluicegate (--baseline-src), run side by side
 TRANSLATED = "sluicegate-translated"  # the same build with `passthrough: false`: no byte relay
 HOP_TARGETS = (DIRECT, BARE, SLUICEGATE, TRANSLATED, PORTKEY)
 MODEL = "mock-c20-t0"

@@ -3,9 +3,12 @@
 Both servers are driven through the same OpenAI-compatible streaming endpoint with the same
 prompts, greedy sampling, repeat penalty and token budget:
 
-- concurrency: 1, 2, 4, 8 and 16 streams at once; aggregate tokens/s (every stream's tokens over
-  the wall time of the round), time to first token and inter-chunk latency p50/p99; then a short
-  request arriving while 7 long answers are being written, against the same request alone;
+- concurrency: 1, 2, 4, 8 and 16 streams at once, each count three times (the median round is
+  reported); aggregate tokens/s (every stream's tokens over
+  the wall time of the round), time to first token and inter-chunk latency p50/p99; then short
+  requests arriving while 7 long answers are being written, against short requests alone: ten
+  of each, every one a question not asked before (only the chat template's opening is cached,
+  as for a new user's question), medians compared;
 - multi-turn: a 10-turn conversation under a ~1,000-token system prompt, time to first token per
   turn, with prefix reuse and without (llama-server: `cache_prompt`; sluicegate: the model
   entry's `prefix_cache`).
@@ -32,6 +35,11 @@ PROMPTS = [
     "Describe the sound of the sea during a storm.",
     "Why do tides happen? Explain briefly.",
 ]
+NAMES = [
+    "Ana", "Ben", "Chloe", "Dmitri", "Esi", "Farid", "Greta", "Hiro", "Ines", "Jonas",
+    "Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tao",
+]
+SHORT_SAMPLES = 10
 SYSTEM_RULE = "Answer as a patient guide to the history of ships, harbours and lighthouses; be brief and exact."
 TURNS = [
     "Who built the first lighthouse?", "How tall was it?", "What fuel did it burn?", "When did it fall?",
@@ -128,22 +136,34 @@ async def concurrency_round(target: Target, streams: int, max_tokens: int) -> di
 
 
 async def short_under_load(target: Target, long_tokens: int = 400) -> dict[str, Any]:
-    """TTFT of a short request alone, then while 7 long answers are being written."""
-    short = [{"role": "user", "content": "Say hello."}]
+    """TTFT of short requests alone, then while 7 long answers are being written. Each is a
+    new question, so alone and beside the answers read the same part of their prompts; the
+    first of each kind is one the slots' caches have never seen either way."""
+    async def short(name: str) -> float:
+        # a connection each: llama-server closes a kept-alive connection after 5 requests
+        async with httpx.AsyncClient() as own:
+            return (await stream_once(own, target, [{"role": "user", "content": f"Say hello to {name}."}], 8)).ttft_s
+
     async with httpx.AsyncClient() as client:
-        alone = [(await stream_once(client, target, short, 8)).ttft_s for _ in range(3)]
+        alone = [await short(name) for name in NAMES[:SHORT_SAMPLES]]
         longs = [
             asyncio.ensure_future(stream_once(
                 client, target, [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}], long_tokens))
             for i in range(7)
         ]
         await asyncio.sleep(3.0)  # all seven are generating by now
-        loaded = [(await stream_once(client, target, short, 8)).ttft_s for _ in range(3)]
+        loaded = []
+        for name in NAMES[SHORT_SAMPLES : 2 * SHORT_SAMPLES]:
+            loaded.append(await short(name))
+            await asyncio.sleep(0.25)  # arrivals at unrelated moments of the long answers' steps
         for task in longs:
             task.cancel()
         await asyncio.gather(*longs, return_exceptions=True)
     lone, busy = statistics.median(alone) * 1000, statistics.median(loaded) * 1000
-    return {"lone_ttft_ms": lone, "under_7_long_ttft_ms": busy, "ratio": busy / lone}
+    return {
+        "lone_ttft_ms": lone, "under_7_long_ttft_ms": busy, "ratio": busy / lone,
+        "lone_ttft_ms_samples": [s * 1000 for s in alone], "under_7_long_ttft_ms_samples": [s * 1000 for s in loaded],
+    }
 
 
 async def multi_turn(target: Target, max_tokens: int, **fields: Any) -> dict[str, Any]:

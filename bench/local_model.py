@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads-batch", type=int, default=None, help="n_threads_batch / -tb")
     parser.add_argument("--n-ctx", type=int, default=8192)
     parser.add_argument("--streams", default="1,2,4,8,16")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="concurrency rounds per stream count; the median's figures are reported")
     parser.add_argument("--fresh", action="store_true", help="start local_concurrency.json anew")
     parser.add_argument("--without-server", action="store_true", help="sluicegate alone (no llama-server build)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import ADDED_P99_BUDGET_MS, Scenario
-from bench.targets import BARE, DIRECT, LITELLM, PORTKEY, SLUICEGATE
+from bench.targets import BARE, BASELINE, DIRECT, LITELLM, PORTKEY, SLUICEGATE
 from bench.verdicts import (
     Report,
     added_latency,
@@ -20,7 +20,7 @@ from bench.verdicts import (
 )
 
 __all__ = ["Report", "added_latency", "render_markdown", "targets_check", "to_json", "write_all"]
-COLORS = {DIRECT: "tab:gray", BARE: "tab:green", SLUICEGATE: "tab:blue", LITELLM: "tab:orange", PORTKEY: "tab:purple"}
+COLORS = {DIRECT: "tab:gray", BARE: "tab:green", SLUICEGATE: "tab:blue", LITELLM: "tab:orange", PORTKEY: "tab:purple", BASELINE: "tab:cyan"}
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

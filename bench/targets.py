@@ -22,6 +22,7 @@ from bench.processes import Managed, create_key, free_port, spawn, stop, wait_ht
 
 DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY = "direct", "bare", "sluicegate", "litellm", "portkey"
 ALL_TARGETS = (DIRECT, BARE, SLUICEGATE, LITELLM, PORTKEY)
+BASELINE = "sluicegate-base"  # another source tree of sluicegate (--baseline-src), run side by side
 
 
 @dataclass
