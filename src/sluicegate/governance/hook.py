@@ -258,8 +258,9 @@ class Governance:
             held = self.leases.try_hold(key, most) or await _caught(self.leases.hold(key, most))
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
-        for failure, where in ((decision, self._limits_kept_in()), (held, self._budget_kept_in())):
+        for failure, kept_in in ((decision, self._limits_kept_in), (held, self._budget_kept_in)):
             if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
+                where = kept_in()
                 log.error("admission of %s failed: %s is unreachable: %r", exchange.request_id, where, failure)
                 raise ServiceUnavailableError(
                     f"The gateway cannot reach {where} right now ({type(failure).__name__}), so this key's"
