@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sluicegate.http.urls import masked
+from sluicegate.store.redis_channel import listen
 
 if TYPE_CHECKING:
     from sluicegate.routing.health import Breaker
@@ -62,7 +63,7 @@ class SharedCooldowns:
             else:
                 for name, value in zip(names, values, strict=True):
                     if value is not None:
-                        self._received(value + b" " + name.encode())
+                        self._received(f"{value.decode()} {name}")
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def close(self) -> None:
@@ -97,32 +98,9 @@ class SharedCooldowns:
             log.warning("could not share the cooldown of %s through Redis: %s", name, exc)
 
     async def _listen(self) -> None:
-        pause = 0.5
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                self.subscribed.set()
-                pause = 0.5
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._received(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.subscribed.clear()
-                log.warning("Redis cooldown channel lost (%s); retrying in %.1f s", exc, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 10.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    log.debug("closing the Redis subscription failed", exc_info=True)
+        await listen(self._client, self.channel, self._received, "cooldown", self.subscribed)
 
-    def _received(self, data: bytes | str) -> None:
-        text = data.decode() if isinstance(data, bytes) else data
+    def _received(self, text: str) -> None:
         try:
             until, asked, name = text.split(" ", 2)
             seconds = float(until) - time.time()

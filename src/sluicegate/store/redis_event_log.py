@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sluicegate.store.event_log import Alive, Entry
+from sluicegate.store.redis_channel import listen
 
 log = logging.getLogger("sluicegate.store")
 PAGE = 1000  # entries per XRANGE while replaying
@@ -163,28 +164,11 @@ class RedisEventLog:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     async def _listen(self) -> None:
-        pause = 0.5
-        while True:
-            pubsub = self._blocking.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                pause = 0.5
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message" and self._on_cancel is not None:
-                        data = message["data"]
-                        self._on_cancel(data.decode() if isinstance(data, bytes) else str(data))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("Redis cancel channel lost (%s); retrying in %.1f s", exc, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 10.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    log.debug("closing the Redis subscription failed", exc_info=True)
+        await listen(self._blocking, self.channel, self._cancel_asked, "cancel")
+
+    def _cancel_asked(self, log_id: str) -> None:
+        if self._on_cancel is not None:
+            self._on_cancel(log_id)
 
     async def close(self) -> None:
         if self._listener is not None:
