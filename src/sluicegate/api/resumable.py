@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -47,19 +46,6 @@ def wants_resumable(request: Request, chat: ChatRequest, gateway: Gateway) -> bo
     if chat.raw.get("store") is True or request.headers.get(HEADER, "").lower() == "true":
         return True
     return gateway.resumable_models and bool(getattr(gateway.route(chat).config, "resumable", False))
-
-
-def prepare(gateway: Gateway, exchange: Exchange, chat: ChatRequest) -> tuple[Route, ChatRequest]:
-    """Route the request and note it on the exchange, as the shared serving path does."""
-    route = gateway.route(chat)
-    chat = replace(route.request(chat), stream=True)
-    exchange.model = chat.model
-    exchange.request = chat
-    exchange.provider = route.provider.kind
-    exchange.served_by = route.provider.name
-    exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
-    exchange.stream = True
-    return route, chat
 
 
 def meta_of(key_id: str, owner: str) -> bytes:

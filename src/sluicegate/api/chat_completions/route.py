@@ -13,8 +13,8 @@ from sluicegate.api.chat_completions.response import completion_body
 from sluicegate.api.chat_completions.schemas import decode_json, parse_chat_request
 from sluicegate.api.json import json_response
 from sluicegate.api.limits import parse_off_loop
-from sluicegate.api.resumable import prepare, resume, serve_resumable, wants_resumable
-from sluicegate.api.serving import Door, bearer_secret, door_endpoint, serve_chat
+from sluicegate.api.resumable import resume, serve_resumable, wants_resumable
+from sluicegate.api.serving import Door, bearer_secret, door_endpoint, routed, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
 from sluicegate.core.exchange import Exchange
@@ -50,7 +50,7 @@ async def _chat_completions(
         return json_response(completion_body(completion, completion_id, created, model))
 
     if chat.stream and wants_resumable(request, chat, gateway):
-        route, chat = prepare(gateway, exchange, chat)
+        route, chat = routed(gateway, exchange, chat, stream=True)
         return await serve_resumable(gateway, exchange, route, chat, completion_id, stream_encoder)
     return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="openai_chat")
 

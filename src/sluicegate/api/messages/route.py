@@ -20,8 +20,8 @@ from sluicegate.api.messages.response import message_body, new_id
 from sluicegate.api.messages.schemas import decode_json
 from sluicegate.api.messages.stream import MessageStreamEncoder
 from sluicegate.api.messages.translate import parse_count_request, parse_messages_request
-from sluicegate.api.resumable import prepare, resume, serve_resumable, wants_resumable
-from sluicegate.api.serving import Door, door_endpoint, serve_chat
+from sluicegate.api.resumable import resume, serve_resumable, wants_resumable
+from sluicegate.api.serving import Door, door_endpoint, routed, serve_chat
 from sluicegate.core.completion import Completion
 from sluicegate.core.events import Started
 from sluicegate.core.exchange import Exchange
@@ -50,7 +50,7 @@ async def _messages(request: Request, exchange: Exchange, gateway: Gateway) -> R
         return json_response(message_body(completion, message_id, model))
 
     if chat.stream and wants_resumable(request, chat, gateway):
-        route, chat = prepare(gateway, exchange, chat)
+        route, chat = routed(gateway, exchange, chat, stream=True)
         return await serve_resumable(gateway, exchange, route, chat, message_id, stream_encoder)
     return await serve_chat(request, exchange, gateway, chat, stream_encoder, whole, relay="anthropic_messages")
 

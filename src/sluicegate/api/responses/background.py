@@ -19,8 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator
-from dataclasses import replace
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ import orjson
 from sluicegate.api.responses.encoder import ResponseEncoder
 from sluicegate.api.responses.request import ResponsesRequest
 from sluicegate.api.responses.resource import response_object
-from sluicegate.api.serving import observe, with_request_id
+from sluicegate.api.serving import observe, routed, with_request_id
 from sluicegate.core.events import Batch
 from sluicegate.core.exchange import Exchange
 from sluicegate.core.request import ChatRequest
@@ -211,57 +210,45 @@ async def start_background(
     """Admit the request, store the response `queued`, and start its generation; the
     response object as it is now (what a `POST` without `stream` answers)."""
     assert exchange.key_id is not None
-    await claim_room(gateway, exchange.key_id, response_id)
+    async with _room(gateway, exchange.key_id, response_id):
+        route, chat = routed(gateway, exchange, chat, stream=True)  # a stream, whatever the client reads
+        await gateway.admit(exchange)
+        chat.key_id = exchange.key_id
+        resource = response_object(parsed, response_id, created_at, route.model)
+        resource["background"] = True
+        resource["status"] = "queued"
+        record = StoredResponse(
+            id=response_id,
+            key_id=exchange.key_id,
+            created_at=float(created_at),
+            previous_response_id=parsed.previous_response_id,
+            input_items=parsed.input_items,
+            response=resource,
+            owner=gateway.instance_id,
+            expires_at=expiry(gateway, time.time()),
+        )
+        try:
+            await gateway.responses.put(record)
+        except Exception as exc:  # the door settles the exchange as failed
+            raise GatewayError(f"The response could not be stored ({type(exc).__name__}).") from exc
+        snapshot: dict[str, Any] = orjson.loads(orjson.dumps(resource))
+        encoder = ResponseEncoder(resource, namespaced=parsed.namespaced)
+        generation = Generation(gateway, exchange, record, encoder, route.provider.stream(chat))
+        try:
+            await generation.emit(encoder.open_queued())  # the log exists before anyone follows it
+        except Exception as exc:
+            await generation.events.aclose()
+            raise GatewayError(f"The response's events could not be kept ({type(exc).__name__}).") from exc
+        generation.task = gateway.run_detached(response_id, generation, generation.run())
+        return generation, snapshot
+
+
+@contextlib.asynccontextmanager
+async def _room(gateway: Gateway, key_id: str, response_id: str) -> AsyncIterator[None]:
+    """The key's room claimed for the response; given back if it is not launched after all."""
+    await claim_room(gateway, key_id, response_id)
     try:
-        return await _start(gateway, exchange, parsed, chat, response_id, created_at)
+        yield
     except BaseException:
-        await unclaim_room(gateway, exchange.key_id, response_id)
+        await unclaim_room(gateway, key_id, response_id)
         raise
-
-
-async def _start(
-    gateway: Gateway,
-    exchange: Exchange,
-    parsed: ResponsesRequest,
-    chat: ChatRequest,
-    response_id: str,
-    created_at: int,
-) -> tuple[Generation, dict[str, Any]]:
-    assert exchange.key_id is not None
-    route = gateway.route(chat)
-    chat = replace(route.request(chat), stream=True)  # generated as a stream, whatever the client reads
-    exchange.model = chat.model
-    exchange.request = chat
-    exchange.provider = route.provider.kind
-    exchange.served_by = route.provider.name
-    exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
-    exchange.stream = True
-    await gateway.admit(exchange)
-    chat.key_id = exchange.key_id
-    resource = response_object(parsed, response_id, created_at, route.model)
-    resource["background"] = True
-    resource["status"] = "queued"
-    record = StoredResponse(
-        id=response_id,
-        key_id=exchange.key_id,
-        created_at=float(created_at),
-        previous_response_id=parsed.previous_response_id,
-        input_items=parsed.input_items,
-        response=resource,
-        owner=gateway.instance_id,
-        expires_at=expiry(gateway, time.time()),
-    )
-    try:
-        await gateway.responses.put(record)
-    except Exception as exc:  # the door settles the exchange as failed
-        raise GatewayError(f"The response could not be stored ({type(exc).__name__}).") from exc
-    snapshot: dict[str, Any] = orjson.loads(orjson.dumps(resource))
-    encoder = ResponseEncoder(resource, namespaced=parsed.namespaced)
-    generation = Generation(gateway, exchange, record, encoder, route.provider.stream(chat))
-    try:
-        await generation.emit(encoder.open_queued())  # the log exists before anyone follows it
-    except Exception as exc:
-        await generation.events.aclose()
-        raise GatewayError(f"The response's events could not be kept ({type(exc).__name__}).") from exc
-    generation.task = gateway.run_detached(response_id, generation, generation.run())
-    return generation, snapshot

@@ -5,7 +5,7 @@ finds the key, how it renders an error, and how it encodes canonical events.
 
 from sluicegate.api.serving.doors import Door, bearer_secret, door_endpoint, request_id, with_request_id
 from sluicegate.api.serving.observe import observe
-from sluicegate.api.serving.serve import serve_chat, serve_whole
+from sluicegate.api.serving.serve import routed, serve_chat, serve_whole
 from sluicegate.api.serving.stream_body import StreamEncoder, keepalive_of
 from sluicegate.http.waiting import unless_client_leaves
 
@@ -17,6 +17,7 @@ __all__ = [
     "keepalive_of",
     "observe",
     "request_id",
+    "routed",
     "serve_chat",
     "serve_whole",
     "unless_client_leaves",

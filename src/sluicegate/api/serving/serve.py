@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -29,8 +30,28 @@ from sluicegate.gateway import Gateway
 from sluicegate.http.event_stream import EventStreamResponse, watch_disconnect
 from sluicegate.http.shutdown import shutting_down
 from sluicegate.http.waiting import Outcome, cancel, wait_for_work
+from sluicegate.wiring.registry import Route
 
 T = TypeVar("T")
+
+
+def routed(
+    gateway: Gateway, exchange: Exchange, chat: ChatRequest, stream: bool | None = None
+) -> tuple[Route, ChatRequest]:
+    """Route the request and note on the exchange what will answer it (the entry, its provider,
+    the upstream model). `stream=True`: generated as a stream whatever the client reads
+    (resumable and background answers)."""
+    route = gateway.route(chat)
+    chat = route.request(chat)
+    if stream is not None and chat.stream != stream:
+        chat = replace(chat, stream=stream)
+    exchange.model = chat.model
+    exchange.request = chat
+    exchange.provider = route.provider.kind
+    exchange.served_by = route.provider.name
+    exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
+    exchange.stream = chat.stream
+    return route, chat
 
 
 async def serve_chat(
@@ -51,14 +72,7 @@ async def serve_chat(
     `before_close` is awaited once a stream's answer is whole (or has failed), just before
     its closing bytes: a door that keeps its answers stores them there, so a client that
     has read the end can rely on finding them. It must not raise."""
-    route = gateway.route(chat)
-    chat = route.request(chat)
-    exchange.model = chat.model
-    exchange.request = chat
-    exchange.provider = route.provider.kind
-    exchange.served_by = route.provider.name
-    exchange.upstream_model = chat.upstream_model or str(getattr(route.provider, "upstream_model", ""))
-    exchange.stream = chat.stream
+    route, chat = routed(gateway, exchange, chat)
     plan, kept = await cache_lookup(request, exchange, gateway, route, chat)
     await gateway.admit(exchange)
     chat.key_id = exchange.key_id
