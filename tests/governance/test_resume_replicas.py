@@ -152,16 +152,25 @@ def dechunk(data: bytes, events: int) -> bytes:
     return b"".join(part + b"\n\n" for part in out.split(b"\n\n")[:events])
 
 
+def _chat_dropped_after_two_events(
+    replica: GovGateway, upstream: OpenAIUpstream, release: threading.Event
+) -> tuple[str, bytes, str]:
+    """A resumable chat stream on `replica` whose client left after its first two events (the
+    upstream holds the rest until `release`): the key, the bytes read, the completion id."""
+    _, secret = replica.new_key()
+    upstream.enqueue(text_reply(release, release_at=3))
+    body = {"model": FREE, "messages": [{"role": "user", "content": "hi"}], "stream": True, "store": True}
+    first = _post_and_drop(replica.gateway.base_url, secret, body, keep_events=2)
+    completion_id = orjson.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])["id"]
+    return secret, first, str(completion_id)
+
+
 def test_a_chat_stream_dropped_on_one_replica_resumes_exactly_on_the_other(
     replicas: list[GovGateway], upstream: OpenAIUpstream
 ) -> None:
-    _, secret = replicas[0].new_key()
     release = threading.Event()
-    upstream.enqueue(text_reply(release, release_at=3))
-    body = {"model": FREE, "messages": [{"role": "user", "content": "hi"}], "stream": True, "store": True}
-    first = _post_and_drop(replicas[0].gateway.base_url, secret, body, keep_events=2)
+    secret, first, completion_id = _chat_dropped_after_two_events(replicas[0], upstream, release)
     assert first.startswith(b"id: 0\ndata: ") and b"\nid: 1\ndata: " in first
-    completion_id = orjson.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])["id"]
     release.set()
     headers = {"authorization": f"Bearer {secret}", "last-event-id": "1"}
     url = f"{replicas[1].gateway.base_url}/v1/chat/completions/{completion_id}/stream"
@@ -206,12 +215,8 @@ def test_a_cancel_sent_to_the_other_replica_stops_the_generation_and_bills_what_
 def test_a_chat_stream_whose_replica_died_ends_with_an_error_event(
     replicas: list[GovGateway], upstream: OpenAIUpstream
 ) -> None:
-    _, secret = replicas[0].new_key()
     never = threading.Event()
-    upstream.enqueue(text_reply(never, release_at=3))
-    body = {"model": FREE, "messages": [{"role": "user", "content": "hi"}], "stream": True, "store": True}
-    first = _post_and_drop(replicas[0].gateway.base_url, secret, body, keep_events=2)
-    completion_id = orjson.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])["id"]
+    secret, _, completion_id = _chat_dropped_after_two_events(replicas[0], upstream, never)
     replicas[0].gateway.process.kill()
     replicas[0].gateway.process.wait(60)
     url = f"{replicas[1].gateway.base_url}/v1/chat/completions/{completion_id}/stream"
