@@ -91,7 +91,8 @@ async def test_a_dead_process_journal_is_billed_once_skipping_what_the_ledger_ho
     records = [admitted(key_id, f"req_j{i}", f"open_j{i}") for i in range(3)]
     _journal_of(tmp_path, Owner(this_host(), await _dead_pid(), "12345"), records)
     done = admitted(key_id, "req_j0", "open_j0")  # committed before the crash, its C line never written
-    done.status, done.usage_source, done.cost_nanos, done.open_id = 200, "upstream", usd_to_nanos(0.5), None
+    done.status, done.usage_source, done.cost_nanos = 200, "upstream", usd_to_nanos(0.5)
+    done.journal_id, done.open_id = "open_j0", None  # as the hook settles it: its journal entry named
     await store.settle([done])
     live = Durability(store, timeout_s=3600, journal_dir=tmp_path)
     await live.start()
@@ -114,6 +115,30 @@ async def test_a_dead_process_journal_is_billed_once_skipping_what_the_ledger_ho
         assert len(await store.recent(key_id=key_id)) == 3
         again = await store.get_key(key_id)
         assert again is not None and again.spent_nanos == key.spent_nanos
+    finally:
+        await live.close()
+
+
+async def test_a_reused_request_id_does_not_make_an_interrupted_request_free(store: Store, tmp_path: Path) -> None:
+    """A client may send the same `x-request-id` on every request: the reaper tells requests
+    apart by their open ids, so one settled request does not excuse another interrupted one,
+    nor does one interrupted request hide its twin."""
+    key_id = await _key(store)
+    settled = admitted(key_id, "req_mine", "open_r0")
+    settled.status, settled.usage_source, settled.cost_nanos = 200, "upstream", usd_to_nanos(0.5)
+    settled.journal_id, settled.open_id = "open_r0", None
+    await store.settle([settled])
+    crashed = [admitted(key_id, "req_mine", f"open_r{i}") for i in (1, 2)]
+    _journal_of(tmp_path, Owner(this_host(), await _dead_pid(), "12345"), crashed)
+    live = Durability(store, timeout_s=3600, journal_dir=tmp_path)
+    await live.start()
+    try:
+        assert live.reaped == 2
+        rows = await store.recent(key_id=key_id)
+        assert sorted(str(r["error_type"]) for r in rows) == ["None", "interrupted", "interrupted"]
+        key = await store.get_key(key_id)
+        assert key is not None and key.spent_nanos == usd_to_nanos(0.5) + 2 * ESTIMATE
+        assert "journal_id" not in rows[0]  # the store's own bookkeeping, not part of a usage row
     finally:
         await live.close()
 

@@ -21,7 +21,7 @@ last recorded, else the admission estimate; `usage_source` "estimate") and relea
 reservations into the spend. Journal files are read by the processes sharing the data
 directory: a file whose owner is gone (this host: its PID; another host: the file untouched for
 `STALE_JOURNAL_FACTOR` instance timeouts) has its open requests recorded the same way, skipping
-every request the ledger already holds, so nothing is billed twice whichever copy is read first.
+every request the ledger already holds (by its open id), so nothing is billed twice whichever copy is read first.
 A process taken for dead while still running (its loop stalled past the timeout) finds its
 instance gone at its next heartbeat: it registers anew, and its records whose database open rows
 were closed meanwhile are not written twice (store: `sql.unreaped`).
@@ -237,7 +237,9 @@ class Durability:
         if self.journal is None or time.monotonic() < self._skip_until:
             return None
         self._opened += 1
-        open_id = f"open_{self._prefix}{self._opened:x}"  # unique: a random prefix per process, then a count
+        # unique: a random prefix per process, then a count, zero-padded so that the ledger's
+        # index of open ids is written in order
+        open_id = f"open_{self._prefix}{self._opened:010x}"
         record.open_id = open_id
         try:
             self.journal.open(open_id, open_blob(record))

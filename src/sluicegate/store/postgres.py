@@ -43,7 +43,7 @@ OPEN_INSERT = (
     " SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::bytea[])"
 )
 OPEN_CLOSE = "DELETE FROM ledger_open WHERE id = ANY($1::text[]) RETURNING id"
-LEDGER_HAS = "SELECT request_id FROM ledger WHERE request_id = ANY($1::text[])"
+LEDGER_HAS = "SELECT journal_id FROM ledger WHERE journal_id = ANY($1::text[]) AND journal_id IS NOT NULL"
 SETTLE_RESERVATIONS = "DELETE FROM reservations WHERE id = ANY($1::text[]) RETURNING key_id, amount_nanos"
 
 
@@ -262,7 +262,7 @@ class PostgresStore:
 
 
 async def _unbilled(conn: Any, blobs: list[bytes]) -> list[LedgerRecord]:
-    """The interrupted records of open rows whose requests the ledger does not hold yet."""
+    """The interrupted records of open rows whose requests the ledger does not hold yet (by open id)."""
     records = interrupted_records(blobs)
     if records:
         for row in await conn.fetch(LEDGER_HAS, list(records)):

@@ -200,4 +200,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE responses ADD COLUMN expires_at DOUBLE PRECISION",
         "CREATE INDEX responses_expires ON responses (expires_at)",
     ),
+    # the reapers tell a request billed already by its open id, not its request id, which a client
+    # may choose and reuse (governance/durable.py); ids sort by time within a process, so the
+    # index is written at a few hot pages. A journal written before this change is read against
+    # rows without open ids: a request committed in the instant before a crash could be billed twice.
+    (
+        "ALTER TABLE ledger ADD COLUMN journal_id TEXT",
+        "DROP INDEX IF EXISTS ledger_request",
+        "CREATE INDEX ledger_journal ON ledger (journal_id) WHERE journal_id IS NOT NULL",
+    ),
 ]

@@ -139,7 +139,10 @@ class LedgerRecord:
     # database copy of its open record (governance/durable.py), removed with this record
     reservation_id: str | None = None
     open_id: str | None = None
-    journal_id: str | None = None  # its entry in the process's in-flight journal, closed once written
+    # its open id, by which its entry in the process's in-flight journal is closed once written;
+    # stored (ledger column `journal_id`) so that a reaper reading that entry after a crash knows
+    # the request is billed already
+    journal_id: str | None = None
 
     @property
     def day(self) -> str:
@@ -173,6 +176,7 @@ class LedgerRecord:
             self.total_ms,
             self.client_gone,
             self.segments,
+            self.journal_id or self.open_id,
         )
 
 
@@ -180,7 +184,7 @@ LEDGER_COLUMNS = (
     "request_id, created_at, day, key_id, door, model, provider, served_by, upstream_model, deployment,"
     " stream, status, error_type, error_code, finish_reason, prompt_tokens, completion_tokens,"
     " cached_tokens, cache_creation_tokens, reasoning_tokens, usage_source, cost_nanos, ttft_ms,"
-    " total_ms, client_gone, segments"
+    " total_ms, client_gone, segments, journal_id"
 )
 LEDGER_FIELDS = [name.strip() for name in LEDGER_COLUMNS.split(",")]
 
@@ -198,8 +202,14 @@ def open_blob(record: LedgerRecord) -> bytes:
 
 
 def interrupted_records(blobs: Sequence[bytes]) -> dict[str, LedgerRecord]:
-    """The interrupted records of open rows, one per request (the last copy read wins)."""
-    return {record.request_id: record for record in map(interrupted_record, blobs)}
+    """The interrupted records of open rows, one per admitted request, by its open id (the last
+    copy read wins). Never by request id: a client may send its own `x-request-id`, the same on
+    several requests, and each of them was admitted and is billed."""
+    records: dict[str, LedgerRecord] = {}
+    for blob in blobs:
+        record = interrupted_record(blob)
+        records[record.journal_id or f"{record.request_id}#{len(records)}"] = record
+    return records
 
 
 def interrupted_record(blob: bytes) -> LedgerRecord:
@@ -212,7 +222,8 @@ def interrupted_record(blob: bytes) -> LedgerRecord:
     record.error_type = INTERRUPTED
     record.error_code = "gateway_process_died"
     record.finish_reason = None
-    record.reservation_id = record.open_id = record.journal_id = None  # the reap releases the reservations itself
+    record.journal_id, record.open_id = record.open_id, None  # the row keeps its open id: a second reap skips it
+    record.reservation_id = None  # the reap releases the reservations itself
     return record
 
 
@@ -317,6 +328,7 @@ def usage_row(groups: list[str], values: tuple[Any, ...], names: dict[str, str])
 def ledger_json(row: dict[str, Any]) -> dict[str, Any]:
     """A ledger row (as the columns came out of the store) as JSON."""
     out = dict(row)
+    out.pop("journal_id", None)  # the store's own bookkeeping (durable admission)
     out["stream"] = bool(out["stream"])
     out["client_gone"] = bool(out["client_gone"])
     out["segments"] = orjson.loads(out["segments"]) if out.get("segments") else None

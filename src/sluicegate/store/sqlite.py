@@ -368,14 +368,15 @@ def _reap_open(blobs: list[bytes], conn: sqlite3.Connection) -> int:
 
 
 def _unbilled(conn: sqlite3.Connection, blobs: list[bytes]) -> list[LedgerRecord]:
-    """The interrupted records of open rows whose requests the ledger does not hold yet."""
+    """The interrupted records of open rows whose requests the ledger does not hold yet (by open id)."""
     records = interrupted_records(blobs)
     ids = list(records)
     for start in range(0, len(ids), OPEN_CHUNK):
         chunk = ids[start : start + OPEN_CHUNK]
-        query = f"SELECT request_id FROM ledger WHERE request_id IN ({', '.join('?' * len(chunk))})"
-        for (request_id,) in conn.execute(query, chunk).fetchall():
-            records.pop(request_id, None)
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT journal_id FROM ledger WHERE journal_id IN ({marks}) AND journal_id IS NOT NULL"
+        for (journal_id,) in conn.execute(query, chunk).fetchall():
+            records.pop(journal_id, None)
     return list(records.values())
 
 
