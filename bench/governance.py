@@ -13,6 +13,11 @@ stream costs each target's process tree at saturation (wrk, 50 streams in flight
 rounds; on a CPU-bound machine the sustainable rate goes as its inverse, so 1 - off/on is the
 capacity governance takes, measured far more finely than by probing rates). Targets: added
 p50 <= 1 ms, rate drop <= 10%. Results: ``bench/results/governance.md`` and ``governance.json``.
+
+`--baseline-src DIR` adds another source tree's gov-off and gov-on targets to the saturated
+rounds (same mock, database and rounds, alternating with the others), so "did governance get
+dearer?" is answered within one run: the machine's speed moves too much between runs to compare
+a capacity drop with an older run's.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from bench.targets import Target, _ready, sluicegate_config, start_mock
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OFF, ON = "gov-off", "gov-on"
+BASE_OFF, BASE_ON = "base-gov-off", "base-gov-on"  # --baseline-src
+PAIRS = ((OFF, ON), (BASE_OFF, BASE_ON))
 NOISE_MS = 5.0
 
 
@@ -50,9 +57,16 @@ def log(message: str) -> None:
 
 
 def start_target(
-    name: str, workdir: Path, mock_url: str, models: list[str], workers: int, extra: dict[str, Any]
+    name: str,
+    workdir: Path,
+    mock_url: str,
+    models: list[str],
+    workers: int,
+    extra: dict[str, Any],
+    env: dict[str, str] | None = None,
 ) -> Target:
-    """sluicegate with `extra` config sections and a key made through its CLI (with rules when on)."""
+    """sluicegate with `extra` config sections and a key made through its CLI (with rules when
+    governance is on); `env` may name another source tree (PYTHONPATH)."""
     target = Target(name)
     exe = shutil.which("sluicegate")
     if exe is None:
@@ -63,9 +77,14 @@ def start_target(
     config = workdir / f"{name}.yaml"
     config.write_text(yaml.safe_dump({**sluicegate_config(mock_url, models), **extra}, sort_keys=False))
     common = ["--config", str(config), "--data-dir", str(data_dir)]
-    rules = ["--budget", "1000000", "--rpm", "10000000", "--tpm", "10000000000"] if name == ON else []
+    governed = bool(extra.get("governance", {}).get("enabled", True))
+    rules = ["--budget", "1000000", "--rpm", "10000000", "--tpm", "10000000000"] if governed else []
     created = subprocess.run(
-        [exe, "keys", "create", "--name", name, *rules, *common], capture_output=True, text=True, timeout=120
+        [exe, "keys", "create", "--name", name, *rules, *common],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
     if created.returncode != 0:
         target.error = f"keys create failed: {created.stderr[-400:]}"
@@ -73,7 +92,7 @@ def start_target(
     key = created.stdout.strip().splitlines()[-1]
     port = free_port()
     cmd = [exe, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *common]
-    managed = spawn(name, cmd, workdir / f"{name}.log")
+    managed = spawn(name, cmd, workdir / f"{name}.log", env=env)
     return _ready(target, managed, port, key, "/health", timeout_s=60)
 
 
@@ -101,7 +120,9 @@ def drop_schema(tag: str) -> None:
         client.close()
 
 
-def measure(backend: str, workdir: Path, mock: Target, workers: int, quick: bool, rounds: int) -> dict[str, Any]:
+def measure(
+    backend: str, workdir: Path, mock: Target, workers: int, quick: bool, rounds: int, baseline: Path | None = None
+) -> dict[str, Any]:
     scenarios = build_scenarios(quick)
     stream = replace(scenarios["stream"], rates=(200.0,) * rounds, title="1-s streams at 200 req/s")
     maxrate = scenarios["maxrate"]
@@ -120,11 +141,21 @@ def measure(backend: str, workdir: Path, mock: Target, workers: int, quick: bool
                 target.error = smoke(target)
             log(f"[gov/{backend}] {name}: {'ready' if target.ok else 'FAILED: ' + str(target.error)}")
             targets.append(target)
-        if not all(t.ok for t in targets):
+        bases: list[Target] = []
+        if baseline is not None:  # in the saturated rounds only
+            env = {"PYTHONPATH": str(baseline.resolve())}
+            for name, enabled in ((BASE_OFF, False), (BASE_ON, True)):
+                extra = {**backend_sections(backend, f"{tag}_base"), "governance": {"enabled": enabled}}
+                target = start_target(name, workdir / backend, mock.base_url, models, workers, extra, env)
+                log(f"[gov/{backend}] {name} ({baseline}): {'ready' if target.ok else 'FAILED: ' + str(target.error)}")
+                bases.append(target)
+        if not all(t.ok for t in targets + bases):
+            targets += bases
             return {"error": "; ".join(str(t.error) for t in targets if t.error)}
         runner = Runner([mock, *targets], pause_s=0.5 if quick else 1.0, log=log, settle_max_s=10 if quick else 30)
         runner.run(stream)
         runner.run(maxrate)
+        targets += bases
         cpu = saturated(targets, mock, workdir / backend, rounds=rounds if quick else 2 * rounds, quick=quick)
     finally:
         for target in targets:
@@ -132,6 +163,8 @@ def measure(backend: str, workdir: Path, mock: Target, workers: int, quick: bool
                 stop(managed)
         if backend != "sqlite":
             drop_schema(tag)
+            if baseline is not None:
+                drop_schema(f"{tag}_base")
     return {**summarize(runner, stream.key), **cpu}
 
 
@@ -157,7 +190,23 @@ def saturated(targets: list[Target], mock: Target, workdir: Path, rounds: int, q
     # Streams per second at saturation: this also counts what the targets' CPU does not (the
     # database and Redis servers', the mock's and wrk's share of the same cores).
     throughput = [1 - b / a for a, b in zip(rates[OFF], rates[ON], strict=True)]
+    # what governance adds to one stream, in microseconds of CPU (median of the paired rounds),
+    # for this build and the baseline's when there is one
+    added_us: dict[str, float] = {}
+    for off_name, on_name in PAIRS:
+        if on_name in per_round:
+            pairs = zip(per_round[off_name], per_round[on_name], strict=True)
+            added_us[on_name] = 1000 * statistics.median(b - a for a, b in pairs)
+    baseline: dict[str, Any] = {}
+    if BASE_ON in per_round:
+        base_paired = [1 - a / b for a, b in zip(per_round[BASE_OFF], per_round[BASE_ON], strict=True)]
+        baseline = {
+            "baseline_capacity_drop_pct": 100 * statistics.median(base_paired),
+            "baseline_capacity_drop_rounds_pct": [100 * x for x in base_paired],
+        }
     return {
+        **baseline,
+        "governance_us_per_stream": added_us,
         "saturated_ms_per_stream": {name: statistics.median(v) for name, v in per_round.items()},
         "saturated_rounds": per_round,
         "capacity_drop_pct": 100 * statistics.median(paired),
@@ -244,6 +293,15 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         " and wrk take from the same cores. The verdict needs all three.",
         "`python -m bench.governance_micro` measures the admission path alone, in process (governance_micro.json).",
     ]
+    for backend, r in results.items():
+        if "baseline_capacity_drop_pct" in r:
+            cpu, added = r["saturated_ms_per_stream"], r["governance_us_per_stream"]
+            lines.append(
+                f"{backend}, beside the baseline (`--baseline-src`, same saturated rounds): CPU ms per short stream"
+                f" off / on {cpu[BASE_OFF]:.3f} / {cpu[BASE_ON]:.3f}, capacity drop"
+                f" {r['baseline_capacity_drop_pct']:.1f}% (this build {r['capacity_drop_pct']:.1f}%); governance adds"
+                f" {added[BASE_ON]:.0f} us of CPU per stream there, {added[ON]:.0f} us here."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds at 200 req/s")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None,
+        help="another sluicegate source tree (its src/), run gov-off and gov-on beside this one in the saturated rounds",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     litellm_env.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="gov-", dir=litellm_env.CACHE_DIR))
@@ -279,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[gov] mock upstream failed: {mock.error}")
             return 1
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-            results[backend] = measure(backend, workdir, mock, args.workers, args.quick, args.rounds)
+            results[backend] = measure(
+                backend, workdir, mock, args.workers, args.quick, args.rounds, args.baseline_src
+            )
     finally:
         mock.stop()
     meta = {
