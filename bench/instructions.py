@@ -14,6 +14,13 @@ so start-up, warm-up and shutdown cancel out. Targets: ``mock`` (the upstream it
 (bench/bare_proxy.py, the floor of a Python hop), ``sluicegate``, and ``sluicegate-base`` with
 ``--baseline-src`` (another build's ``src``). Needs Debian's ``valgrind``.
 
+``--governance off|sqlite|postgres`` runs every sluicegate target with governance off, or on with
+that store (PostgreSQL + Redis on 127.0.0.1) and a key with a budget and both rate limits set too
+high to refuse: every stream then takes the whole admission path and writes a ledger row. Two
+runs, off and on, give what governance adds per stream in instructions (``bench.governance``'s
+capacity drop, in a unit the machine's speed cannot move). Left out, the targets run as
+configured by default (governance on, a key without rules).
+
 ``--count writes`` counts the other half the same way: each server's writes to its TCP sockets
 (``write``, ``writev``, ``sendto``, ``sendmsg`` to the client and to the upstream), traced by
 ``strace -f``; per stream, by the same difference. Writes to files, pipes and the loop's
@@ -30,6 +37,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,6 +49,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from bench.governance import drop_schema
 from bench.processes import free_port, spawn, wait_http_ok
 from bench.scenarios import REPO_ROOT, request_body
 from bench.socket_writes import SYSCALLS, tcp_writes
@@ -118,7 +127,27 @@ async def drive(url: str, headers: dict[str, str], streams: int, concurrency: in
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def _command(target: str, port: int, mock_origin: str, workdir: Path) -> list[str]:
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+RULES = ["--budget", "1000000", "--rpm", "10000000", "--tpm", "10000000000"]
+
+
+def _governance(mode: str | None, tag: str) -> dict[str, object]:
+    """The config sections of `--governance` (none when not given)."""
+    if mode is None:
+        return {}
+    if mode == "off":
+        return {"governance": {"enabled": False}}
+    sections: dict[str, object] = {"governance": {"enabled": True}}
+    if mode == "postgres":
+        sections["database"] = {"url": f"{PG_URL}?schema={tag}"}
+        sections["redis"] = {"url": REDIS_URL, "prefix": tag + ":"}
+    return sections
+
+
+def _command(
+    target: str, port: int, mock_origin: str, workdir: Path, governance: dict[str, object] | None = None
+) -> list[str]:
     if target == "mock":
         return [sys.executable, "-m", "bench.mock_upstream", "--host", "127.0.0.1", "--port", str(port)]
     if target == "bare":
@@ -126,8 +155,9 @@ def _command(target: str, port: int, mock_origin: str, workdir: Path) -> list[st
     data_dir = workdir / f"{target}-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    config = workdir / "sluicegate.yaml"
-    config.write_text(yaml.safe_dump(sluicegate_config(mock_origin + "/v1", [MODEL]), sort_keys=False))
+    config = workdir / f"{target}.yaml"
+    settings = {**sluicegate_config(mock_origin + "/v1", [MODEL]), **(governance or {})}
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
     cmd = [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--config", str(config), "--workers", "1"]
     return cmd
@@ -141,17 +171,16 @@ def count_once(
     workdir: Path,
     env: dict[str, str],
     meter: str = "instructions",
+    governance: str | None = None,
 ) -> int:
     """The instructions (or writes) of one run of `target` serving `streams` streams (after 20
     to warm up)."""
     port = free_port()
-    cmd = _command(target, port, mock_origin, workdir)
+    tag = f"bench_instr_{secrets.token_hex(4)}"
+    cmd = _command(target, port, mock_origin, workdir, _governance(governance, tag))
     headers: dict[str, str] = {}
     if target.startswith("sluicegate"):
-        exe = shutil.which("sluicegate")
-        if exe is None:
-            raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
-        headers["Authorization"] = "Bearer " + create_key(exe, workdir / f"{target}-data", timeout_s=120)
+        headers["Authorization"] = "Bearer " + _key(target, workdir, env, governance)
     log = workdir / f"{target}-{streams}.log"
     trace = workdir / f"{target}-{streams}.strace"
     managed = spawn(target, METERS[meter].wrapper(trace) + cmd, log, env=env)
@@ -168,7 +197,25 @@ def count_once(
         except subprocess.TimeoutExpired:
             os.killpg(managed.proc.pid, signal.SIGKILL)
             raise
+        finally:
+            if governance == "postgres":
+                drop_schema(tag)
     return METERS[meter].total(target, log, trace)
+
+
+def _key(target: str, workdir: Path, env: dict[str, str], governance: str | None) -> str:
+    """A key made by the target's own build, in its own store; with rules when governance is on."""
+    exe = shutil.which("sluicegate")
+    if exe is None:
+        raise RuntimeError("`sluicegate` is not installed on PATH (pip install -e .)")
+    data_dir = workdir / f"{target}-data"
+    if governance is None:
+        return create_key(exe, data_dir, timeout_s=120)
+    rules = RULES if governance != "off" else []
+    cmd = [exe, "keys", "create", "--name", "bench", *rules, "--data-dir", str(data_dir)]
+    cmd += ["--config", str(workdir / f"{target}.yaml")]
+    created = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **env}, check=True)
+    return created.stdout.strip().splitlines()[-1]
 
 
 def render(counts: list[Count], meta: dict[str, object]) -> str:
@@ -183,6 +230,7 @@ def render(counts: list[Count], meta: dict[str, object]) -> str:
         f"- {meta['streams_low']} then {meta['streams_high']} streams of `{MODEL}` per target, "
         f"{meta['concurrency']} in flight; per stream = the difference of the two runs' counts "
         "divided by the difference of their streams",
+        f"- governance: {meta.get('governance') or 'as configured by default'}",
         "",
         f"| target | {meter.unit} / stream | x mock |",
         "|---|---:|---:|",
@@ -204,6 +252,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None, help="write <count>.md and .json here")
+    parser.add_argument(
+        "--governance", choices=("off", "sqlite", "postgres"), default=None,
+        help="sluicegate targets with governance off, or on with this store and a key with rules",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -231,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             if target == "sluicegate-base":
                 env["PYTHONPATH"] = str(Path(args.baseline_src).resolve())
             low, high = (
-                count_once(target, streams, args.concurrency, origin, workdir, env, args.count)
+                count_once(target, streams, args.concurrency, origin, workdir, env, args.count, args.governance)
                 for streams in (args.streams_low, args.streams)
             )
             result = Count(target, args.streams_low, args.streams, low, high)
@@ -248,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "streams_high": args.streams,
         "concurrency": args.concurrency,
         "count": args.count,
+        "governance": args.governance,
     }
     text = render(counts, meta)
     print(text)
