@@ -85,6 +85,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["date", "time", "date-time", "uuid", "email", "ipv4"],
     },
     "lengths": {"type": "array", "items": {"type": "string", "minLength": 2, "maxLength": 4}, "minItems": 1, "maxItems": 3},
+    # minimums above what one repetition may count: held exactly (nested groups), not capped
+    "long minimums": {"type": "object", "properties": {"story": {"type": "string", "minLength": 3000},
+                      "many": {"type": "array", "items": {"type": "integer"}, "minItems": 300}},
+                      "required": ["story", "many"]},
     "tuple": {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": False},
     "ranges": {"type": "object", "properties": {"small": {"type": "integer", "minimum": -3, "exclusiveMaximum": 4},
                "big": {"type": "integer", "minimum": 10}, "neg": {"type": "integer", "maximum": -1},

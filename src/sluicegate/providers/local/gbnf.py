@@ -16,7 +16,8 @@ schema is nested in a bigger one. The rules here:
   regex subset), the formats date, time, date-time, uuid, email, ipv4, hostname and uri;
   array `minItems` / `maxItems`, `prefixItems`; integer `minimum` / `maximum` (exclusive
   too), digit by digit; the sign a number's `minimum` >= 0 implies.
-- Relaxed (written as the plain type): bounds on non-integer numbers but that sign, `multipleOf`, other formats, a
+- Relaxed (written as the plain type): bounds on non-integer numbers but that sign, `multipleOf`,
+  a `maxLength` / `maxItems` above `MAX_COUNTED` (left open), other formats, a
   pattern outside the subset, `not`, `if`/`then`/`else`, `minProperties` /
   `maxProperties`, `patternProperties`, remote `$ref`s (any JSON value).
 Nothing a JSON Schema may say is an error: what cannot be held is relaxed, never refused.
@@ -30,7 +31,9 @@ from typing import Any
 
 from sluicegate.providers.local.regex_gbnf import PatternUnsupported, pattern_gbnf
 
-MAX_COUNTED = 128  # repetition bounds beyond this are left open ({m,} rather than {m,n})
+# One repetition counts at most this many: a larger lower bound is written as nested groups
+# (llama.cpp refuses a single repetition of more than 2,000), a larger upper bound is left open.
+MAX_COUNTED = 128
 MAX_DEPTH = 32  # allOf / $ref chains merged into one schema before giving up (any value)
 
 # `\u` escapes of surrogates are left out: a lone one is invalid JSON to strict parsers (orjson)
@@ -279,12 +282,12 @@ class Grammar:
             if more:
                 low = max(0, least - len(fixed))
                 high = None if most is None else most - len(fixed)
-                body += f' ( "," ws {item} ){_bounds(low, high)}'
+                body += " " + repeat(f'( "," ws {item} )', low, high)
             return self.rule(hint, f'"[" ws {body} ws "]"')
         if least == 0:
-            tail = f'( "," ws {item} ){_bounds(0, None if most is None else most - 1)}'
+            tail = repeat(f'( "," ws {item} )', 0, None if most is None else most - 1)
             return self.rule(hint, f'"[" ws ( {item} {tail} )? ws "]"')
-        tail = f'( "," ws {item} ){_bounds(least - 1, None if most is None else most - 1)}'
+        tail = repeat(f'( "," ws {item} )', least - 1, None if most is None else most - 1)
         return self.rule(hint, f'"[" ws {item} {tail} ws "]"')
 
     def _string(self, schema: dict[str, Any], hint: str) -> str:
@@ -301,7 +304,7 @@ class Grammar:
         most = _most(schema.get("maxLength"))
         if least == 0 and most is None:
             return self.primitive("string")
-        return self.rule(hint + "-string", f'"\\"" {self.primitive("char")}{_bounds(least, most)} "\\""')
+        return self.rule(hint + "-string", f'"\\"" {repeat(self.primitive("char"), least, most)} "\\""')
 
     def _integer(self, schema: dict[str, Any], hint: str) -> str:
         low, high = _integer_bounds(schema)
@@ -447,6 +450,23 @@ def _least(value: Any) -> int:
 def _most(value: Any) -> int | None:
     """An upper count bound (maxItems, maxLength): None when absent or not a count."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def repeat(element: str, least: int, most: int | None) -> str:
+    """`element` (one GBNF term: a name or a parenthesized group) `least` to `most` times. A
+    lower bound above `MAX_COUNTED` is held exactly, by groups of groups (`minLength: 3000` is
+    3,000 characters, not 128); an upper bound above it is left open."""
+    if least <= MAX_COUNTED:
+        return element + _bounds(least, most)
+    return f"{_exactly(element, least)} {element}*"
+
+
+def _exactly(element: str, count: int) -> str:
+    if count <= MAX_COUNTED:
+        return element if count == 1 else f"{element}{{{count}}}"
+    groups, rest = divmod(count, MAX_COUNTED)
+    nested = _exactly(f"( {element}{{{MAX_COUNTED}}} )", groups)
+    return nested if rest == 0 else f"{nested} {_exactly(element, rest)}"
 
 
 def _bounds(least: int, most: int | None) -> str:
