@@ -17,7 +17,7 @@ from sluicegate.governance.durable import Durability, process_start, this_host
 from sluicegate.governance.journal import Journal, Owner, journal_files, open_records, owner_of
 from sluicegate.governance.keys import hash_key, new_key
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, open_blob, usd_to_nanos
+from sluicegate.store.records import LedgerRecord, interrupted_record, open_blob, open_fields, usd_to_nanos
 from tests.governance.test_durable import ESTIMATE, admitted
 
 
@@ -41,7 +41,7 @@ def test_a_file_leaves_open_what_was_admitted_and_not_closed_with_its_last_progr
     (path,) = journal_files(tmp_path)
     left = open_records(path)
     assert set(left) == {"b", "c"}
-    assert orjson.loads(left["b"])["completion_tokens"] == 7
+    assert open_fields(left["b"])["completion_tokens"] == 7
     assert owner_of(path) == _me()
     with path.open("ab") as handle:  # a crash in the middle of a line: that line is skipped
         handle.write(b"O " + _blob("d")[:20])
@@ -160,3 +160,32 @@ async def test_a_live_process_journal_is_left_alone_and_another_host_s_only_once
         assert [r["request_id"] for r in await store.recent(key_id=key_id)] == ["req_far"]
     finally:
         await live.close()
+
+
+def test_an_open_record_reads_back_as_the_interrupted_record_of_what_was_admitted() -> None:
+    from sluicegate.core.exchange import Exchange
+    from sluicegate.governance.hook import InFlight
+
+    exchange = Exchange(
+        request_id="req_1", door="messages", key_id="key_1", model="asked", provider="anthropic",
+        served_by="entry", upstream_model="claude-x", stream=True,
+    )  # fmt: skip
+    exchange.deployment = "eu"
+    record = interrupted_record(InFlight(exchange, 12, 300, 4_500).blob("open_x1"))
+    assert (record.request_id, record.created_at, record.key_id, record.door) == ("req_1", exchange.created, "key_1", "messages")
+    assert (record.model, record.provider, record.served_by) == ("asked", "anthropic", "entry")
+    assert (record.upstream_model, record.deployment, record.stream) == ("claude-x", "eu", True)
+    assert (record.prompt_tokens, record.completion_tokens, record.cost_nanos) == (12, 300, 4_500)
+    assert (record.usage_source, record.error_type, record.journal_id, record.open_id) == ("estimate", "interrupted", "open_x1", None)
+
+
+def test_an_open_record_written_by_the_version_before_arrays_is_still_billed() -> None:
+    """Before open records were arrays they were the ledger record as a JSON object: a journal or a
+    database copy left by that version (a crash across an upgrade) is read the same."""
+    earlier = orjson.dumps(admitted("key", "req_old", "open_old"))  # the whole record, by name
+    assert open_fields(earlier)["open_id"] == "open_old"
+    record = interrupted_record(earlier)
+    assert (record.request_id, record.completion_tokens, record.cost_nanos) == ("req_old", 100, ESTIMATE)
+    assert (record.error_type, record.journal_id) == ("interrupted", "open_old")
+    with pytest.raises(ValueError):
+        open_fields(b'"neither"')

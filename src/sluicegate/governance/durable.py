@@ -41,7 +41,7 @@ from pathlib import Path
 
 from sluicegate.governance.journal import Journal, Owner, journal_files, open_records, owner_of
 from sluicegate.store.base import Store
-from sluicegate.store.records import InstanceRow, LedgerRecord, open_blob
+from sluicegate.store.records import InstanceRow
 
 log = logging.getLogger("sluicegate.governance")
 SKIP_AFTER_FAILURE_S = 5.0  # after a failed write, requests go on without open records this long
@@ -101,7 +101,7 @@ class Durability:
         self.id = ""
         self._skip_until = 0.0
         self._prefix = secrets.token_hex(8) + "_"
-        self._opened = 0
+        self._opened = 1 << 40  # ids of one width: 11 hex digits for the next 16 trillion
         self._task: asyncio.Task[None] | None = None
         self.reaped = 0  # requests closed as interrupted by this process (tests, logs)
 
@@ -231,20 +231,19 @@ class Durability:
             return False
         return untouched > STALE_JOURNAL_FACTOR * max(self._timeout_s, self._heartbeat_s)
 
-    def open(self, record: LedgerRecord) -> str | None:
-        """Journal the admitted request's open record before its upstream call; its id, or None
-        when the journal cannot take it now (the request goes on; a crash would lose its record)."""
+    def open(self, blob: Callable[[str], bytes]) -> str | None:
+        """Journal an admitted request's open record (`blob` of its open id) before its upstream
+        call; its open id, or None when the journal cannot take it now (the request goes on; a
+        crash would lose its record)."""
         if self.journal is None or time.monotonic() < self._skip_until:
             return None
+        # unique: a random prefix per process, then a count of fixed width (from 2**40), so that
+        # the ledger's index of open ids is written in order
         self._opened += 1
-        # unique: a random prefix per process, then a count, zero-padded so that the ledger's
-        # index of open ids is written in order
-        open_id = f"open_{self._prefix}{self._opened:010x}"
-        record.open_id = open_id
+        open_id = f"open_{self._prefix}{self._opened:x}"
         try:
-            self.journal.open(open_id, open_blob(record))
+            self.journal.open(open_id, blob(open_id))
         except OSError as exc:
-            record.open_id = None
             self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_S
             log.warning(
                 "the in-flight journal cannot take open records (%r): requests go on without them for %.0f s;"

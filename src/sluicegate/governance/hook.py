@@ -42,7 +42,7 @@ from sluicegate.governance.segments import split_bill
 from sluicegate.governance.tokens import TokenCounter
 from sluicegate.model_config.entry import DEFAULT_MAX_OUTPUT_TOKENS
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, nanos_to_usd, open_blob
+from sluicegate.store.records import LedgerRecord, Reservation, ReservationAsk, encode_open, nanos_to_usd
 
 log = logging.getLogger("sluicegate.governance")
 T = TypeVar("T")
@@ -61,32 +61,60 @@ class Admission:
 
 
 class InFlight:
-    """An admitted request's open record while it runs: the tokens last recorded, and whether a
-    copy is in the database (for replicas on other hosts)."""
+    """An admitted request's open record while it runs: what admission estimated (completion and
+    cost, raised as tokens come), the tokens last recorded, and whether a copy is in the database
+    (for replicas on other hosts). The rest is read from the exchange when written, so admission
+    builds no ledger record for it."""
 
-    __slots__ = ("exchange", "opened", "record", "recorded", "shipped")
+    __slots__ = ("completion", "cost", "exchange", "opened", "prompt", "recorded", "shipped")
 
-    def __init__(self, exchange: Exchange, record: LedgerRecord) -> None:
+    def __init__(self, exchange: Exchange, prompt: int, completion: int, cost: int) -> None:
         self.exchange = exchange
-        self.record = record
+        self.prompt = prompt
+        self.completion = completion
+        self.cost = cost
         self.recorded = 0
         self.shipped = False
         self.opened = time.monotonic()
 
+    def blob(self, open_id: str, copy: bool = False) -> bytes:
+        """Its journal line or database copy, fields in `OPEN_FIELDS`' order."""
+        e = self.exchange
+        return encode_open(
+            (
+                e.request_id,
+                e.created,
+                e.key_id,
+                e.door,
+                e.model,
+                e.provider,
+                e.served_by,
+                e.upstream_model,
+                e.deployment,
+                e.stream,
+                self.prompt,
+                self.completion,
+                self.cost,
+                open_id,
+            ),
+            copy,
+        )
+
 
 def ledger_record(exchange: Exchange) -> LedgerRecord:
-    """The record of a request as far as its exchange names it (what, where, by whom)."""
+    """The record of a request as far as its exchange names it (what, where, by whom); by
+    position, which costs half the keywords on every request."""
     return LedgerRecord(
-        request_id=exchange.request_id,
-        created_at=exchange.created,
-        key_id=exchange.key_id,
-        door=exchange.door,
-        model=exchange.model,
-        provider=exchange.provider,
-        served_by=exchange.served_by,
-        upstream_model=exchange.upstream_model,
-        deployment=exchange.deployment,
-        stream=exchange.stream,
+        exchange.request_id,
+        exchange.created,
+        exchange.key_id,
+        exchange.door,
+        exchange.model,
+        exchange.provider,
+        exchange.served_by,
+        exchange.upstream_model,
+        exchange.deployment,
+        exchange.stream,
     )
 
 
@@ -258,16 +286,11 @@ class Governance:
             held = self.leases.try_hold(key, most) or await _caught(self.leases.hold(key, most))
         if isinstance(held, Hold) and held.ok:
             admission.hold = held  # given back at settle, even if refused below
-        for failure, kept_in in ((decision, self._limits_kept_in), (held, self._budget_kept_in)):
-            if isinstance(failure, BaseException):  # fail closed: limits or budget cannot be checked
-                where = kept_in()
-                log.error("admission of %s failed: %s is unreachable: %r", exchange.request_id, where, failure)
-                raise ServiceUnavailableError(
-                    f"The gateway cannot reach {where} right now ({type(failure).__name__}), so this key's"
-                    " limits and budget cannot be checked; try again shortly.",
-                    retry_after=1,
-                ) from failure
-        assert not isinstance(decision, BaseException) and not isinstance(held, BaseException)
+        # fail closed: limits or budget that cannot be checked refuse the request
+        if isinstance(decision, BaseException):
+            raise self._unreachable(exchange, self._limits_kept_in(), decision) from decision
+        if isinstance(held, BaseException):
+            raise self._unreachable(exchange, self._budget_kept_in(), held) from held
         if decision is not None:
             exchange.response_headers.update(decision.headers)
             if not decision.ok:
@@ -294,13 +317,11 @@ class Governance:
         leaves of it is this record (its estimate, or the progress `_progress_loop` recorded),
         closed as interrupted."""
         assert self.durable is not None
-        record = ledger_record(exchange)
-        record.prompt_tokens, record.completion_tokens = prompt, self._completion_cap(exchange)
-        record.usage_source = "estimate"
-        record.cost_nanos = estimate if estimate is not None else self._estimate(exchange, prompt)
-        admission.open_id = self.durable.open(record)
+        cost = estimate if estimate is not None else self._estimate(exchange, prompt)
+        entry = InFlight(exchange, prompt, self._completion_cap(exchange), cost)
+        admission.open_id = self.durable.open(entry.blob)
         if admission.open_id is not None:
-            self._in_flight[admission.open_id] = InFlight(exchange, record)
+            self._in_flight[admission.open_id] = entry
 
     def _written(self, records: list[LedgerRecord]) -> None:
         """A ledger batch is committed: its requests' journal entries are closed."""
@@ -335,16 +356,15 @@ class Governance:
     def _progress_rows(self) -> list[tuple[str, bytes]]:
         rows: list[tuple[str, bytes]] = []
         for open_id, entry in self._in_flight.items():
-            exchange, record = entry.exchange, entry.record
+            exchange = entry.exchange
             usage = exchange.usage
             produced = usage.completion_tokens if usage is not None else -(-_output_chars(exchange) // 4)
             if produced <= entry.recorded:
                 continue
-            entry.recorded = record.completion_tokens = produced
+            entry.recorded = entry.completion = produced
             price = self.prices.price(exchange.served_by, exchange.deployment)
-            record.cost_nanos = cost_nanos(price, Usage(record.prompt_tokens, produced))
-            record.deployment, record.upstream_model = exchange.deployment, exchange.upstream_model
-            rows.append((open_id, open_blob(record)))
+            entry.cost = cost_nanos(price, Usage(entry.prompt, produced))
+            rows.append((open_id, entry.blob(open_id, copy=True)))
         return rows
 
     async def _ship(self) -> None:
@@ -356,13 +376,29 @@ class Governance:
             return
         instance = self.durable.id
         await self.store.open_requests(
-            [(open_id, instance, entry.record.created_at, open_blob(entry.record)) for open_id, entry in entries]
+            [
+                (open_id, instance, entry.exchange.created, entry.blob(open_id, copy=True))
+                for open_id, entry in entries
+            ]
         )
         for _, entry in entries:  # one settled meanwhile leaves its copy for the reap, which skips it
             entry.shipped = True
 
+    @staticmethod
+    def _unreachable(exchange: Exchange, where: str, failure: BaseException) -> ServiceUnavailableError:
+        log.error("admission of %s failed: %s is unreachable: %r", exchange.request_id, where, failure)
+        return ServiceUnavailableError(
+            f"The gateway cannot reach {where} right now ({type(failure).__name__}), so this key's"
+            " limits and budget cannot be checked; try again shortly.",
+            retry_after=1,
+        )
+
     def _limits_kept_in(self) -> str:
-        return "Redis, where this key's rate limits are counted" if self.limiter.backend == "redis" else "the limiter"
+        return (
+            "Redis, where this key's rate limits are counted"
+            if self.limiter.backend == "redis"
+            else "the limiter"
+        )
 
     def _budget_kept_in(self) -> str:
         service = "PostgreSQL" if self.store.backend == "postgresql" else "SQLite"
@@ -408,8 +444,16 @@ class Governance:
             cache = getattr(self.models.get(exchange.served_by), "cache", None)
             source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
         record = ledger_record(exchange)
-        record.status, record.error_type, record.error_code = exchange.status, exchange.error_type, exchange.error_code
-        record.finish_reason, record.usage_source, record.cost_nanos = exchange.finish_reason, source, record_cost
+        record.status, record.error_type, record.error_code = (
+            exchange.status,
+            exchange.error_type,
+            exchange.error_code,
+        )
+        record.finish_reason, record.usage_source, record.cost_nanos = (
+            exchange.finish_reason,
+            source,
+            record_cost,
+        )
         record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         record.cached_tokens, record.cache_creation_tokens = usage.cached_tokens, usage.cache_creation_tokens
         record.reasoning_tokens, record.client_gone = usage.reasoning_tokens, exchange.client_gone

@@ -7,9 +7,12 @@ An append lives in the kernel's page cache the moment `write` returns, so a cras
 machine loses at most a heartbeat's admissions. The lines, one request each:
 
     H {"host": ..., "pid": ..., "start": ...}   the owner (first line)
-    O {record}                                   admitted (the record as far as known)
-    P {record}                                   the same request's progress (tokens so far)
+    O [record]                                   admitted (the record as far as known)
+    P [record]                                   the same request's progress (tokens so far)
     C id id ...                                  closed: their ledger records are committed
+
+A record is a JSON array of `store.records.OPEN_FIELDS` (an object, by field name, before
+2026-12-08; both are read).
 
 A file's requests are its O lines without a C; a reaper reads the files of dead processes
 (governance/durable.py) and bills those as interrupted, skipping any request the ledger already
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from sluicegate.store.records import open_fields
 
 log = logging.getLogger("sluicegate.governance")
 ROTATE_BYTES = 4 << 20
@@ -113,8 +118,12 @@ class Journal:
         by_file: dict[int, tuple[_File, list[str]]] = {}
         for open_id in open_ids:
             journal_file = self._where.pop(open_id, None)
-            if journal_file is not None:
-                by_file.setdefault(journal_file.fd, (journal_file, []))[1].append(open_id)
+            if journal_file is None:
+                continue
+            entry = by_file.get(journal_file.fd)
+            if entry is None:  # not setdefault: its default would be built for every id
+                entry = by_file[journal_file.fd] = (journal_file, [])
+            entry[1].append(open_id)
         for journal_file, ids in by_file.values():
             self._append(journal_file, b"C " + " ".join(ids).encode() + b"\n")
             journal_file.open.difference_update(ids)
@@ -185,8 +194,8 @@ def open_records(path: Path) -> dict[str, bytes]:
         kind, _, rest = line.partition(b" ")
         if kind in (b"O", b"P"):
             try:
-                open_id = orjson.loads(rest).get("open_id")
-            except orjson.JSONDecodeError:
+                open_id = open_fields(rest).get("open_id")
+            except ValueError:  # orjson.JSONDecodeError is one: a line cut by the crash
                 continue
             if isinstance(open_id, str) and (kind == b"O" or open_id in records):
                 records[open_id] = rest

@@ -193,12 +193,50 @@ INTERRUPTED = "interrupted"  # the error type of a request whose process died un
 _RECORD_FIELDS = frozenset(LedgerRecord.__dataclass_fields__)
 
 
+# An open record's fields, in the order its blob lists them. Append only: a blob written by an
+# earlier version is read with the fields it has (the rest keep the ledger record's defaults).
+OPEN_FIELDS = (
+    "request_id",
+    "created_at",
+    "key_id",
+    "door",
+    "model",
+    "provider",
+    "served_by",
+    "upstream_model",
+    "deployment",
+    "stream",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_nanos",
+    "open_id",
+)
+
+
+def encode_open(values: tuple[Any, ...], copy: bool = True) -> bytes:
+    """An admitted request's open record (`OPEN_FIELDS`' values) as its journal line and its
+    database copy keep it: a JSON array, written on every admitted request's path, where orjson
+    walking a slotted dataclass by `getattr` (and a record built for it) cost five times as much.
+    `copy`: to its own size, for a blob that is kept (a progress row held through a heartbeat, a
+    database copy); orjson's bytes keep the 16 KiB buffer they were written in."""
+    blob = orjson.dumps(values)
+    return bytes(memoryview(blob)) if copy else blob
+
+
 def open_blob(record: LedgerRecord) -> bytes:
-    """An admitted request's record as its open row keeps it (JSON: a column added to the ledger
-    later needs no change here). Copied to its own size: orjson's bytes keep the 16 KiB buffer
-    they were written in, which for a record per stream held through a heartbeat was 16 KiB a
-    stream (bench/results/hop.md)."""
-    return bytes(memoryview(orjson.dumps(record)))
+    """A ledger record's open blob (what the gateway writes for a request in flight)."""
+    return encode_open(tuple(getattr(record, name) for name in OPEN_FIELDS))
+
+
+def open_fields(blob: bytes) -> dict[str, Any]:
+    """An open blob read back, by field name: an array of `OPEN_FIELDS`, or the object of the
+    versions before it. Raises orjson.JSONDecodeError (or ValueError) on a torn blob."""
+    fields = orjson.loads(blob)
+    if isinstance(fields, list):
+        return dict(zip(OPEN_FIELDS, fields, strict=False))  # an earlier version wrote fewer
+    if isinstance(fields, dict):
+        return fields
+    raise ValueError(f"an open record is a JSON array or object, not {type(fields).__name__}")
 
 
 def interrupted_records(blobs: Sequence[bytes]) -> dict[str, LedgerRecord]:
@@ -216,12 +254,13 @@ def interrupted_record(blob: bytes) -> LedgerRecord:
     """The ledger record of a request whose process died before settling it: what its open row
     knew (the prompt estimate, the completion it was admitted for, that estimate's cost, so
     `usage_source` "estimate"), ended as interrupted."""
-    fields: dict[str, Any] = orjson.loads(blob)
+    fields = open_fields(blob)
     record = LedgerRecord(**{name: value for name, value in fields.items() if name in _RECORD_FIELDS})
     record.status = 500
     record.error_type = INTERRUPTED
     record.error_code = "gateway_process_died"
     record.finish_reason = None
+    record.usage_source = "estimate"
     record.journal_id, record.open_id = record.open_id, None  # the row keeps its open id: a second reap skips it
     record.reservation_id = None  # the reap releases the reservations itself
     return record
@@ -289,7 +328,11 @@ class Settlement:
         for record in records:
             key = record.key_id or ""
             out.spend[key] = out.spend.get(key, 0) + record.cost_nanos
-            out.daily.setdefault((record.day, key, record.model), DailyTotals()).add(record)
+            group = (record.day, key, record.model)
+            totals = out.daily.get(group)
+            if totals is None:  # not setdefault: its default would be built for every record
+                totals = out.daily[group] = DailyTotals()
+            totals.add(record)
             if record.reservation_id:
                 out.reservations.append(record.reservation_id)
         return out
