@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from sluicegate.governance.durable import Durability, process_start, this_host
 from sluicegate.governance.keys import hash_key, new_key
+from sluicegate.settings import Settings
 from sluicegate.store.base import Store
 from sluicegate.store.records import LedgerRecord, open_blob, usd_to_nanos
 
@@ -140,3 +144,11 @@ async def test_an_interrupted_request_is_billed_the_progress_last_recorded(store
         assert rows["req_1"]["estimated"] and rows["req_1"]["error_type"] == "interrupted"
     finally:
         await live.close()
+
+
+def test_a_timeout_within_two_heartbeats_is_refused_with_what_to_fix(tmp_path: Path) -> None:
+    """Live processes would be taken for dead between heartbeats, their requests billed twice."""
+    with pytest.raises(ValueError, match=r"instance_timeout_s \(15 s\) must be more than twice heartbeat_s \(10 s\)"):
+        Settings.model_validate({"data_dir": str(tmp_path), "governance": {"heartbeat_s": 10}})
+    Settings.model_validate({"data_dir": str(tmp_path), "governance": {"heartbeat_s": 10, "instance_timeout_s": 45}})
+    Settings.model_validate({"data_dir": str(tmp_path), "governance": {"heartbeat_s": 10, "durable_admission": False}})

@@ -53,3 +53,15 @@ class GovernanceConfig(BaseModel):
                 " model entry's `max_output_tokens` (default 32768); set that on the model entries"
             )
         return value
+
+    @model_validator(mode="after")
+    def _heartbeats_fit_the_timeout(self) -> GovernanceConfig:
+        """A timeout within two heartbeats takes live processes for dead: their requests in flight
+        would be billed as interrupted, and billed again when they settle elsewhere."""
+        if self.durable_admission and self.instance_timeout_s <= 2 * self.heartbeat_s:
+            raise ValueError(
+                f"instance_timeout_s ({self.instance_timeout_s:g} s) must be more than twice heartbeat_s"
+                f" ({self.heartbeat_s:g} s), or a live gateway process is taken for dead between two"
+                " heartbeats; raise instance_timeout_s or lower heartbeat_s"
+            )
+        return self
