@@ -14,9 +14,14 @@ from sluicegate.governance.durable import Durability, process_start, this_host
 from sluicegate.governance.keys import hash_key, new_key
 from sluicegate.settings import Settings
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, open_blob, usd_to_nanos
+from sluicegate.store.records import OPEN_FIELDS, LedgerRecord, encode_open, usd_to_nanos
 
 ESTIMATE = usd_to_nanos(2.0)
+
+
+def open_blob(record: LedgerRecord) -> bytes:
+    """The open blob the gateway writes for a request in flight, from a record's fields."""
+    return encode_open(tuple(getattr(record, name) for name in OPEN_FIELDS))
 
 
 def admitted(key_id: str, request_id: str, open_id: str) -> LedgerRecord:

@@ -17,8 +17,8 @@ from sluicegate.governance.durable import Durability, process_start, this_host
 from sluicegate.governance.journal import Journal, Owner, journal_files, open_records, owner_of
 from sluicegate.governance.keys import hash_key, new_key
 from sluicegate.store.base import Store
-from sluicegate.store.records import LedgerRecord, interrupted_record, open_blob, open_fields, usd_to_nanos
-from tests.governance.test_durable import ESTIMATE, admitted
+from sluicegate.store.records import LedgerRecord, interrupted_record, open_fields, usd_to_nanos
+from tests.governance.test_durable import ESTIMATE, admitted, open_blob
 
 
 def _blob(open_id: str, tokens: int = 100) -> bytes:

@@ -376,10 +376,7 @@ class Governance:
             return
         instance = self.durable.id
         await self.store.open_requests(
-            [
-                (open_id, instance, entry.exchange.created, entry.blob(open_id, copy=True))
-                for open_id, entry in entries
-            ]
+            [(open_id, instance, entry.exchange.created, entry.blob(open_id, copy=True)) for open_id, entry in entries]
         )
         for _, entry in entries:  # one settled meanwhile leaves its copy for the reap, which skips it
             entry.shipped = True
@@ -394,11 +391,7 @@ class Governance:
         )
 
     def _limits_kept_in(self) -> str:
-        return (
-            "Redis, where this key's rate limits are counted"
-            if self.limiter.backend == "redis"
-            else "the limiter"
-        )
+        return "Redis, where this key's rate limits are counted" if self.limiter.backend == "redis" else "the limiter"
 
     def _budget_kept_in(self) -> str:
         service = "PostgreSQL" if self.store.backend == "postgresql" else "SQLite"
@@ -444,16 +437,8 @@ class Governance:
             cache = getattr(self.models.get(exchange.served_by), "cache", None)
             source, record_cost = "cache", record_cost if cache is not None and cache.bill_hits else 0
         record = ledger_record(exchange)
-        record.status, record.error_type, record.error_code = (
-            exchange.status,
-            exchange.error_type,
-            exchange.error_code,
-        )
-        record.finish_reason, record.usage_source, record.cost_nanos = (
-            exchange.finish_reason,
-            source,
-            record_cost,
-        )
+        record.status, record.error_type, record.error_code = exchange.status, exchange.error_type, exchange.error_code
+        record.finish_reason, record.usage_source, record.cost_nanos = exchange.finish_reason, source, record_cost
         record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         record.cached_tokens, record.cache_creation_tokens = usage.cached_tokens, usage.cache_creation_tokens
         record.reasoning_tokens, record.client_gone = usage.reasoning_tokens, exchange.client_gone

@@ -223,11 +223,6 @@ def encode_open(values: tuple[Any, ...], copy: bool = True) -> bytes:
     return bytes(memoryview(blob)) if copy else blob
 
 
-def open_blob(record: LedgerRecord) -> bytes:
-    """A ledger record's open blob (what the gateway writes for a request in flight)."""
-    return encode_open(tuple(getattr(record, name) for name in OPEN_FIELDS))
-
-
 def open_fields(blob: bytes) -> dict[str, Any]:
     """An open blob read back, by field name: an array of `OPEN_FIELDS`, or the object of the
     versions before it. Raises orjson.JSONDecodeError (or ValueError) on a torn blob."""
@@ -277,7 +272,7 @@ class InstanceRow:
     silent_s: float  # since its last heartbeat, on the store's clock
 
 
-# One admitted request's open row: open id, instance id, created_at, the record (open_blob).
+# One admitted request's open row: open id, instance id, created_at, the record (encode_open).
 OpenRow = tuple[str, str, float, bytes]
 
 

@@ -45,8 +45,8 @@ BUSY_TIMEOUT_S = 30.0
 # sqlite3 (CPython 3.11) binds int, float and str directly, but looks every None and bool up as
 # a value to adapt: a tuple built, a registry miss, then two attribute lookups that fail, 0.8 us
 # each, five or more per ledger row. Registered, they cost a registry hit and a C call; what is
-# bound is unchanged (NULL; 0 or 1).
-sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # a C call: None -> None, bound as NULL
+# bound is unchanged (NULL; 0 or 1). `{}.get` is a C call returning None, bound as NULL.
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
 sqlite3.register_adapter(bool, int)
 
 
